@@ -1,0 +1,1 @@
+//! Shared protocol crate: everything two RocketMQ processes need to agree on.
