@@ -1,1 +1,3 @@
 //! Shared protocol crate: everything two RocketMQ processes need to agree on.
+
+pub mod config;
