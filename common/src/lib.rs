@@ -1,3 +1,14 @@
 //! Shared protocol crate: everything two RocketMQ processes need to agree on.
+//!
+//! - [`protocol`]: Remoting frames, commands, codes and typed headers;
+//! - [`route`]: route and registration bodies exchanged with the name server;
+//! - [`remoting`]: the tokio Remoting server and client;
+//! - [`config`]: `.properties` config files;
+//! - [`observability`]: logging setup and the Prometheus endpoint every server exposes.
 
 pub mod config;
+pub mod json;
+pub mod observability;
+pub mod protocol;
+pub mod remoting;
+pub mod route;

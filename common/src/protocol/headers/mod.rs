@@ -1,0 +1,3 @@
+//! Typed headers, one module per server family. Field wire names are Java's field names.
+
+pub mod namesrv;
