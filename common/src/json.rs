@@ -61,7 +61,10 @@ pub fn quote_bare_keys(input: &[u8]) -> Cow<'_, [u8]> {
             b' ' | b'\t' | b'\r' | b'\n' => {}
             _ if expect_key => {
                 // A bare key: copy up to the colon, quoted.
-                let end = input[i..].iter().position(|&c| c == b':').map_or(input.len(), |p| i + p);
+                let end = input[i..]
+                    .iter()
+                    .position(|&c| c == b':')
+                    .map_or(input.len(), |p| i + p);
                 let key = input[i..end].trim_ascii_end();
                 let o = out.get_or_insert_with(|| input[..i].to_vec());
                 o.push(b'"');
@@ -89,7 +92,11 @@ pub fn quote_bare_keys(input: &[u8]) -> Cow<'_, [u8]> {
 
 /// Writes `value` as compact JSON, leaving integer keys of objects under a field for which
 /// `bare_keys_under(field)` is true unquoted, as fastjson does for `Map<Long, _>` fields.
-pub fn write_with_bare_int_keys(value: &Value, out: &mut Vec<u8>, bare_keys_under: &dyn Fn(&str) -> bool) {
+pub fn write_with_bare_int_keys(
+    value: &Value,
+    out: &mut Vec<u8>,
+    bare_keys_under: &dyn Fn(&str) -> bool,
+) {
     write_value(value, out, bare_keys_under, false);
 }
 
@@ -104,7 +111,8 @@ fn write_value(value: &Value, out: &mut Vec<u8>, bare: &dyn Fn(&str) -> bool, ke
                 if keys_bare && k.parse::<i64>().is_ok() {
                     out.extend_from_slice(k.as_bytes());
                 } else {
-                    serde_json::to_writer(&mut *out, k).expect("writing JSON into memory cannot fail");
+                    serde_json::to_writer(&mut *out, k)
+                        .expect("writing JSON into memory cannot fail");
                 }
                 out.push(b':');
                 write_value(v, out, bare, bare(k));
@@ -121,7 +129,9 @@ fn write_value(value: &Value, out: &mut Vec<u8>, bare: &dyn Fn(&str) -> bool, ke
             }
             out.push(b']');
         }
-        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing JSON into memory cannot fail"),
+        scalar => {
+            serde_json::to_writer(&mut *out, scalar).expect("writing JSON into memory cannot fail")
+        }
     }
 }
 
@@ -148,10 +158,14 @@ mod tests {
 
     #[test]
     fn bare_int_keys_written_only_under_named_fields() {
-        let v: Value = serde_json::from_str(r#"{"brokerAddrs":{"0":"a"},"other":{"1":"b"}}"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"brokerAddrs":{"0":"a"},"other":{"1":"b"}}"#).unwrap();
         let mut out = Vec::new();
         write_with_bare_int_keys(&v, &mut out, &|k| k == "brokerAddrs");
-        assert_eq!(String::from_utf8(out.clone()).unwrap(), r#"{"brokerAddrs":{0:"a"},"other":{"1":"b"}}"#);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            r#"{"brokerAddrs":{0:"a"},"other":{"1":"b"}}"#
+        );
         let back: Value = from_slice_lenient(&out).unwrap();
         assert_eq!(back, v);
     }

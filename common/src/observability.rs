@@ -66,7 +66,10 @@ pub async fn serve_metrics(
     Ok(local)
 }
 
-fn respond(req: &Request<hyper::body::Incoming>, registry: &Mutex<Registry>) -> Response<Full<Bytes>> {
+fn respond(
+    req: &Request<hyper::body::Incoming>,
+    registry: &Mutex<Registry>,
+) -> Response<Full<Bytes>> {
     let text = |status: StatusCode, body: String, content_type: &'static str| {
         Response::builder()
             .status(status)
@@ -84,12 +87,20 @@ fn respond(req: &Request<hyper::body::Incoming>, registry: &Mutex<Registry>) -> 
                     out,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 ),
-                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), "text/plain"),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    e.to_string(),
+                    "text/plain",
+                ),
             }
         }
         (&Method::GET, "/healthz") | (&Method::GET, "/readyz") => {
             text(StatusCode::OK, "ok\n".to_string(), "text/plain")
         }
-        _ => text(StatusCode::NOT_FOUND, "not found\n".to_string(), "text/plain"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found\n".to_string(),
+            "text/plain",
+        ),
     }
 }

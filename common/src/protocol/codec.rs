@@ -133,8 +133,8 @@ impl Decoder for RemotingCodec {
                 frame_len: total,
             });
         }
-        let serialize_type =
-            SerializeType::from_code(type_byte).ok_or(CodecError::UnknownSerializeType(type_byte))?;
+        let serialize_type = SerializeType::from_code(type_byte)
+            .ok_or(CodecError::UnknownSerializeType(type_byte))?;
         let header = frame.split_to(header_len);
         let mut cmd = serialize::decode_header(serialize_type, &header)?;
         cmd.body = frame.freeze();

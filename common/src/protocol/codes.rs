@@ -205,7 +205,10 @@ mod tests {
         assert_eq!(ResponseCode::RequestCodeNotSupported.as_i32(), 3);
         assert_eq!(ResponseCode::TopicNotExist.as_i32(), 17);
         assert_eq!(ResponseCode::QueryNotFound.as_i32(), 22);
-        assert_eq!(RequestCode::from_i32(103), Some(RequestCode::REGISTER_BROKER));
+        assert_eq!(
+            RequestCode::from_i32(103),
+            Some(RequestCode::REGISTER_BROKER)
+        );
         assert_eq!(RequestCode::from_i32(99_999), None);
         assert_eq!(RequestCode::REGISTER_BROKER.java_name(), "REGISTER_BROKER");
     }
@@ -214,11 +217,17 @@ mod tests {
     fn codes_are_unique() {
         let mut seen = std::collections::HashSet::new();
         for code in RequestCode::ALL {
-            assert!(seen.insert(code.as_i32()), "duplicate request code {code:?}");
+            assert!(
+                seen.insert(code.as_i32()),
+                "duplicate request code {code:?}"
+            );
         }
         let mut seen = std::collections::HashSet::new();
         for code in ResponseCode::ALL {
-            assert!(seen.insert(code.as_i32()), "duplicate response code {code:?}");
+            assert!(
+                seen.insert(code.as_i32()),
+                "duplicate response code {code:?}"
+            );
         }
     }
 }

@@ -78,7 +78,9 @@ impl std::str::FromStr for SerializeType {
         match s.to_ascii_uppercase().as_str() {
             "JSON" => Ok(SerializeType::Json),
             "ROCKETMQ" => Ok(SerializeType::RocketMq),
-            other => Err(format!("unknown serialize type {other:?}; expected JSON or ROCKETMQ")),
+            other => Err(format!(
+                "unknown serialize type {other:?}; expected JSON or ROCKETMQ"
+            )),
         }
     }
 }
@@ -124,23 +126,35 @@ impl LanguageCode {
 
     /// The byte used in the binary header.
     pub fn code(self) -> u8 {
-        Self::TABLE.iter().find(|(l, _, _)| *l == self).map_or(7, |(_, c, _)| *c)
+        Self::TABLE
+            .iter()
+            .find(|(l, _, _)| *l == self)
+            .map_or(7, |(_, c, _)| *c)
     }
 
     /// The enum name used in the JSON header.
     pub fn name(self) -> &'static str {
-        Self::TABLE.iter().find(|(l, _, _)| *l == self).map_or("OTHER", |(_, _, n)| *n)
+        Self::TABLE
+            .iter()
+            .find(|(l, _, _)| *l == self)
+            .map_or("OTHER", |(_, _, n)| *n)
     }
 
     /// Language for a binary-header byte; unknown bytes map to `Other` rather than failing,
     /// since the field is informational.
     pub fn from_code(code: u8) -> Self {
-        Self::TABLE.iter().find(|(_, c, _)| *c == code).map_or(LanguageCode::Other, |(l, _, _)| *l)
+        Self::TABLE
+            .iter()
+            .find(|(_, c, _)| *c == code)
+            .map_or(LanguageCode::Other, |(l, _, _)| *l)
     }
 
     /// Language for a JSON-header name; unknown names map to `Other`.
     pub fn from_name(name: &str) -> Self {
-        Self::TABLE.iter().find(|(_, _, n)| *n == name).map_or(LanguageCode::Other, |(l, _, _)| *l)
+        Self::TABLE
+            .iter()
+            .find(|(_, _, n)| *n == name)
+            .map_or(LanguageCode::Other, |(l, _, _)| *l)
     }
 }
 

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::{Buf, BufMut, BytesMut};
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 use super::{LanguageCode, RemotingCommand, SerializeType};
 
@@ -29,7 +29,11 @@ pub enum HeaderDecodeError {
 }
 
 /// Appends the header of `cmd` in `serialize_type` to `dst`.
-pub(crate) fn encode_header(cmd: &RemotingCommand, serialize_type: SerializeType, dst: &mut BytesMut) {
+pub(crate) fn encode_header(
+    cmd: &RemotingCommand,
+    serialize_type: SerializeType,
+    dst: &mut BytesMut,
+) {
     match serialize_type {
         SerializeType::Json => encode_json(cmd, dst),
         SerializeType::RocketMq => encode_binary(cmd, dst),
@@ -153,14 +157,19 @@ fn decode_json(header: &[u8]) -> Result<RemotingCommand, HeaderDecodeError> {
     let h: JsonHeader = serde_json::from_slice(header)?;
     Ok(RemotingCommand {
         code: h.code,
-        language: h.language.as_deref().map_or(LanguageCode::Java, LanguageCode::from_name),
+        language: h
+            .language
+            .as_deref()
+            .map_or(LanguageCode::Java, LanguageCode::from_name),
         version: h.version,
         opaque: h.opaque,
         flag: h.flag,
         remark: h.remark,
-        ext_fields: h
-            .ext_fields
-            .map(|m| m.into_iter().filter_map(|(k, v)| v.0.map(|v| (k, v))).collect()),
+        ext_fields: h.ext_fields.map(|m| {
+            m.into_iter()
+                .filter_map(|(k, v)| v.0.map(|v| (k, v)))
+                .collect()
+        }),
         body: Default::default(),
     })
 }
@@ -197,7 +206,11 @@ fn encode_binary(cmd: &RemotingCommand, dst: &mut BytesMut) {
     }
 }
 
-fn take<'a>(buf: &mut &'a [u8], n: usize, what: &'static str) -> Result<&'a [u8], HeaderDecodeError> {
+fn take<'a>(
+    buf: &mut &'a [u8],
+    n: usize,
+    what: &'static str,
+) -> Result<&'a [u8], HeaderDecodeError> {
     if buf.len() < n {
         return Err(HeaderDecodeError::Truncated(what));
     }

@@ -52,7 +52,8 @@ fn json_header_vector() {
 
 #[test]
 fn rocketmq_binary_header_vector() {
-    let frame = RemotingCodec::new(1 << 20, SerializeType::RocketMq).encode_to_bytes(&route_request());
+    let frame =
+        RemotingCodec::new(1 << 20, SerializeType::RocketMq).encode_to_bytes(&route_request());
     let expected = concat!(
         "0000002d", // total length: 4 + 41
         "01000029", // type 1 (ROCKETMQ) << 24 | header length 41
@@ -63,8 +64,10 @@ fn rocketmq_binary_header_vector() {
         "00000000", // flag
         "00000000", // remark length 0 = null
         "00000014", // extFields length 20
-        "0005", "746f706963", // "topic"
-        "00000009", "546f70696354657374", // "TopicTest"
+        "0005",
+        "746f706963", // "topic"
+        "00000009",
+        "546f70696354657374", // "TopicTest"
     );
     assert_eq!(hex(&frame), expected);
 }
@@ -131,14 +134,29 @@ fn decode_raw(bytes: &[u8], max: usize) -> Result<Option<RemotingCommand>, Codec
 
 #[test]
 fn rejects_negative_and_tiny_lengths() {
-    assert!(matches!(decode_raw(&(-1i32).to_be_bytes(), 1024), Err(CodecError::InvalidLength(-1))));
-    assert!(matches!(decode_raw(&[0, 0, 0, 3, 0, 0, 0], 1024), Err(CodecError::InvalidLength(3))));
+    assert!(matches!(
+        decode_raw(&(-1i32).to_be_bytes(), 1024),
+        Err(CodecError::InvalidLength(-1))
+    ));
+    assert!(matches!(
+        decode_raw(&[0, 0, 0, 3, 0, 0, 0], 1024),
+        Err(CodecError::InvalidLength(3))
+    ));
 }
 
 #[test]
 fn rejects_oversized_frames_before_buffering_them() {
     let err = decode_raw(&(2048i32).to_be_bytes(), 1024).unwrap_err();
-    assert!(matches!(err, CodecError::FrameTooLarge { size: 2048, max: 1024 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CodecError::FrameTooLarge {
+                size: 2048,
+                max: 1024
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -147,7 +165,13 @@ fn rejects_header_length_beyond_frame() {
     raw.extend_from_slice(&8i32.to_be_bytes());
     raw.extend_from_slice(&100i32.to_be_bytes());
     raw.extend_from_slice(&[0; 4]);
-    assert!(matches!(decode_raw(&raw, 1024), Err(CodecError::InvalidHeaderLength { header_len: 100, .. })));
+    assert!(matches!(
+        decode_raw(&raw, 1024),
+        Err(CodecError::InvalidHeaderLength {
+            header_len: 100,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -156,7 +180,10 @@ fn rejects_unknown_serialize_type() {
     raw.extend_from_slice(&6i32.to_be_bytes());
     raw.extend_from_slice(&((7i32 << 24) | 2).to_be_bytes());
     raw.extend_from_slice(b"{}");
-    assert!(matches!(decode_raw(&raw, 1024), Err(CodecError::UnknownSerializeType(7))));
+    assert!(matches!(
+        decode_raw(&raw, 1024),
+        Err(CodecError::UnknownSerializeType(7))
+    ));
 }
 
 #[test]
@@ -191,7 +218,10 @@ fn binary_code_wraps_like_java_short() {
     let mut cmd = route_request();
     cmd.code = RequestCode::POP_MESSAGE.as_i32();
     let frame = RemotingCodec::new(1 << 20, SerializeType::RocketMq).encode_to_bytes(&cmd);
-    let back = RemotingCodec::default().decode(&mut BytesMut::from(frame.as_ref())).unwrap().unwrap();
+    let back = RemotingCodec::default()
+        .decode(&mut BytesMut::from(frame.as_ref()))
+        .unwrap()
+        .unwrap();
     assert_eq!(back.code, (200050i32 as i16) as i32);
 }
 
@@ -228,11 +258,17 @@ fn typed_header_maps_to_ext_fields() {
 #[test]
 fn typed_header_errors_name_the_field() {
     let mut cmd = RemotingCommand::bare_request(11);
-    assert_eq!(cmd.decode_header::<ProbeHeader>().unwrap_err(), HeaderError::Missing("topic"));
+    assert_eq!(
+        cmd.decode_header::<ProbeHeader>().unwrap_err(),
+        HeaderError::Missing("topic")
+    );
     let mut ext = BTreeMap::new();
     ext.insert("topic".to_string(), "T".to_string());
     ext.insert("queueId".to_string(), "x".to_string());
     cmd.ext_fields = Some(ext);
     let err = cmd.decode_header::<ProbeHeader>().unwrap_err();
-    assert_eq!(err.to_string(), "the custom field queueId has an invalid value \"x\"");
+    assert_eq!(
+        err.to_string(),
+        "the custom field queueId has an invalid value \"x\""
+    );
 }

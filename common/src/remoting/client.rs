@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, warn};
 
-use crate::protocol::codec::{RemotingCodec, DEFAULT_MAX_FRAME_SIZE};
+use crate::protocol::codec::{DEFAULT_MAX_FRAME_SIZE, RemotingCodec};
 use crate::protocol::{RemotingCommand, ResponseCode, SerializeType};
 
 /// Client settings.
@@ -179,7 +179,9 @@ impl RemotingClient {
             Ok(Err(_)) => {
                 lock(&conn.pending).remove(&opaque);
                 conn.closed.store(true, Ordering::Release);
-                return Err(RemotingError::ConnectionClosed { addr: addr.to_string() });
+                return Err(RemotingError::ConnectionClosed {
+                    addr: addr.to_string(),
+                });
             }
             Err(_) => {
                 lock(&conn.pending).remove(&opaque);
@@ -191,7 +193,9 @@ impl RemotingClient {
         }
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(_)) => Err(RemotingError::ConnectionClosed { addr: addr.to_string() }),
+            Ok(Err(_)) => Err(RemotingError::ConnectionClosed {
+                addr: addr.to_string(),
+            }),
             Err(_) => {
                 lock(&conn.pending).remove(&opaque);
                 Err(RemotingError::Timeout {
@@ -242,7 +246,9 @@ impl RemotingClient {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => {
                 conn.closed.store(true, Ordering::Release);
-                Err(RemotingError::ConnectionClosed { addr: addr.to_string() })
+                Err(RemotingError::ConnectionClosed {
+                    addr: addr.to_string(),
+                })
             }
             Err(_) => Err(RemotingError::Timeout {
                 addr: addr.to_string(),
@@ -257,7 +263,10 @@ impl RemotingClient {
     }
 
     async fn connection(&self, addr: &str) -> Result<Arc<Connection>, RemotingError> {
-        let slot = lock(&self.inner.slots).entry(addr.to_string()).or_default().clone();
+        let slot = lock(&self.inner.slots)
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
         let mut guard = slot.lock().await;
         if let Some(conn) = guard.as_ref() {
             if !conn.closed.load(Ordering::Acquire) {
@@ -273,7 +282,9 @@ impl RemotingClient {
         let config = &self.inner.config;
         let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| RemotingError::ConnectTimeout { addr: addr.to_string() })?
+            .map_err(|_| RemotingError::ConnectTimeout {
+                addr: addr.to_string(),
+            })?
             .map_err(|source| RemotingError::Connect {
                 addr: addr.to_string(),
                 source,
@@ -325,7 +336,9 @@ impl RemotingClient {
                         Some(waiter) => {
                             let _ = waiter.send(frame);
                         }
-                        None => debug!(addr = %peer, opaque = frame.opaque, "response for unknown or expired request"),
+                        None => {
+                            debug!(addr = %peer, opaque = frame.opaque, "response for unknown or expired request")
+                        }
                     }
                     continue;
                 }

@@ -6,7 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Labels of per-request metrics: the request code and the response code.
@@ -48,7 +48,9 @@ impl Default for RemotingMetrics {
             malformed_frames: Counter::default(),
             requests: Family::default(),
             // 10 µs .. ~5 s covers an in-memory route lookup up to a long-polled pull.
-            request_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(1e-5, 4.0, 10))),
+            request_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1e-5, 4.0, 10))
+            }),
         }
     }
 }
@@ -57,14 +59,26 @@ impl RemotingMetrics {
     /// Creates the metrics and registers them under `prefix` (e.g. `rocketmq_namesrv`).
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
-        registry.register("remoting_connections_open", "Open client connections", m.connections_open.clone());
-        registry.register("remoting_connections", "Accepted client connections", m.connections_total.clone());
+        registry.register(
+            "remoting_connections_open",
+            "Open client connections",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "remoting_connections",
+            "Accepted client connections",
+            m.connections_total.clone(),
+        );
         registry.register(
             "remoting_malformed_frames",
             "Connections closed because of a malformed frame",
             m.malformed_frames.clone(),
         );
-        registry.register("remoting_requests", "Requests handled by request and response code", m.requests.clone());
+        registry.register(
+            "remoting_requests",
+            "Requests handled by request and response code",
+            m.requests.clone(),
+        );
         registry.register(
             "remoting_request_duration_seconds",
             "Time from request arrival to response queued",

@@ -12,6 +12,6 @@ pub mod server;
 pub use client::{ClientConfig, RemotingClient, RemotingError};
 pub use metrics::RemotingMetrics;
 pub use server::{
-    ConnectionHandle, ConnectionListener, Dispatcher, ProcessError, ProcessResult, Reply, RequestContext,
-    RequestProcessor, RemotingServer, ServerConfig, ServerHandle,
+    ConnectionHandle, ConnectionListener, Dispatcher, ProcessError, ProcessResult, RemotingServer,
+    Reply, RequestContext, RequestProcessor, ServerConfig, ServerHandle,
 };

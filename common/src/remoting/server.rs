@@ -14,19 +14,19 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{Instrument, debug, info, warn};
 
-use crate::protocol::codec::{RemotingCodec, DEFAULT_MAX_FRAME_SIZE};
+use crate::protocol::codec::{DEFAULT_MAX_FRAME_SIZE, RemotingCodec};
 use crate::protocol::{HeaderError, RemotingCommand, ResponseCode, SerializeType};
 
 use super::metrics::{CodeLabels, RemotingMetrics, RequestLabels};
@@ -150,7 +150,9 @@ impl ConnectionHandle {
     /// Sends a oneway command to the peer (e.g. NOTIFY_CONSUMER_IDS_CHANGED); fails if the
     /// connection is gone or its queue is full, never waits.
     pub fn send_oneway(&self, command: RemotingCommand) -> Result<(), RemotingCommand> {
-        self.tx.try_send(command.into_oneway()).map_err(|e| e.into_inner())
+        self.tx
+            .try_send(command.into_oneway())
+            .map_err(|e| e.into_inner())
     }
 }
 
@@ -176,7 +178,11 @@ impl Dispatcher {
     }
 
     /// Routes `code` to `processor`; a later registration of the same code replaces it.
-    pub fn register(&mut self, code: impl Into<i32>, processor: Arc<dyn RequestProcessor>) -> &mut Self {
+    pub fn register(
+        &mut self,
+        code: impl Into<i32>,
+        processor: Arc<dyn RequestProcessor>,
+    ) -> &mut Self {
         self.table.insert(code.into(), processor);
         self
     }
@@ -289,7 +295,9 @@ impl RemotingServer {
                     Ok((stream, peer)) => {
                         let server = shared.clone();
                         let token = shutdown.child_token();
-                        accept_tracker.spawn(async move { server.serve_connection(stream, peer, token).await });
+                        accept_tracker.spawn(async move {
+                            server.serve_connection(stream, peer, token).await
+                        });
                     }
                     Err(e) => {
                         // Usually EMFILE; back off instead of spinning.
@@ -304,7 +312,12 @@ impl RemotingServer {
         Ok(handle)
     }
 
-    async fn serve_connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+    async fn serve_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
         let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         let span = tracing::debug_span!("connection", id, %peer);
         async move {
@@ -400,13 +413,17 @@ impl RemotingServer {
                         }
                     }
                     Reply::Later(future) => {
-                        let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+                        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                            break;
+                        };
                         let metrics = self.metrics.clone();
                         let tx = connection.tx.clone();
                         pending.spawn(
                             async move {
                                 let result = future.await;
-                                if let Some(response) = finish(&metrics, &ctx, code, opaque, oneway, result) {
+                                if let Some(response) =
+                                    finish(&metrics, &ctx, code, opaque, oneway, result)
+                                {
                                     let _ = tx.send(response).await;
                                 }
                                 drop(permit);
@@ -418,7 +435,10 @@ impl RemotingServer {
             }
             // Let asynchronous requests finish (bounded), then close the write side.
             pending.close();
-            if tokio::time::timeout(self.config.shutdown_grace, pending.wait()).await.is_err() {
+            if tokio::time::timeout(self.config.shutdown_grace, pending.wait())
+                .await
+                .is_err()
+            {
                 warn!("in-flight requests did not finish within the shutdown grace period");
             }
             drop(connection);
@@ -451,7 +471,11 @@ fn finish(
         .request_seconds
         .get_or_create(&CodeLabels { request_code: code })
         .observe(ctx.received_at.elapsed().as_secs_f64());
-    let response_code = if oneway { -1 } else { response.as_ref().map_or(-1, |r| r.code) };
+    let response_code = if oneway {
+        -1
+    } else {
+        response.as_ref().map_or(-1, |r| r.code)
+    };
     metrics
         .requests
         .get_or_create(&RequestLabels {
