@@ -569,3 +569,219 @@ fn unregister_locked(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rocketmq_common::route::TopicConfig;
+
+    use super::*;
+
+    fn registration(name: &str, id: i64, addr: &str, topics: &[(&str, i32)], counter: i64) -> Registration {
+        let mut wrapper = TopicConfigSerializeWrapper::default();
+        wrapper.data_version.counter = counter;
+        for (topic, queues) in topics {
+            wrapper
+                .topic_config_table
+                .insert(topic.to_string(), TopicConfig::new(*topic, *queues));
+        }
+        Registration {
+            cluster: "DefaultCluster".into(),
+            broker_addr: addr.into(),
+            broker_name: name.into(),
+            broker_id: id,
+            ha_server_addr: format!("{addr}-ha"),
+            zone_name: None,
+            timeout: None,
+            enable_acting_master: false,
+            topics: wrapper,
+            filter_servers: vec![],
+            connection_id: Some(id as u64 + 100),
+        }
+    }
+
+    fn manager() -> RouteInfoManager {
+        RouteInfoManager::new(Duration::from_secs(120), false)
+    }
+
+    #[test]
+    fn master_registration_creates_routes() {
+        let m = manager();
+        let now = Instant::now();
+        m.register_broker(registration("broker-a", 0, "10.0.0.1:10911", &[("T", 4)], 1), now)
+            .unwrap();
+        let route = m.topic_route("T").expect("route");
+        assert_eq!(route.broker_datas.len(), 1);
+        assert_eq!(route.broker_datas[0].broker_addrs[&0], "10.0.0.1:10911");
+        assert_eq!(route.queue_datas[0].write_queue_nums, 4);
+        assert_eq!(route.queue_datas[0].perm, 6);
+        assert!(m.topic_route("missing").is_none());
+        assert_eq!(m.cluster_info().cluster_addr_table["DefaultCluster"].len(), 1);
+        assert!(m.all_topics().topic_list.contains("T"));
+        assert!(m.topics_by_cluster("DefaultCluster").topic_list.contains("T"));
+        assert!(m.topics_by_cluster("Other").topic_list.is_empty());
+    }
+
+    #[test]
+    fn slave_gets_master_addresses_and_does_not_write_topics() {
+        let m = manager();
+        let now = Instant::now();
+        m.register_broker(registration("broker-a", 0, "m:1", &[("T", 4)], 1), now).unwrap();
+        let r = m
+            .register_broker(registration("broker-a", 1, "s:1", &[("T", 8), ("OnlySlave", 2)], 1), now)
+            .unwrap();
+        assert_eq!(r.master_addr.as_deref(), Some("m:1"));
+        assert_eq!(r.ha_server_addr.as_deref(), Some("m:1-ha"));
+        let route = m.topic_route("T").unwrap();
+        assert_eq!(route.queue_datas[0].write_queue_nums, 4, "slave must not change queue data");
+        assert_eq!(route.broker_datas[0].broker_addrs.len(), 2);
+        assert!(m.topic_route("OnlySlave").is_none());
+    }
+
+    #[test]
+    fn unchanged_data_version_keeps_topic_data_but_new_topics_appear() {
+        let m = manager();
+        let now = Instant::now();
+        m.register_broker(registration("b", 0, "a:1", &[("T", 4)], 1), now).unwrap();
+        m.wipe_write_perm("b");
+        // Same data version: the wiped permission must survive a routine re-registration.
+        m.register_broker(registration("b", 0, "a:1", &[("T", 4)], 1), now).unwrap();
+        assert_eq!(m.topic_route("T").unwrap().queue_datas[0].perm, PERM_READ);
+        // New version: the broker's own config wins again.
+        m.register_broker(registration("b", 0, "a:1", &[("T", 4), ("U", 1)], 2), now)
+            .unwrap();
+        assert_eq!(m.topic_route("T").unwrap().queue_datas[0].perm, 6);
+        assert!(m.topic_route("U").is_some());
+    }
+
+    #[test]
+    fn expiry_and_closed_connections_drop_brokers_and_their_routes() {
+        let m = RouteInfoManager::new(Duration::from_secs(10), false);
+        let t0 = Instant::now();
+        m.register_broker(registration("a", 0, "a:1", &[("T", 1)], 1), t0).unwrap();
+        m.register_broker(registration("b", 0, "b:1", &[("T", 1)], 1), t0).unwrap();
+        assert!(m.scan_not_active_brokers(t0 + Duration::from_secs(9)).is_empty());
+        assert!(m.heartbeat("DefaultCluster", "b:1", t0 + Duration::from_secs(9)));
+        let dropped = m.scan_not_active_brokers(t0 + Duration::from_secs(11));
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].addr, "a:1");
+        let route = m.topic_route("T").unwrap();
+        assert_eq!(route.broker_datas.len(), 1);
+        assert_eq!(route.broker_datas[0].broker_name, "b");
+        // b registered over connection 100 (id 0 + 100).
+        assert_eq!(m.on_connection_closed(100).len(), 1);
+        assert!(m.topic_route("T").is_none());
+        assert!(m.cluster_info().cluster_addr_table.is_empty());
+        assert_eq!(m.live_broker_count(), 0);
+    }
+
+    #[test]
+    fn per_broker_timeout_overrides_default() {
+        let m = RouteInfoManager::new(Duration::from_secs(120), false);
+        let t0 = Instant::now();
+        let mut reg = registration("a", 0, "a:1", &[("T", 1)], 1);
+        reg.timeout = Some(Duration::from_secs(3));
+        m.register_broker(reg, t0).unwrap();
+        assert_eq!(m.scan_not_active_brokers(t0 + Duration::from_secs(4)).len(), 1);
+    }
+
+    #[test]
+    fn unregister_slave_keeps_group_and_routes() {
+        let m = manager();
+        let now = Instant::now();
+        m.register_broker(registration("a", 0, "m:1", &[("T", 1)], 1), now).unwrap();
+        m.register_broker(registration("a", 1, "s:1", &[("T", 1)], 1), now).unwrap();
+        m.unregister_broker("DefaultCluster", "s:1", "a", 1);
+        let route = m.topic_route("T").unwrap();
+        assert_eq!(route.broker_datas[0].broker_addrs.len(), 1);
+        m.unregister_broker("DefaultCluster", "m:1", "a", 0);
+        assert!(m.topic_route("T").is_none());
+    }
+
+    #[test]
+    fn promoted_slave_replaces_its_old_id() {
+        let m = manager();
+        let now = Instant::now();
+        m.register_broker(registration("a", 1, "s:1", &[("T", 1)], 1), now).unwrap();
+        m.register_broker(registration("a", 0, "s:1", &[("T", 1)], 1), now).unwrap();
+        let addrs = m.cluster_info().broker_addr_table["a"].broker_addrs.clone();
+        assert_eq!(addrs.len(), 1);
+        assert_eq!(addrs[&0], "s:1");
+    }
+
+    #[test]
+    fn stale_state_version_cannot_take_a_live_id() {
+        let m = manager();
+        let now = Instant::now();
+        let mut new_master = registration("a", 0, "new:1", &[("T", 1)], 1);
+        new_master.topics.data_version.state_version = 5;
+        m.register_broker(new_master, now).unwrap();
+        let mut old_master = registration("a", 0, "old:1", &[("T", 1)], 1);
+        old_master.topics.data_version.state_version = 4;
+        let err = m.register_broker(old_master, now).unwrap_err();
+        assert!(matches!(err, RegisterError::StaleStateVersion { .. }), "{err}");
+        assert_eq!(m.topic_route("T").unwrap().broker_datas[0].broker_addrs[&0], "new:1");
+    }
+
+    #[test]
+    fn acting_master_serves_reads_only() {
+        let m = manager();
+        let now = Instant::now();
+        let mut master = registration("a", 0, "m:1", &[("T", 2)], 1);
+        master.enable_acting_master = true;
+        m.register_broker(master, now).unwrap();
+        let mut slave = registration("a", 2, "s:2", &[("T", 2)], 1);
+        slave.enable_acting_master = true;
+        m.register_broker(slave, now).unwrap();
+        m.unregister_broker("DefaultCluster", "m:1", "a", 0);
+        let route = m.topic_route("T").expect("slave keeps the group alive");
+        assert_eq!(route.broker_datas[0].broker_addrs[&0], "s:2");
+        assert_eq!(route.queue_datas[0].perm & PERM_WRITE, 0);
+    }
+
+    #[test]
+    fn delete_topic_everywhere_or_per_cluster_and_write_perm_round_trip() {
+        let m = manager();
+        let now = Instant::now();
+        m.register_broker(registration("a", 0, "a:1", &[("T", 1), ("U", 1)], 1), now)
+            .unwrap();
+        assert_eq!(m.wipe_write_perm("a"), 2);
+        assert_eq!(m.topic_route("T").unwrap().queue_datas[0].perm, PERM_READ);
+        assert_eq!(m.add_write_perm("a"), 2);
+        assert_eq!(m.topic_route("T").unwrap().queue_datas[0].perm, PERM_READ | PERM_WRITE);
+        m.delete_topic("T", Some("OtherCluster"));
+        assert!(m.topic_route("T").is_some());
+        m.delete_topic("T", Some("DefaultCluster"));
+        assert!(m.topic_route("T").is_none());
+        m.delete_topic("U", None);
+        assert!(m.topic_route("U").is_none());
+    }
+
+    #[test]
+    fn delete_topic_with_broker_registration_drops_missing_topics() {
+        let m = RouteInfoManager::new(Duration::from_secs(120), true);
+        let now = Instant::now();
+        m.register_broker(registration("a", 0, "a:1", &[("T", 1), ("U", 1)], 1), now)
+            .unwrap();
+        m.register_broker(registration("a", 0, "a:1", &[("T", 1)], 2), now).unwrap();
+        assert!(m.topic_route("U").is_none());
+        assert!(m.topic_route("T").is_some());
+    }
+
+    #[test]
+    fn data_version_query() {
+        let m = manager();
+        let now = Instant::now();
+        m.register_broker(registration("a", 0, "a:1", &[("T", 1)], 7), now).unwrap();
+        let same = DataVersion {
+            counter: 7,
+            ..Default::default()
+        };
+        assert!(!m.is_data_version_changed("DefaultCluster", "a:1", &same, now));
+        let newer = DataVersion {
+            counter: 8,
+            ..Default::default()
+        };
+        assert!(m.is_data_version_changed("DefaultCluster", "a:1", &newer, now));
+        assert!(m.is_data_version_changed("DefaultCluster", "unknown:1", &same, now));
+    }
+}
