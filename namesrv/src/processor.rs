@@ -164,10 +164,15 @@ impl BrokerRegistrationProcessor {
             filter_servers: body.filter_server_list,
             connection_id: Some(ctx.connection.id()),
         };
-        let result = self
-            .routes
-            .register_broker(registration, Instant::now())
-            .map_err(|e| ProcessError::new(ResponseCode::SystemError, e.to_string()))?;
+        // Java answers a refused (stale) registration with SUCCESS and no master info; the
+        // broker learns its real role from the controller, not from us.
+        let result = match self.routes.register_broker(registration, Instant::now()) {
+            Ok(result) => result,
+            Err(refused) => {
+                warn!(%refused, "registration refused");
+                Default::default()
+            }
+        };
         let mut response = RemotingCommand::success().with_header(&RegisterBrokerResponseHeader {
             ha_server_addr: result.ha_server_addr,
             master_addr: result.master_addr,
@@ -195,17 +200,20 @@ impl BrokerRegistrationProcessor {
     fn query_data_version(&self, request: &RemotingCommand) -> ProcessResult {
         let h: QueryDataVersionRequestHeader = request.decode_header()?;
         let version: DataVersion = body_json(request, "data version")?;
-        let changed = self.routes.is_data_version_changed(
+        let (changed, held) = self.routes.query_data_version(
             &h.cluster_name,
             &h.broker_addr,
             &version,
             Instant::now(),
         );
-        Ok(Some(RemotingCommand::success().with_header(
-            &QueryDataVersionResponseHeader {
+        let mut response =
+            RemotingCommand::success().with_header(&QueryDataVersionResponseHeader {
                 changed: Some(changed),
-            },
-        )))
+            });
+        if let Some(held) = held {
+            response.body = json_body(&held).into();
+        }
+        Ok(Some(response))
     }
 }
 
@@ -364,7 +372,8 @@ impl RouteQueryProcessor {
             return Err(ProcessError::new(
                 ResponseCode::TopicNotExist,
                 format!(
-                    "No topic route info in name server for the topic: {}",
+                    "No topic route info in name server for the topic: {}\nSee \
+                     https://rocketmq.apache.org/docs/bestPractice/06FAQ for further details.",
                     h.topic
                 ),
             ));

@@ -197,7 +197,12 @@ impl RouteInfoManager {
             .insert(reg.broker_id, reg.broker_addr.clone());
         let register_first = register_first || previous.is_none();
 
-        if reg.broker_id == MASTER_ID {
+        // A prime slave (lowest id, no master present, acting-master mode) keeps the
+        // group's routes current while the master is away, without write permission.
+        let prime_slave = reg.enable_acting_master
+            && reg.broker_id != MASTER_ID
+            && broker_data.broker_addrs.keys().next() == Some(&reg.broker_id);
+        if reg.broker_id == MASTER_ID || prime_slave {
             let version_changed = t
                 .broker_live_table
                 .get(&addr_info)
@@ -226,7 +231,11 @@ impl RouteInfoManager {
                 if register_first || version_changed || !known {
                     let queue_data = QueueData {
                         broker_name: reg.broker_name.clone(),
-                        perm: config.perm,
+                        perm: if prime_slave {
+                            config.perm & !PERM_WRITE
+                        } else {
+                            config.perm
+                        },
                         read_queue_nums: config.read_queue_nums,
                         topic_sys_flag: config.topic_sys_flag,
                         write_queue_nums: config.write_queue_nums,
@@ -326,6 +335,19 @@ impl RouteInfoManager {
         version: &DataVersion,
         now: Instant,
     ) -> bool {
+        self.query_data_version(cluster, broker_addr, version, now)
+            .0
+    }
+
+    /// Like [`is_data_version_changed`](Self::is_data_version_changed), also returning the
+    /// version the name server holds (QUERY_DATA_VERSION answers with it).
+    pub fn query_data_version(
+        &self,
+        cluster: &str,
+        broker_addr: &str,
+        version: &DataVersion,
+        now: Instant,
+    ) -> (bool, Option<DataVersion>) {
         let mut t = self.write();
         let info = BrokerAddrInfo {
             cluster: cluster.to_string(),
@@ -334,9 +356,9 @@ impl RouteInfoManager {
         match t.broker_live_table.get_mut(&info) {
             Some(live) => {
                 live.last_update = now;
-                live.data_version != *version
+                (live.data_version != *version, Some(live.data_version))
             }
-            None => true,
+            None => (true, None),
         }
     }
 
@@ -475,7 +497,8 @@ impl RouteInfoManager {
 
     /// Restores read-write permission on every queue of group `broker_name`.
     pub fn add_write_perm(&self, broker_name: &str) -> i32 {
-        self.update_perm(broker_name, |perm| perm | PERM_READ | PERM_WRITE)
+        // Java sets exactly read-write (6), dropping any other bits.
+        self.update_perm(broker_name, |_| PERM_READ | PERM_WRITE)
     }
 
     fn update_perm(&self, broker_name: &str, f: impl Fn(i32) -> i32) -> i32 {
@@ -576,7 +599,13 @@ mod tests {
 
     use super::*;
 
-    fn registration(name: &str, id: i64, addr: &str, topics: &[(&str, i32)], counter: i64) -> Registration {
+    fn registration(
+        name: &str,
+        id: i64,
+        addr: &str,
+        topics: &[(&str, i32)],
+        counter: i64,
+    ) -> Registration {
         let mut wrapper = TopicConfigSerializeWrapper::default();
         wrapper.data_version.counter = counter;
         for (topic, queues) in topics {
@@ -607,17 +636,27 @@ mod tests {
     fn master_registration_creates_routes() {
         let m = manager();
         let now = Instant::now();
-        m.register_broker(registration("broker-a", 0, "10.0.0.1:10911", &[("T", 4)], 1), now)
-            .unwrap();
+        m.register_broker(
+            registration("broker-a", 0, "10.0.0.1:10911", &[("T", 4)], 1),
+            now,
+        )
+        .unwrap();
         let route = m.topic_route("T").expect("route");
         assert_eq!(route.broker_datas.len(), 1);
         assert_eq!(route.broker_datas[0].broker_addrs[&0], "10.0.0.1:10911");
         assert_eq!(route.queue_datas[0].write_queue_nums, 4);
         assert_eq!(route.queue_datas[0].perm, 6);
         assert!(m.topic_route("missing").is_none());
-        assert_eq!(m.cluster_info().cluster_addr_table["DefaultCluster"].len(), 1);
+        assert_eq!(
+            m.cluster_info().cluster_addr_table["DefaultCluster"].len(),
+            1
+        );
         assert!(m.all_topics().topic_list.contains("T"));
-        assert!(m.topics_by_cluster("DefaultCluster").topic_list.contains("T"));
+        assert!(
+            m.topics_by_cluster("DefaultCluster")
+                .topic_list
+                .contains("T")
+        );
         assert!(m.topics_by_cluster("Other").topic_list.is_empty());
     }
 
@@ -625,14 +664,21 @@ mod tests {
     fn slave_gets_master_addresses_and_does_not_write_topics() {
         let m = manager();
         let now = Instant::now();
-        m.register_broker(registration("broker-a", 0, "m:1", &[("T", 4)], 1), now).unwrap();
+        m.register_broker(registration("broker-a", 0, "m:1", &[("T", 4)], 1), now)
+            .unwrap();
         let r = m
-            .register_broker(registration("broker-a", 1, "s:1", &[("T", 8), ("OnlySlave", 2)], 1), now)
+            .register_broker(
+                registration("broker-a", 1, "s:1", &[("T", 8), ("OnlySlave", 2)], 1),
+                now,
+            )
             .unwrap();
         assert_eq!(r.master_addr.as_deref(), Some("m:1"));
         assert_eq!(r.ha_server_addr.as_deref(), Some("m:1-ha"));
         let route = m.topic_route("T").unwrap();
-        assert_eq!(route.queue_datas[0].write_queue_nums, 4, "slave must not change queue data");
+        assert_eq!(
+            route.queue_datas[0].write_queue_nums, 4,
+            "slave must not change queue data"
+        );
         assert_eq!(route.broker_datas[0].broker_addrs.len(), 2);
         assert!(m.topic_route("OnlySlave").is_none());
     }
@@ -641,10 +687,12 @@ mod tests {
     fn unchanged_data_version_keeps_topic_data_but_new_topics_appear() {
         let m = manager();
         let now = Instant::now();
-        m.register_broker(registration("b", 0, "a:1", &[("T", 4)], 1), now).unwrap();
+        m.register_broker(registration("b", 0, "a:1", &[("T", 4)], 1), now)
+            .unwrap();
         m.wipe_write_perm("b");
         // Same data version: the wiped permission must survive a routine re-registration.
-        m.register_broker(registration("b", 0, "a:1", &[("T", 4)], 1), now).unwrap();
+        m.register_broker(registration("b", 0, "a:1", &[("T", 4)], 1), now)
+            .unwrap();
         assert_eq!(m.topic_route("T").unwrap().queue_datas[0].perm, PERM_READ);
         // New version: the broker's own config wins again.
         m.register_broker(registration("b", 0, "a:1", &[("T", 4), ("U", 1)], 2), now)
@@ -657,9 +705,14 @@ mod tests {
     fn expiry_and_closed_connections_drop_brokers_and_their_routes() {
         let m = RouteInfoManager::new(Duration::from_secs(10), false);
         let t0 = Instant::now();
-        m.register_broker(registration("a", 0, "a:1", &[("T", 1)], 1), t0).unwrap();
-        m.register_broker(registration("b", 0, "b:1", &[("T", 1)], 1), t0).unwrap();
-        assert!(m.scan_not_active_brokers(t0 + Duration::from_secs(9)).is_empty());
+        m.register_broker(registration("a", 0, "a:1", &[("T", 1)], 1), t0)
+            .unwrap();
+        m.register_broker(registration("b", 0, "b:1", &[("T", 1)], 1), t0)
+            .unwrap();
+        assert!(
+            m.scan_not_active_brokers(t0 + Duration::from_secs(9))
+                .is_empty()
+        );
         assert!(m.heartbeat("DefaultCluster", "b:1", t0 + Duration::from_secs(9)));
         let dropped = m.scan_not_active_brokers(t0 + Duration::from_secs(11));
         assert_eq!(dropped.len(), 1);
@@ -681,15 +734,20 @@ mod tests {
         let mut reg = registration("a", 0, "a:1", &[("T", 1)], 1);
         reg.timeout = Some(Duration::from_secs(3));
         m.register_broker(reg, t0).unwrap();
-        assert_eq!(m.scan_not_active_brokers(t0 + Duration::from_secs(4)).len(), 1);
+        assert_eq!(
+            m.scan_not_active_brokers(t0 + Duration::from_secs(4)).len(),
+            1
+        );
     }
 
     #[test]
     fn unregister_slave_keeps_group_and_routes() {
         let m = manager();
         let now = Instant::now();
-        m.register_broker(registration("a", 0, "m:1", &[("T", 1)], 1), now).unwrap();
-        m.register_broker(registration("a", 1, "s:1", &[("T", 1)], 1), now).unwrap();
+        m.register_broker(registration("a", 0, "m:1", &[("T", 1)], 1), now)
+            .unwrap();
+        m.register_broker(registration("a", 1, "s:1", &[("T", 1)], 1), now)
+            .unwrap();
         m.unregister_broker("DefaultCluster", "s:1", "a", 1);
         let route = m.topic_route("T").unwrap();
         assert_eq!(route.broker_datas[0].broker_addrs.len(), 1);
@@ -701,8 +759,10 @@ mod tests {
     fn promoted_slave_replaces_its_old_id() {
         let m = manager();
         let now = Instant::now();
-        m.register_broker(registration("a", 1, "s:1", &[("T", 1)], 1), now).unwrap();
-        m.register_broker(registration("a", 0, "s:1", &[("T", 1)], 1), now).unwrap();
+        m.register_broker(registration("a", 1, "s:1", &[("T", 1)], 1), now)
+            .unwrap();
+        m.register_broker(registration("a", 0, "s:1", &[("T", 1)], 1), now)
+            .unwrap();
         let addrs = m.cluster_info().broker_addr_table["a"].broker_addrs.clone();
         assert_eq!(addrs.len(), 1);
         assert_eq!(addrs[&0], "s:1");
@@ -718,8 +778,14 @@ mod tests {
         let mut old_master = registration("a", 0, "old:1", &[("T", 1)], 1);
         old_master.topics.data_version.state_version = 4;
         let err = m.register_broker(old_master, now).unwrap_err();
-        assert!(matches!(err, RegisterError::StaleStateVersion { .. }), "{err}");
-        assert_eq!(m.topic_route("T").unwrap().broker_datas[0].broker_addrs[&0], "new:1");
+        assert!(
+            matches!(err, RegisterError::StaleStateVersion { .. }),
+            "{err}"
+        );
+        assert_eq!(
+            m.topic_route("T").unwrap().broker_datas[0].broker_addrs[&0],
+            "new:1"
+        );
     }
 
     #[test]
@@ -747,7 +813,10 @@ mod tests {
         assert_eq!(m.wipe_write_perm("a"), 2);
         assert_eq!(m.topic_route("T").unwrap().queue_datas[0].perm, PERM_READ);
         assert_eq!(m.add_write_perm("a"), 2);
-        assert_eq!(m.topic_route("T").unwrap().queue_datas[0].perm, PERM_READ | PERM_WRITE);
+        assert_eq!(
+            m.topic_route("T").unwrap().queue_datas[0].perm,
+            PERM_READ | PERM_WRITE
+        );
         m.delete_topic("T", Some("OtherCluster"));
         assert!(m.topic_route("T").is_some());
         m.delete_topic("T", Some("DefaultCluster"));
@@ -762,7 +831,8 @@ mod tests {
         let now = Instant::now();
         m.register_broker(registration("a", 0, "a:1", &[("T", 1), ("U", 1)], 1), now)
             .unwrap();
-        m.register_broker(registration("a", 0, "a:1", &[("T", 1)], 2), now).unwrap();
+        m.register_broker(registration("a", 0, "a:1", &[("T", 1)], 2), now)
+            .unwrap();
         assert!(m.topic_route("U").is_none());
         assert!(m.topic_route("T").is_some());
     }
@@ -771,7 +841,8 @@ mod tests {
     fn data_version_query() {
         let m = manager();
         let now = Instant::now();
-        m.register_broker(registration("a", 0, "a:1", &[("T", 1)], 7), now).unwrap();
+        m.register_broker(registration("a", 0, "a:1", &[("T", 1)], 7), now)
+            .unwrap();
         let same = DataVersion {
             counter: 7,
             ..Default::default()
