@@ -54,11 +54,7 @@ impl Properties {
         let mut entries = BTreeMap::new();
         let mut logical = String::new();
         for raw in text.lines() {
-            let line = if logical.is_empty() {
-                raw.trim_start()
-            } else {
-                raw.trim_start()
-            };
+            let line = raw.trim_start();
             if logical.is_empty()
                 && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
             {
@@ -74,10 +70,10 @@ impl Properties {
             }
             logical.clear();
         }
-        if !logical.is_empty() {
-            if let Some((k, v)) = split_entry(&logical) {
-                entries.insert(unescape(&k), unescape(&v));
-            }
+        if !logical.is_empty()
+            && let Some((k, v)) = split_entry(&logical)
+        {
+            entries.insert(unescape(&k), unescape(&v));
         }
         Self { entries }
     }

@@ -19,8 +19,7 @@ use rocketmq_protocol::protocol::{DataVersion, SerializeType};
 use rocketmq_protocol::{RemotingCommand, RequestCode};
 use rocketmq_runtime::{RuntimeContext, ShutdownDeadline};
 use rocketmq_transport::api::{
-    AdmissionController, AdmissionLimits, DefaultRequestProcessor, OneShotTransportClient,
-    OutboundRequestOutcome, RemotingClient, RequestDeadline, TransportClientConfig,
+    DefaultRequestProcessor, OutboundRequestOutcome, RemotingClient, TransportClientConfig,
 };
 
 async fn start_namesrv() -> (NamesrvServer, tempfile::TempDir) {
@@ -34,7 +33,20 @@ async fn start_namesrv() -> (NamesrvServer, tempfile::TempDir) {
     (NamesrvServer::start(config).await.unwrap(), dir)
 }
 
-fn register_request(broker_name: &str, topic: &str, queues: u32, serialize: SerializeType) -> RemotingCommand {
+fn broker_addr(broker_name: &str) -> &'static str {
+    if broker_name.ends_with("json") {
+        "127.0.0.1:10911"
+    } else {
+        "127.0.0.1:20911"
+    }
+}
+
+fn register_request(
+    broker_name: &str,
+    topic: &str,
+    queues: u32,
+    serialize: SerializeType,
+) -> RemotingCommand {
     let mut table = HashMap::new();
     let mut config = TopicConfig::with_queues(topic, queues, queues);
     config.perm = 6;
@@ -49,7 +61,7 @@ fn register_request(broker_name: &str, topic: &str, queues: u32, serialize: Seri
     let body: Vec<u8> = RegisterBrokerBody::new(wrapper, vec![]).encode(false);
     let header = RegisterBrokerRequestHeader::new(
         broker_name.into(),
-        "127.0.0.1:10911".into(),
+        broker_addr(broker_name).into(),
         "DefaultCluster".into(),
         "127.0.0.1:10912".into(),
         0,
@@ -69,26 +81,6 @@ async fn third_party_client_registers_a_broker_and_reads_its_route() {
     let addr = server.local_addr();
     let runtime = RuntimeContext::from_current("compat-test");
 
-    let oneshot = OneShotTransportClient::try_new(
-        runtime.service_context("oneshot"),
-        Arc::new(AdmissionController::new(AdmissionLimits::default())),
-    )
-    .unwrap();
-    for (broker, topic, serialize) in [
-        ("broker-json", "TopicJson", SerializeType::JSON),
-        ("broker-binary", "TopicBinary", SerializeType::ROCKETMQ),
-    ] {
-        let response = oneshot
-            .invoke(
-                addr,
-                register_request(broker, topic, 4, serialize),
-                RequestDeadline::after(Duration::from_secs(3)),
-            )
-            .await
-            .unwrap();
-        assert_eq!(response.code(), 0, "{broker}: {:?}", response.remark());
-    }
-
     let client = Arc::new(
         RemotingClient::builder(
             Arc::new(TransportClientConfig::default()),
@@ -99,24 +91,53 @@ async fn third_party_client_registers_a_broker_and_reads_its_route() {
         .unwrap(),
     );
     client.start().await.unwrap();
-    client.update_name_server_address_list(vec![addr.to_string().into()]).await;
-    for (broker, topic) in [("broker-json", "TopicJson"), ("broker-binary", "TopicBinary")] {
+    client
+        .update_name_server_address_list(vec![addr.to_string().into()])
+        .await;
+
+    // Registration goes over the client's long-lived connection, as a broker's does: the
+    // name server drops a broker whose registering connection closes.
+    for (broker, topic, serialize) in [
+        ("broker-json", "TopicJson", SerializeType::JSON),
+        ("broker-binary", "TopicBinary", SerializeType::ROCKETMQ),
+    ] {
+        let request = register_request(broker, topic, 4, serialize);
+        let OutboundRequestOutcome::Response(response) =
+            client.invoke_request(None, request, 3000).await.unwrap()
+        else {
+            panic!("{broker}: registration was not sent");
+        };
+        assert_eq!(response.code(), 0, "{broker}: {:?}", response.remark());
+    }
+    for (broker, topic) in [
+        ("broker-json", "TopicJson"),
+        ("broker-binary", "TopicBinary"),
+    ] {
         let request = RemotingCommand::create_request_command(
             RequestCode::GetRouteinfoByTopic,
             GetRouteInfoRequestHeader::new(topic, None),
         );
-        let OutboundRequestOutcome::Response(response) = client.invoke_request(None, request, 3000).await.unwrap() else {
+        let OutboundRequestOutcome::Response(response) =
+            client.invoke_request(None, request, 3000).await.unwrap()
+        else {
             panic!("{topic}: request was not sent");
         };
         assert_eq!(response.code(), 0, "{topic}: {:?}", response.remark());
         let body = response.body().expect("route body");
-        let route = TopicRouteData::decode(body)
-            .unwrap_or_else(|e| panic!("{topic}: route body did not parse: {e}: {}", String::from_utf8_lossy(body)));
+        let route = TopicRouteData::decode(body).unwrap_or_else(|e| {
+            panic!(
+                "{topic}: route body did not parse: {e}: {}",
+                String::from_utf8_lossy(body)
+            )
+        });
         assert_eq!(route.broker_datas.len(), 1);
         assert_eq!(route.broker_datas[0].broker_name().as_str(), broker);
         assert_eq!(
-            route.broker_datas[0].broker_addrs().get(&0).map(|s| s.as_str()),
-            Some("127.0.0.1:10911")
+            route.broker_datas[0]
+                .broker_addrs()
+                .get(&0)
+                .map(|s| s.as_str()),
+            Some(broker_addr(broker))
         );
         assert_eq!(route.queue_datas[0].read_queue_nums, 4);
         assert_eq!(route.queue_datas[0].write_queue_nums, 4);
@@ -127,12 +148,16 @@ async fn third_party_client_registers_a_broker_and_reads_its_route() {
         RequestCode::GetRouteinfoByTopic,
         GetRouteInfoRequestHeader::new("NoSuchTopic", None),
     );
-    let OutboundRequestOutcome::Response(response) = client.invoke_request(None, request, 3000).await.unwrap() else {
+    let OutboundRequestOutcome::Response(response) =
+        client.invoke_request(None, request, 3000).await.unwrap()
+    else {
         panic!("request was not sent");
     };
     assert_eq!(response.code(), 17);
 
-    let _ = client.shutdown_until(ShutdownDeadline::after(Duration::from_secs(2))).await;
+    let _ = client
+        .shutdown_until(ShutdownDeadline::after(Duration::from_secs(2)))
+        .await;
     let _ = runtime.shutdown_tasks(Duration::from_secs(2)).await;
     server.shutdown().await;
 }

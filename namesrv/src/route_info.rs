@@ -148,24 +148,23 @@ impl RouteInfoManager {
 
         // Refuse a registration that would take an id from a live broker that has already
         // seen a newer controller state (the old master coming back after a failover).
-        if let Some(data) = t.broker_addr_table.get(&reg.broker_name) {
-            if let Some(current) = data.broker_addrs.get(&reg.broker_id) {
-                if *current != reg.broker_addr {
-                    let current_info = BrokerAddrInfo {
-                        cluster: reg.cluster.clone(),
-                        addr: current.clone(),
-                    };
-                    if let Some(live) = t.broker_live_table.get(&current_info) {
-                        if live.data_version.state_version > reg.topics.data_version.state_version {
-                            return Err(RegisterError::StaleStateVersion {
-                                broker_name: reg.broker_name.clone(),
-                                broker_id: reg.broker_id,
-                                current_addr: current.clone(),
-                                addr: reg.broker_addr.clone(),
-                            });
-                        }
-                    }
-                }
+        if let Some(data) = t.broker_addr_table.get(&reg.broker_name)
+            && let Some(current) = data.broker_addrs.get(&reg.broker_id)
+            && *current != reg.broker_addr
+        {
+            let current_info = BrokerAddrInfo {
+                cluster: reg.cluster.clone(),
+                addr: current.clone(),
+            };
+            if let Some(live) = t.broker_live_table.get(&current_info)
+                && live.data_version.state_version > reg.topics.data_version.state_version
+            {
+                return Err(RegisterError::StaleStateVersion {
+                    broker_name: reg.broker_name.clone(),
+                    broker_id: reg.broker_id,
+                    current_addr: current.clone(),
+                    addr: reg.broker_addr.clone(),
+                });
             }
         }
 
@@ -278,21 +277,20 @@ impl RouteInfoManager {
         }
 
         let mut result = RegisterResult::default();
-        if reg.broker_id != MASTER_ID {
-            if let Some(master_addr) = t
+        if reg.broker_id != MASTER_ID
+            && let Some(master_addr) = t
                 .broker_addr_table
                 .get(&reg.broker_name)
                 .and_then(|d| d.broker_addrs.get(&MASTER_ID))
                 .cloned()
-            {
-                let master_info = BrokerAddrInfo {
-                    cluster: reg.cluster.clone(),
-                    addr: master_addr.clone(),
-                };
-                if let Some(live) = t.broker_live_table.get(&master_info) {
-                    result.ha_server_addr = Some(live.ha_server_addr.clone());
-                    result.master_addr = Some(master_addr);
-                }
+        {
+            let master_info = BrokerAddrInfo {
+                cluster: reg.cluster.clone(),
+                addr: master_addr.clone(),
+            };
+            if let Some(live) = t.broker_live_table.get(&master_info) {
+                result.ha_server_addr = Some(live.ha_server_addr.clone());
+                result.master_addr = Some(master_addr);
             }
         }
         Ok(result)
@@ -407,13 +405,14 @@ impl RouteInfoManager {
             let mut queue_data = queue_data.clone();
             // Acting master: with the master gone, the lowest-id slave serves reads under
             // id 0 and the queues lose write permission until a real master returns.
-            if data.enable_acting_master && !data.broker_addrs.contains_key(&MASTER_ID) {
-                if let Some((&min_id, addr)) = data.broker_addrs.iter().next() {
-                    let addr = addr.clone();
-                    data.broker_addrs.remove(&min_id);
-                    data.broker_addrs.insert(MASTER_ID, addr);
-                    queue_data.perm &= !PERM_WRITE;
-                }
+            if data.enable_acting_master
+                && !data.broker_addrs.contains_key(&MASTER_ID)
+                && let Some((&min_id, addr)) = data.broker_addrs.iter().next()
+            {
+                let addr = addr.clone();
+                data.broker_addrs.remove(&min_id);
+                data.broker_addrs.insert(MASTER_ID, addr);
+                queue_data.perm &= !PERM_WRITE;
             }
             for addr in data.broker_addrs.values() {
                 let info = BrokerAddrInfo {

@@ -101,6 +101,10 @@ pub trait ClientRequestHandler: Send + Sync + 'static {
     fn handle(&self, addr: &str, request: RemotingCommand) -> Option<RemotingCommand>;
 }
 
+/// One address's connection, created on first use; the async mutex makes concurrent first
+/// requests share one connect instead of racing.
+type ConnectionSlot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
+
 type PendingMap = Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>;
 
 struct Connection {
@@ -129,7 +133,7 @@ pub struct RemotingClient {
 
 struct Inner {
     config: ClientConfig,
-    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>>>,
+    slots: Mutex<HashMap<String, ConnectionSlot>>,
     handler: Option<Arc<dyn ClientRequestHandler>>,
 }
 
@@ -268,10 +272,10 @@ impl RemotingClient {
             .or_default()
             .clone();
         let mut guard = slot.lock().await;
-        if let Some(conn) = guard.as_ref() {
-            if !conn.closed.load(Ordering::Acquire) {
-                return Ok(conn.clone());
-            }
+        if let Some(conn) = guard.as_ref()
+            && !conn.closed.load(Ordering::Acquire)
+        {
+            return Ok(conn.clone());
         }
         let conn = Arc::new(self.connect(addr).await?);
         *guard = Some(conn.clone());

@@ -406,10 +406,10 @@ impl RemotingServer {
                 match reply {
                     Reply::Now(result) => {
                         let response = finish(&self.metrics, &ctx, code, opaque, oneway, result);
-                        if let Some(response) = response {
-                            if connection.tx.send(response).await.is_err() {
-                                break;
-                            }
+                        if let Some(response) = response
+                            && connection.tx.send(response).await.is_err()
+                        {
+                            break;
                         }
                     }
                     Reply::Later(future) => {

@@ -9,11 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use rocketmq_common::protocol::headers::namesrv::{GetRouteInfoRequestHeader, RegisterBrokerRequestHeader};
+use rocketmq_common::protocol::headers::namesrv::{
+    GetRouteInfoRequestHeader, RegisterBrokerRequestHeader,
+};
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_common::route::{RegisterBrokerBody, TopicConfig};
-use rocketmq_tools::{rss_kib, Latencies};
+use rocketmq_tools::{Latencies, rss_kib};
 
 #[derive(Parser)]
 #[command(name = "mqbench", version, about = "RocketMQ benchmarks")]
@@ -53,7 +55,12 @@ fn main() {
             connections,
             duration,
             topics,
-        } => runtime.block_on(route_bench(namesrv_addr, connections, Duration::from_secs(duration), topics)),
+        } => runtime.block_on(route_bench(
+            namesrv_addr,
+            connections,
+            Duration::from_secs(duration),
+            topics,
+        )),
     }
 }
 
@@ -85,7 +92,14 @@ fn start_local_namesrv() -> LocalNamesrv {
         .port();
     let dir = std::env::temp_dir().join(format!("mqbench-namesrv-{}", std::process::id()));
     let child = Command::new(bin)
-        .args(["--listenPort", &port.to_string(), "--bindAddress", "127.0.0.1", "--metricsPort", "0"])
+        .args([
+            "--listenPort",
+            &port.to_string(),
+            "--bindAddress",
+            "127.0.0.1",
+            "--metricsPort",
+            "0",
+        ])
         .arg("--kvConfigPath")
         .arg(dir.join("kvConfig.json"))
         .stdout(Stdio::null())
@@ -103,7 +117,11 @@ async fn wait_until_up(client: &RemotingClient, addr: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if client
-            .invoke(addr, RemotingCommand::bare_request(RequestCode::GET_BROKER_CLUSTER_INFO), Duration::from_secs(1))
+            .invoke(
+                addr,
+                RemotingCommand::bare_request(RequestCode::GET_BROKER_CLUSTER_INFO),
+                Duration::from_secs(1),
+            )
             .await
             .is_ok()
         {
@@ -208,8 +226,17 @@ fn print_row(name: &str, o: &mut Outcome) {
     );
 }
 
-async fn route_bench(namesrv_addr: Option<String>, connections: usize, duration: Duration, topics: usize) {
-    let local = if namesrv_addr.is_none() { Some(start_local_namesrv()) } else { None };
+async fn route_bench(
+    namesrv_addr: Option<String>,
+    connections: usize,
+    duration: Duration,
+    topics: usize,
+) {
+    let local = if namesrv_addr.is_none() {
+        Some(start_local_namesrv())
+    } else {
+        None
+    };
     let addr = namesrv_addr.unwrap_or_else(|| local.as_ref().expect("local namesrv").addr.clone());
     let client = RemotingClient::new(ClientConfig::default());
     wait_until_up(&client, &addr).await;
@@ -224,7 +251,10 @@ async fn route_bench(namesrv_addr: Option<String>, connections: usize, duration:
         "{:<28} {:>12} {:>10} {:>10} {:>10} {:>8}",
         "scenario", "req/s", "p50 µs", "p99 µs", "p99.9 µs", "errors"
     );
-    let mut floor = run_scenario(&addr, connections, duration, |_| RemotingCommand::bare_request(9_999)).await;
+    let mut floor = run_scenario(&addr, connections, duration, |_| {
+        RemotingCommand::bare_request(9_999)
+    })
+    .await;
     print_row("baseline: unsupported code", &mut floor);
     let mut route = run_scenario(&addr, connections, duration, move |i| {
         RemotingCommand::request(
@@ -237,13 +267,18 @@ async fn route_bench(namesrv_addr: Option<String>, connections: usize, duration:
     })
     .await;
     print_row("GET_ROUTEINFO_BY_TOPIC", &mut route);
-    let ratio = route.ops as f64 / route.elapsed.as_secs_f64() / (floor.ops as f64 / floor.elapsed.as_secs_f64());
-    println!("route lookups reach {:.0} % of the protocol floor", ratio * 100.0);
-    if let (Some(local), Some((rss0, anon0))) = (&local, rss_before) {
-        if let Some((rss1, anon1)) = rss_kib(local.child.id()) {
-            println!(
-                "mqnamesrv memory: idle RSS {rss0} KiB (anon {anon0} KiB), after load RSS {rss1} KiB (anon {anon1} KiB)"
-            );
-        }
+    let ratio = route.ops as f64
+        / route.elapsed.as_secs_f64()
+        / (floor.ops as f64 / floor.elapsed.as_secs_f64());
+    println!(
+        "route lookups reach {:.0} % of the protocol floor",
+        ratio * 100.0
+    );
+    if let (Some(local), Some((rss0, anon0))) = (&local, rss_before)
+        && let Some((rss1, anon1)) = rss_kib(local.child.id())
+    {
+        println!(
+            "mqnamesrv memory: idle RSS {rss0} KiB (anon {anon0} KiB), after load RSS {rss1} KiB (anon {anon1} KiB)"
+        );
     }
 }
