@@ -601,3 +601,59 @@ async fn malformed_input_closes_only_the_offending_connection() {
     assert!(resp.is_ok(), "after mid-frame disconnects: {resp:?}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn name_servers_are_independent_and_brokers_register_with_each() {
+    let (first, first_addr, _d1) = start().await;
+    let (second, second_addr, _d2) = start().await;
+    let broker = RemotingClient::new(ClientConfig::default());
+    // The broker registers its topic with both; a second topic only with the first.
+    for addr in [&first_addr, &second_addr] {
+        broker
+            .invoke_ok(
+                addr,
+                register_request("b", 0, "127.0.0.1:10911", &[("Shared", 2)]),
+                TIMEOUT,
+            )
+            .await
+            .unwrap();
+    }
+    broker
+        .invoke_ok(
+            &first_addr,
+            register_request("c", 0, "127.0.0.1:20911", &[("OnlyFirst", 2)]),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    let client = RemotingClient::new(ClientConfig::default());
+    for addr in [&first_addr, &second_addr] {
+        assert!(
+            client
+                .invoke_ok(addr, route_request("Shared"), TIMEOUT)
+                .await
+                .is_ok()
+        );
+    }
+    assert!(
+        client
+            .invoke_ok(&first_addr, route_request("OnlyFirst"), TIMEOUT)
+            .await
+            .is_ok()
+    );
+    let missing = client
+        .invoke(&second_addr, route_request("OnlyFirst"), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(missing.code, ResponseCode::TopicNotExist.as_i32());
+
+    // Losing one name server does not affect the other.
+    first.shutdown().await;
+    assert!(
+        client
+            .invoke_ok(&second_addr, route_request("Shared"), TIMEOUT)
+            .await
+            .is_ok()
+    );
+    second.shutdown().await;
+}

@@ -433,17 +433,33 @@ impl RemotingServer {
                     }
                 }
             }
-            // Let asynchronous requests finish (bounded), then close the write side.
+            // On server shutdown, asynchronous requests may still answer (bounded by the
+            // grace period). When the peer went away nobody would read their answers: they
+            // finish on their own and their sends fail, so the connection does not wait.
             pending.close();
-            if tokio::time::timeout(self.config.shutdown_grace, pending.wait())
-                .await
-                .is_err()
+            if shutdown.is_cancelled()
+                && tokio::time::timeout(self.config.shutdown_grace, pending.wait())
+                    .await
+                    .is_err()
             {
                 warn!("in-flight requests did not finish within the shutdown grace period");
             }
             drop(connection);
             drop(_guard);
-            let _ = tokio::time::timeout(self.config.shutdown_grace, writer_task).await;
+            // The writer ends once every sender is gone. A long-polling task of a vanished
+            // peer may still hold one, so outside shutdown only queued frames get a moment.
+            let writer_grace = if shutdown.is_cancelled() {
+                self.config.shutdown_grace
+            } else {
+                Duration::from_secs(1)
+            };
+            let writer_abort = writer_task.abort_handle();
+            if tokio::time::timeout(writer_grace, writer_task)
+                .await
+                .is_err()
+            {
+                writer_abort.abort();
+            }
             debug!("connection closed");
         }
         .instrument(span)
