@@ -170,10 +170,11 @@ impl TopicRouteData {
     /// came from V4_9_4 or later or asked for standard JSON; old clients parse either,
     /// but we reproduce the quirk so byte-level behaviour matches the reference.
     pub fn to_json_for(&self, standard_json: bool) -> Vec<u8> {
-        let value = serde_json::to_value(self).expect("route data serialises to JSON");
         if standard_json {
-            serde_json::to_vec(&value).expect("JSON value serialises")
-        } else {
+            return serde_json::to_vec(self).expect("route data serialises to JSON");
+        }
+        let value = serde_json::to_value(self).expect("route data serialises to JSON");
+        {
             let mut out = Vec::with_capacity(256);
             crate::json::write_with_bare_int_keys(&value, &mut out, &|key| key == "brokerAddrs");
             out
