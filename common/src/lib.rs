@@ -6,6 +6,7 @@
 //! - [`config`]: `.properties` config files;
 //! - [`observability`]: logging setup and the Prometheus endpoint every server exposes.
 
+pub mod body;
 pub mod config;
 pub mod json;
 pub mod observability;

@@ -1,3 +1,4 @@
 //! Typed headers, one module per server family. Field wire names are Java's field names.
 
+pub mod broker;
 pub mod namesrv;
