@@ -7,4 +7,6 @@
 
 pub mod crd;
 pub mod crdgen;
+pub mod error;
+pub mod objects;
 pub mod quantity;
