@@ -39,7 +39,7 @@ pub const RESERVED_BROKER_CONFIG_KEYS: [&str; 9] = [
 
 /// Desired state of a RocketMQ 5 cluster: name servers, a controller consensus group, broker
 /// groups running in controller mode, and gRPC proxies.
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 // Each printcolumn(...) repeats `type_ = ...`; clippy mistakes that for a duplicated attribute.
 #[allow(clippy::duplicated_attributes)]
 #[kube(

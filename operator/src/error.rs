@@ -17,7 +17,7 @@ pub enum Error {
     #[error("applying {kind} {name} failed: {source}")]
     Apply {
         /// Kind of the child object.
-        kind: &'static str,
+        kind: String,
         /// Name of the child object.
         name: String,
         /// What the API server said.
@@ -29,7 +29,7 @@ pub enum Error {
     #[error("deleting {kind} {name} failed: {source}")]
     Delete {
         /// Kind of the child object.
-        kind: &'static str,
+        kind: String,
         /// Name of the child object.
         name: String,
         /// What the API server said.

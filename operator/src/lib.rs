@@ -10,3 +10,6 @@ pub mod crdgen;
 pub mod error;
 pub mod objects;
 pub mod quantity;
+pub mod reconciler;
+pub mod status;
+pub mod telemetry;
