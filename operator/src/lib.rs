@@ -8,7 +8,9 @@
 pub mod crd;
 pub mod crdgen;
 pub mod error;
+pub mod leader;
 pub mod objects;
+pub mod process;
 pub mod quantity;
 pub mod reconciler;
 pub mod status;
