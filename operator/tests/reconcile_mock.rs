@@ -530,3 +530,169 @@ async fn invalid_spec_is_reported_without_touching_children() {
     );
     assert_eq!(events(&recorded)[0]["reason"], "InvalidSpec");
 }
+
+/// RBAC rules from `manifests/rbac.yaml`: (apiGroup, resource, verb, namespaced-only).
+fn rbac_rules() -> Vec<(String, String, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/rbac.yaml");
+    let text = std::fs::read_to_string(&path).expect("rbac.yaml readable");
+    let mut rules = Vec::new();
+    for document in serde_norway::Deserializer::from_str(&text) {
+        let document: Value = serde::Deserialize::deserialize(document).expect("rbac.yaml parses");
+        if !matches!(document["kind"].as_str(), Some("ClusterRole" | "Role")) {
+            continue;
+        }
+        for rule in document["rules"].as_array().expect("rules") {
+            let strings = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("rule without {key}: {rule}"))
+                    .iter()
+                    .map(|v| v.as_str().expect("string").to_string())
+                    .collect()
+            };
+            for group in strings("apiGroups") {
+                for resource in strings("resources") {
+                    for verb in strings("verbs") {
+                        assert_ne!(verb, "*", "no wildcard verbs");
+                        assert_ne!(resource, "*", "no wildcard resources");
+                        rules.push((group.clone(), resource.clone(), verb));
+                    }
+                }
+            }
+        }
+    }
+    rules
+}
+
+/// The authorization attributes kube-apiserver derives from a request.
+fn authorization_attributes(request: &Recorded) -> Vec<(String, String, String)> {
+    let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => panic!("unexpected path {}", request.path),
+    };
+    let (resource, named) = match rest {
+        ["namespaces", _, resource] => (resource.to_string(), false),
+        ["namespaces", _, resource, _name] => (resource.to_string(), true),
+        ["namespaces", _, resource, _name, sub] => (format!("{resource}/{sub}"), true),
+        _ => panic!("unexpected path {}", request.path),
+    };
+    let verbs: &[&str] = match (request.method.as_str(), named) {
+        ("GET", true) => &["get"],
+        ("GET", false) if request.query.contains("watch=true") => &["watch"],
+        ("GET", false) => &["list"],
+        ("POST", _) => &["create"],
+        // A server-side apply may create the object, which is authorized as create too.
+        ("PATCH", _)
+            if request.query.contains("fieldManager") && !resource.ends_with("/status") =>
+        {
+            &["patch", "create"]
+        }
+        ("PATCH", _) => &["patch"],
+        ("PUT", _) => &["update"],
+        ("DELETE", _) => &["delete"],
+        (method, _) => panic!("unexpected method {method}"),
+    };
+    verbs
+        .iter()
+        .map(|verb| (group.to_string(), resource.clone(), verb.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn rbac_manifest_allows_every_call_the_operator_makes() {
+    let rules = rbac_rules();
+    let mut needed = Vec::new();
+    // Every reconcile path: create, ready, scaled with HPA, HPA removal, paused, failure.
+    let owned_autoscaler = json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": { "name": "demo-proxy", "namespace": "mq", "ownerReferences": [{
+            "apiVersion": "rocketmq.rs/v1alpha1", "kind": "RocketMQCluster", "name": "demo",
+            "uid": "6f1c2a8e-0000-4000-8000-0000000000aa", "controller": true }] },
+        "spec": { "maxReplicas": 4, "scaleTargetRef": { "kind": "Deployment", "name": "demo-proxy" } }
+    });
+    let scenarios = [
+        (json!({}), Behaviour::default()),
+        (
+            json!({"proxy": {"autoscaling": {"enabled": true}}}),
+            Behaviour {
+                workloads_ready: true,
+                ..Behaviour::default()
+            },
+        ),
+        (
+            json!({}),
+            Behaviour {
+                existing_autoscaler: Some(owned_autoscaler),
+                ..Behaviour::default()
+            },
+        ),
+        (json!({"paused": true}), Behaviour::default()),
+        (
+            json!({}),
+            Behaviour {
+                fail_path: Some("/deployments/"),
+                ..Behaviour::default()
+            },
+        ),
+    ];
+    for (spec, behaviour) in scenarios {
+        let (_, recorded, _) = reconcile_once(cluster(spec), behaviour).await;
+        for request in &recorded {
+            needed.extend(authorization_attributes(request));
+        }
+    }
+    // Calls outside reconcile: the Controller lists and watches the cluster and each owned
+    // kind; the elector reads, creates and replaces its Lease (see src/leader.rs tests).
+    for (group, resource) in [
+        ("rocketmq.rs", "rocketmqclusters"),
+        ("", "configmaps"),
+        ("", "services"),
+        ("apps", "statefulsets"),
+        ("apps", "deployments"),
+        ("policy", "poddisruptionbudgets"),
+        ("autoscaling", "horizontalpodautoscalers"),
+    ] {
+        for verb in ["list", "watch"] {
+            needed.push((group.into(), resource.into(), verb.into()));
+        }
+    }
+    for verb in ["get", "create", "update"] {
+        needed.push(("coordination.k8s.io".into(), "leases".into(), verb.into()));
+    }
+    // kube-runtime's Recorder patches an Event it already published when it repeats
+    // (within one process, so a single-pass harness never shows it).
+    needed.push(("events.k8s.io".into(), "events".into(), "patch".into()));
+    needed.sort();
+    needed.dedup();
+    let missing: Vec<_> = needed.iter().filter(|need| !rules.contains(need)).collect();
+    assert!(missing.is_empty(), "rbac.yaml lacks {missing:#?}");
+    // Least privilege: every rule is used, except the finalizers grant that owner
+    // references with blockOwnerDeletion require (checked by the API server's admission, not
+    // by a call the operator makes).
+    let unused: Vec<_> = rules.iter().filter(|rule| !needed.contains(rule)).collect();
+    assert_eq!(
+        unused,
+        [&(
+            "rocketmq.rs".to_string(),
+            "rocketmqclusters/finalizers".to_string(),
+            "update".to_string()
+        )],
+        "rbac.yaml grants more than the operator uses"
+    );
+    // Nothing may touch volumes or pods, and delete stays on the HPA only.
+    for (group, resource, verb) in &rules {
+        assert!(
+            !resource.contains("persistentvolume"),
+            "no PVC rights: {resource}"
+        );
+        assert!(!resource.starts_with("pods"), "no pod rights: {resource}");
+        if verb == "delete" {
+            assert_eq!(
+                (group.as_str(), resource.as_str()),
+                ("autoscaling", "horizontalpodautoscalers")
+            );
+        }
+    }
+}
