@@ -20,7 +20,10 @@ use k8s_openapi::{
 use kube::{Api, Client, api::PostParams};
 use tokio::sync::watch;
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    telemetry::Health,
+};
 
 /// Timing and identity of the elector.
 #[derive(Clone, Debug)]
@@ -188,17 +191,22 @@ impl LeaseElector {
         }
     }
 
-    /// Runs election rounds until `shutdown` resolves, publishing leadership on `leading`.
+    /// Runs election rounds until `shutdown` resolves, publishing leadership on `leading`
+    /// and marking `health` ready after the first round the API server answered.
     /// Releases the Lease on the way out if this replica holds it.
     pub async fn run(
         &self,
         leading: watch::Sender<bool>,
+        health: &Health,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
         let mut last_renewal: Option<tokio::time::Instant> = None;
         loop {
             let round = self.try_acquire_or_renew(Timestamp::now()).await;
+            if round.is_ok() {
+                health.set_ready(true);
+            }
             let is_leader = match round {
                 Ok(Election::Leading) => {
                     last_renewal = Some(tokio::time::Instant::now());
@@ -539,6 +547,127 @@ mod tests {
             scripted(steps, |elector| async move { elector.release().await }).await;
         result.unwrap();
         assert_eq!(bodies.len(), 1, "another replica's Lease is not touched");
+    }
+
+    /// A fake API server for whole election loops: `GET` answers with `lease` (404 when
+    /// `None`) or fails while `failing` is set, writes succeed and become the new lease.
+    fn lease_server(
+        mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
+        failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> tokio::task::JoinHandle<Vec<(Method, Value)>> {
+        tokio::spawn(async move {
+            let mut lease: Option<Value> = None;
+            let mut seen = Vec::new();
+            while let Some((request, send)) = handle.next_request().await {
+                let method = request.method().clone();
+                let body: Value =
+                    serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap())
+                        .unwrap_or(Value::Null);
+                let (status, reply) = if failing.load(std::sync::atomic::Ordering::SeqCst) {
+                    (
+                        500,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500, "reason": "InternalError", "message": "down", "metadata": {}}),
+                    )
+                } else if method == Method::GET {
+                    match &lease {
+                        Some(lease) => (200, lease.clone()),
+                        None => (404, not_found()),
+                    }
+                } else {
+                    let mut stored = body.clone();
+                    stored["metadata"]["resourceVersion"] = json!("1");
+                    lease = Some(stored.clone());
+                    (200, stored)
+                };
+                seen.push((method, body));
+                send.send_response(
+                    Response::builder()
+                        .status(status)
+                        .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                        .unwrap(),
+                );
+            }
+            seen
+        })
+    }
+
+    fn quick_config() -> LeaseConfig {
+        LeaseConfig {
+            retry_period: Duration::from_millis(20),
+            renew_deadline: Duration::from_millis(150),
+            ..LeaseConfig::new("rocketmq-operator".into(), "ops".into(), "pod-a".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn run_leads_then_releases_on_shutdown() {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let server = lease_server(handle, failing);
+        let elector = LeaseElector::new(Client::new(service, "ops"), quick_config());
+        let (leading_sender, mut leading) = watch::channel(false);
+        let health = Health::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let run = elector.run(leading_sender, &health, async {
+            let _ = stopped.await;
+        });
+        let observe = async {
+            leading.wait_for(|leading| *leading).await.unwrap();
+            assert!(health.is_ready());
+            stop.send(()).unwrap();
+        };
+        tokio::time::timeout(Duration::from_secs(5), async { tokio::join!(run, observe) })
+            .await
+            .expect("the loop stops on shutdown");
+        assert!(
+            !*leading.borrow(),
+            "leadership is withdrawn before the Lease is released"
+        );
+        drop(elector);
+        let seen = server.await.unwrap();
+        let (method, last) = seen.last().expect("requests were made");
+        assert_eq!(*method, Method::PUT, "the last write releases the Lease");
+        assert!(
+            last["spec"]
+                .get("holderIdentity")
+                .is_none_or(Value::is_null),
+            "{last}"
+        );
+    }
+
+    #[tokio::test]
+    async fn run_steps_down_when_renewals_fail_past_the_deadline() {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _server = lease_server(handle, failing.clone());
+        let elector = LeaseElector::new(Client::new(service, "ops"), quick_config());
+        let (leading_sender, mut leading) = watch::channel(false);
+        let health = Health::default();
+        let run = elector.run(leading_sender, &health, std::future::pending());
+        let observe = async {
+            leading.wait_for(|leading| *leading).await.unwrap();
+            let outage = tokio::time::Instant::now();
+            failing.store(true, std::sync::atomic::Ordering::SeqCst);
+            leading.wait_for(|leading| !*leading).await.unwrap();
+            outage.elapsed()
+        };
+        let stepped_down_after = tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::select! {
+                () = run => panic!("the loop only ends on shutdown"),
+                elapsed = observe => elapsed,
+            }
+        })
+        .await
+        .expect("the leader steps down");
+        // Rides out blips shorter than the renew deadline, never outlives it by much.
+        assert!(
+            stepped_down_after >= Duration::from_millis(100),
+            "stepped down after only {stepped_down_after:?}"
+        );
+        assert!(
+            stepped_down_after < Duration::from_secs(2),
+            "{stepped_down_after:?}"
+        );
     }
 
     #[test]

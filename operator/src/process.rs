@@ -59,13 +59,7 @@ pub async fn run(options: Options) -> Result<Exit> {
 
     // Ready once the API server has answered: a replica that cannot reach it is useless
     // both as leader and as standby.
-    match client.apiserver_version().await {
-        Ok(version) => {
-            tracing::info!(version = %version.git_version, "connected to the Kubernetes API");
-            health.set_ready(true);
-        }
-        Err(error) => tracing::warn!(%error, "Kubernetes API not reachable yet"),
-    }
+    tokio::spawn(mark_ready_when_api_answers(client.clone(), health.clone()));
 
     let reporter = Reporter {
         controller: "rocketmq-operator".into(),
@@ -75,7 +69,6 @@ pub async fn run(options: Options) -> Result<Exit> {
     let exit = match options.lease.clone() {
         None => {
             metrics.set_leader(true);
-            health.set_ready(true);
             reconciler::run(
                 context,
                 options.watch_namespace.as_deref(),
@@ -92,7 +85,7 @@ pub async fn run(options: Options) -> Result<Exit> {
                 context,
                 watch_namespace,
                 &metrics,
-                &health,
+                health.clone(),
                 stop,
             )
             .await
@@ -114,13 +107,18 @@ async fn lead_then_reconcile(
     context: Arc<Context>,
     watch_namespace: Option<&str>,
     metrics: &Metrics,
-    health: &Health,
+    health: Arc<Health>,
     stop: watch::Receiver<bool>,
 ) -> Exit {
     let (leading_sender, mut leading) = watch::channel(false);
     let elector = LeaseElector::new(client, lease);
     let elector_stop = stopped(stop.clone());
-    let elector_task = tokio::spawn(async move { elector.run(leading_sender, elector_stop).await });
+    let elector_health = health.clone();
+    let elector_task = tokio::spawn(async move {
+        elector
+            .run(leading_sender, &elector_health, elector_stop)
+            .await
+    });
 
     tracing::info!("waiting for leadership");
     let mut stop_for_wait = stop.clone();
@@ -135,7 +133,6 @@ async fn lead_then_reconcile(
             return Exit::Shutdown;
         }
     }
-    health.set_ready(true);
     metrics.set_leader(true);
     tracing::info!("leading: starting the controller");
 
@@ -162,6 +159,20 @@ async fn lead_then_reconcile(
         tracing::error!("lost leadership, exiting so a restart competes again");
         elector_task.abort();
         Exit::LostLeadership
+    }
+}
+
+async fn mark_ready_when_api_answers(client: Client, health: Arc<Health>) {
+    loop {
+        match client.apiserver_version().await {
+            Ok(version) => {
+                tracing::info!(version = %version.git_version, "connected to the Kubernetes API");
+                health.set_ready(true);
+                return;
+            }
+            Err(error) => tracing::warn!(%error, "Kubernetes API not reachable yet"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }
 }
 
