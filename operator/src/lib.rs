@@ -5,6 +5,8 @@
 //! pure functions of the spec), [`reconciler`] (the control loop that applies them and writes
 //! status), [`leader`] (Lease-based leader election) and [`telemetry`] (health and metrics).
 
+#![warn(missing_docs)]
+
 pub mod crd;
 pub mod crdgen;
 pub mod error;
