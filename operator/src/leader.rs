@@ -594,7 +594,7 @@ mod tests {
     fn quick_config() -> LeaseConfig {
         LeaseConfig {
             retry_period: Duration::from_millis(20),
-            renew_deadline: Duration::from_millis(150),
+            renew_deadline: Duration::from_millis(400),
             ..LeaseConfig::new("rocketmq-operator".into(), "ops".into(), "pod-a".into())
         }
     }
@@ -659,9 +659,10 @@ mod tests {
         })
         .await
         .expect("the leader steps down");
-        // Rides out blips shorter than the renew deadline, never outlives it by much.
+        // Rides out blips well within the renew deadline (400 ms; the last renewal may
+        // precede the outage by a retry period plus a slow round), never outlives it by much.
         assert!(
-            stepped_down_after >= Duration::from_millis(100),
+            stepped_down_after >= Duration::from_millis(200),
             "stepped down after only {stepped_down_after:?}"
         );
         assert!(
