@@ -13,7 +13,8 @@ fn main() -> ExitCode {
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
+                .parent()
+                .expect("the operator crate lives inside the workspace")
                 .join(CRD_PATH)
         });
     let yaml = match crd_yaml() {
