@@ -1,0 +1,174 @@
+//! Broker groups: per group a StatefulSet `<cluster>-broker-<g>` with a volume per pod, a
+//! headless Service for replication peers, a Service that follows the group's master, a
+//! PodDisruptionBudget and the group's `broker.conf`.
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec},
+        policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
+    },
+    apimachinery::pkg::util::intstr::IntOrString,
+};
+
+use super::{
+    BROKER_HA_PORT, BROKER_PORT, BuildContext, Component, DesiredObjects,
+    config::{broker_config, config_hash},
+    pod::{
+        NamedPort, PodRecipe, client_service, config_map, env, headless_service, pod_template,
+        store_claim_template,
+    },
+};
+
+const CONFIG_FILE: &str = "broker.conf";
+/// Label Kubernetes puts on every StatefulSet pod with its name; the master Service selects
+/// on it to reach exactly one pod.
+const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
+
+pub(super) fn build(context: &BuildContext, group: i32, objects: &mut DesiredObjects) {
+    let names = &context.names;
+    let spec = &context.cluster.spec;
+    let group_name = names.broker_group(group);
+    let selector = context.broker_group_selector_labels(group);
+    let config = broker_config(context.cluster, names, group);
+    let hash = config_hash([(CONFIG_FILE, config.as_str())]);
+    let ports = || {
+        vec![
+            NamedPort {
+                name: "remoting",
+                port: BROKER_PORT,
+            },
+            NamedPort {
+                name: "ha",
+                port: BROKER_HA_PORT,
+            },
+        ]
+    };
+
+    objects.config_maps.push(config_map(
+        context,
+        names.broker_group_config_map(group),
+        &selector,
+        CONFIG_FILE,
+        config,
+    ));
+    objects.services.push(headless_service(
+        context,
+        names.broker_group_headless(group),
+        &selector,
+        &ports(),
+    ));
+    let mut master_selector = selector.clone();
+    master_selector.insert(POD_NAME_LABEL.into(), master_pod(context, group));
+    objects.services.push(client_service(
+        context,
+        names.broker_group_master(group),
+        &selector,
+        master_selector,
+        &ports(),
+    ));
+    let template = pod_template(
+        context,
+        PodRecipe {
+            component: Component::Broker,
+            selector: &selector,
+            config_file: CONFIG_FILE,
+            config_map: names.broker_group_config_map(group),
+            config_hash: hash,
+            ports: ports(),
+            probe_port: BROKER_PORT,
+            extra_env: vec![env(
+                "NAMESRV_ADDR",
+                names.namesrv_addr(spec.name_server.replicas),
+            )],
+            resources: &spec.broker.resources,
+            default_requests: ("1", "2Gi"),
+            mounts_store: true,
+            // Recovering a large CommitLog after a crash can take minutes; liveness must not
+            // kill a broker that is still replaying its store.
+            startup_budget_seconds: Some(600),
+            termination_grace_period_seconds: Some(spec.broker.termination_grace_period_seconds),
+        },
+    );
+    let retention = spec.pvc_retention_policy.as_str();
+    objects.stateful_sets.push(StatefulSet {
+        metadata: context.metadata(group_name.clone(), &selector),
+        spec: StatefulSetSpec {
+            replicas: Some(spec.broker.replicas_per_group),
+            service_name: Some(names.broker_group_headless(group)),
+            // Replicas of a group do not depend on each other to start; the controllers
+            // decide who is master.
+            pod_management_policy: Some("Parallel".into()),
+            selector: BuildContext::label_selector(&selector),
+            template,
+            volume_claim_templates: Some(vec![store_claim_template(&spec.broker.storage)]),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some(retention.into()),
+                    when_scaled: Some(retention.into()),
+                },
+            ),
+            ..StatefulSetSpec::default()
+        },
+        ..StatefulSet::default()
+    });
+    objects.pod_disruption_budgets.push(PodDisruptionBudget {
+        metadata: context.metadata(group_name, &selector),
+        spec: Some(PodDisruptionBudgetSpec {
+            // One voluntary disruption at a time keeps a SyncStateSet member alive while the
+            // other is drained.
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(BuildContext::label_selector(&selector)),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    });
+}
+
+/// The pod the master Service points at: the master the failover watcher recorded in
+/// status, or pod 0 until one is known. Building from status keeps the reconciler from
+/// undoing a failover.
+fn master_pod(context: &BuildContext, group: i32) -> String {
+    let group_name = context.names.broker_group(group);
+    let recorded = context
+        .cluster
+        .status
+        .as_ref()
+        .and_then(|status| {
+            status
+                .broker_groups
+                .iter()
+                .find(|broker_group| broker_group.name == group_name)
+        })
+        .and_then(|broker_group| broker_group.master.clone())
+        .filter(|pod| {
+            is_pod_of(
+                pod,
+                &group_name,
+                context.cluster.spec.broker.replicas_per_group,
+            )
+        });
+    recorded.unwrap_or_else(|| format!("{group_name}-0"))
+}
+
+/// True when `pod` is `<stateful_set>-<ordinal>` with an ordinal below `replicas`: a
+/// recorded master of a scaled-down or foreign group must not capture the Service.
+fn is_pod_of(pod: &str, stateful_set: &str, replicas: i32) -> bool {
+    pod.strip_prefix(stateful_set)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|ordinal| ordinal.parse::<i32>().ok())
+        .is_some_and(|ordinal| (0..replicas).contains(&ordinal))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_pod_of;
+
+    #[test]
+    fn master_must_be_a_live_ordinal_of_the_group() {
+        assert!(is_pod_of("demo-broker-0-2", "demo-broker-0", 3));
+        assert!(!is_pod_of("demo-broker-0-3", "demo-broker-0", 3));
+        assert!(!is_pod_of("demo-broker-1-0", "demo-broker-0", 3));
+        assert!(!is_pod_of("demo-broker-0-x", "demo-broker-0", 3));
+        assert!(!is_pod_of("demo-broker-0", "demo-broker-0", 3));
+    }
+}

@@ -1,0 +1,434 @@
+//! The control loop: for each `RocketMQCluster`, apply the desired objects with server-side
+//! apply, then write the status computed from what the API server returned.
+//!
+//! [`reconcile`] is one pass; [`error_policy`] turns a failed pass into a requeue with
+//! per-cluster exponential backoff; [`run`] wires both into a kube-runtime `Controller`
+//! that watches the clusters and every kind of object they own.
+//!
+//! Invariants:
+//! - one field manager ([`FIELD_MANAGER`]) for every write, forced, so the operator always
+//!   wins conflicts on the fields it sets and never touches fields it does not set;
+//! - a paused cluster gets no write except its status;
+//! - the only deletion the operator ever issues is of the proxy autoscaler it created itself
+//!   (checked by owner uid) once autoscaling is switched off; PVCs are never deleted here.
+
+use std::{
+    collections::HashMap,
+    fmt::Debug,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use k8s_openapi::{
+    NamespaceResourceScope,
+    api::{
+        apps::v1::{Deployment, StatefulSet},
+        autoscaling::v2::HorizontalPodAutoscaler,
+        core::v1::{ConfigMap, Service},
+        policy::v1::PodDisruptionBudget,
+    },
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+        watcher,
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{
+    crd::{ClusterPhase, RocketMQCluster, RocketMQClusterStatus},
+    error::{Error, Result},
+    objects::{ClusterNames, Component, DesiredObjects, FIELD_MANAGER, desired_objects},
+    status::{Failure, WorkloadReadiness, failed_status, observed_status, paused_status},
+    telemetry::Metrics,
+};
+
+/// Requeue interval of a cluster whose components are all ready: a safety net, since
+/// watches on owned objects trigger reconciles on every change anyway.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+/// Requeue interval while a rollout is in progress, to refresh the status.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(15);
+/// First retry delay after a failure; doubles per consecutive failure up to
+/// [`MAX_BACKOFF`].
+pub const INITIAL_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest retry delay.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// What every reconcile needs.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Publishes Events on the clusters.
+    pub recorder: Recorder,
+    /// Reconcile metrics.
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per cluster (`namespace/name`), for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context whose Events report as `reporter` (the operator's pod name).
+    pub fn new(client: Client, reporter: Reporter, metrics: Arc<Metrics>) -> Self {
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn record_success(&self, key: &str) {
+        self.failures
+            .lock()
+            .expect("failure map lock is never held across a panic")
+            .remove(key);
+    }
+
+    /// Counts a failure and returns the delay before the next attempt.
+    fn next_backoff(&self, key: &str) -> Duration {
+        let mut failures = self
+            .failures
+            .lock()
+            .expect("failure map lock is never held across a panic");
+        let count = failures.entry(key.to_string()).or_insert(0);
+        let delay = INITIAL_BACKOFF.saturating_mul(2u32.saturating_pow(*count));
+        *count = count.saturating_add(1);
+        delay.min(MAX_BACKOFF)
+    }
+}
+
+fn cluster_key(cluster: &RocketMQCluster) -> String {
+    format!(
+        "{}/{}",
+        cluster.namespace().unwrap_or_default(),
+        cluster.name_any()
+    )
+}
+
+fn now() -> String {
+    Timestamp::now().to_string()
+}
+
+/// One reconcile pass over `cluster`.
+pub async fn reconcile(cluster: Arc<RocketMQCluster>, context: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let outcome = reconcile_inner(&cluster, &context).await;
+    let label = match &outcome {
+        Ok(Outcome::Applied { .. }) => "applied",
+        Ok(Outcome::Paused) => "paused",
+        Ok(Outcome::Invalid) => "invalid",
+        Err(_) => "failed",
+    };
+    context.metrics.observe_reconcile(label, started.elapsed());
+    match outcome {
+        Ok(outcome) => {
+            context.record_success(&cluster_key(&cluster));
+            Ok(match outcome {
+                Outcome::Applied { all_ready: true } => Action::requeue(RESYNC_INTERVAL),
+                Outcome::Applied { all_ready: false } => Action::requeue(PROGRESS_INTERVAL),
+                // Nothing will change until the user edits the resource, which the watch sees.
+                Outcome::Paused | Outcome::Invalid => Action::await_change(),
+            })
+        }
+        Err(error) => Err(error),
+    }
+}
+
+enum Outcome {
+    Applied { all_ready: bool },
+    Paused,
+    Invalid,
+}
+
+async fn reconcile_inner(cluster: &RocketMQCluster, context: &Context) -> Result<Outcome> {
+    let namespace = cluster
+        .namespace()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    if cluster.is_paused() {
+        tracing::info!(cluster = %cluster_key(cluster), "reconciliation paused");
+        let status = paused_status(cluster, &now());
+        patch_status(cluster, context, &namespace, &status).await?;
+        return Ok(Outcome::Paused);
+    }
+    if let Err(problems) = cluster.spec.validate() {
+        let error = Error::InvalidSpec(problems);
+        tracing::warn!(cluster = %cluster_key(cluster), %error, "invalid spec");
+        report_failure(cluster, context, &namespace, &error).await;
+        context.metrics.observe_failure(error.reason());
+        return Ok(Outcome::Invalid);
+    }
+    match apply_all(cluster, context, &namespace).await {
+        Ok(workloads) => {
+            let status = observed_status(cluster, &workloads, &now());
+            let all_ready = status.phase == Some(ClusterPhase::Running);
+            announce_phase_change(cluster, context, &status).await;
+            patch_status(cluster, context, &namespace, &status).await?;
+            Ok(Outcome::Applied { all_ready })
+        }
+        Err(error) => {
+            tracing::warn!(cluster = %cluster_key(cluster), %error, "reconcile failed");
+            report_failure(cluster, context, &namespace, &error).await;
+            Err(error)
+        }
+    }
+}
+
+/// Applies every desired object in dependency order and returns the readiness of the
+/// workloads as the API server reported them in the apply responses.
+async fn apply_all(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    namespace: &str,
+) -> Result<Vec<WorkloadReadiness>> {
+    let DesiredObjects {
+        config_maps,
+        services,
+        stateful_sets,
+        deployments,
+        pod_disruption_budgets,
+        horizontal_pod_autoscaler,
+    } = desired_objects(cluster)?;
+    let client = &context.client;
+    for config_map in &config_maps {
+        apply::<ConfigMap>(client, namespace, config_map).await?;
+    }
+    for service in &services {
+        apply::<Service>(client, namespace, service).await?;
+    }
+    let mut workloads = Vec::new();
+    for stateful_set in &stateful_sets {
+        let applied = apply::<StatefulSet>(client, namespace, stateful_set).await?;
+        workloads.push(WorkloadReadiness::of_stateful_set(&applied));
+    }
+    for deployment in &deployments {
+        let applied = apply::<Deployment>(client, namespace, deployment).await?;
+        workloads.push(WorkloadReadiness::of_deployment(&applied));
+    }
+    for budget in &pod_disruption_budgets {
+        apply::<PodDisruptionBudget>(client, namespace, budget).await?;
+    }
+    match &horizontal_pod_autoscaler {
+        Some(autoscaler) => {
+            apply::<HorizontalPodAutoscaler>(client, namespace, autoscaler).await?;
+        }
+        None => remove_own_autoscaler(cluster, client, namespace).await?,
+    }
+    Ok(workloads)
+}
+
+async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(object))
+        .await
+        .map_err(|source| Error::Apply {
+            kind: K::kind(&()).into_owned(),
+            name,
+            source,
+        })
+}
+
+/// Deletes the proxy autoscaler after autoscaling was switched off, but only if this
+/// cluster owns it: an autoscaler someone created by hand under the same name stays.
+async fn remove_own_autoscaler(
+    cluster: &RocketMQCluster,
+    client: &Client,
+    namespace: &str,
+) -> Result<()> {
+    let names = ClusterNames::new(
+        cluster.metadata.name.as_deref().unwrap_or_default(),
+        namespace,
+    );
+    let name = names.component(Component::Proxy);
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), namespace);
+    let delete_error = |source| Error::Delete {
+        kind: "HorizontalPodAutoscaler".to_string(),
+        name: name.clone(),
+        source,
+    };
+    let Some(existing) = api.get_opt(&name).await.map_err(delete_error)? else {
+        return Ok(());
+    };
+    let owned = cluster.metadata.uid.as_ref().is_some_and(|uid| {
+        existing
+            .owner_references()
+            .iter()
+            .any(|owner| &owner.uid == uid && owner.controller == Some(true))
+    });
+    if owned {
+        tracing::info!(cluster = %cluster_key(cluster), autoscaler = %name, "autoscaling disabled, deleting");
+        api.delete(&name, &DeleteParams::default())
+            .await
+            .map_err(delete_error)?;
+    }
+    Ok(())
+}
+
+async fn patch_status(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    namespace: &str,
+    status: &RocketMQClusterStatus,
+) -> Result<()> {
+    let name = cluster.name_any();
+    let api: Api<RocketMQCluster> = Api::namespaced(context.client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": RocketMQCluster::api_version(&()),
+        "kind": RocketMQCluster::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&name, &params, &Patch::Apply(&patch))
+        .await
+        .map_err(|source| Error::PatchStatus { name, source })?;
+    Ok(())
+}
+
+/// Makes a failure visible where users look: a Warning Event and the Degraded condition.
+/// Both are best effort; the original error is what the caller reports.
+async fn report_failure(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    namespace: &str,
+    error: &Error,
+) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: error.reason().into(),
+        note: Some(truncate(&error.to_string(), 1024)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(publish_error) = context
+        .recorder
+        .publish(&event, &cluster.object_ref(&()))
+        .await
+    {
+        tracing::warn!(cluster = %cluster_key(cluster), error = %publish_error, "cannot publish Event");
+    }
+    let failure = Failure {
+        reason: error.reason().into(),
+        message: truncate(&error.to_string(), 4096),
+    };
+    let status = failed_status(cluster, &failure, &now());
+    if let Err(status_error) = patch_status(cluster, context, namespace, &status).await {
+        tracing::warn!(cluster = %cluster_key(cluster), error = %status_error, "cannot record failure in status");
+    }
+}
+
+/// A Normal Event when the phase changes, so `kubectl describe` tells the cluster's story.
+async fn announce_phase_change(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    status: &RocketMQClusterStatus,
+) {
+    let before = cluster.status.as_ref().and_then(|s| s.phase);
+    if before == status.phase {
+        return;
+    }
+    let Some(phase) = status.phase else { return };
+    let event = Event {
+        type_: EventType::Normal,
+        reason: format!("{phase:?}"),
+        note: Some(match before {
+            Some(before) => format!("phase {before:?} -> {phase:?}"),
+            None => format!("phase {phase:?}"),
+        }),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = context
+        .recorder
+        .publish(&event, &cluster.object_ref(&()))
+        .await
+    {
+        tracing::warn!(cluster = %cluster_key(cluster), %error, "cannot publish Event");
+    }
+}
+
+fn truncate(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Requeue policy after a failed pass: exponential backoff per cluster.
+pub fn error_policy(cluster: Arc<RocketMQCluster>, error: &Error, context: Arc<Context>) -> Action {
+    context.metrics.observe_failure(error.reason());
+    let delay = context.next_backoff(&cluster_key(&cluster));
+    tracing::warn!(cluster = %cluster_key(&cluster), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Runs the controller until `shutdown` resolves, watching clusters in `namespace` (or in
+/// every namespace) and the objects they own.
+pub async fn run(
+    context: Arc<Context>,
+    namespace: Option<&str>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = context.client.clone();
+    fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        match namespace {
+            Some(namespace) => Api::namespaced(client.clone(), namespace),
+            None => Api::all(client.clone()),
+        }
+    }
+    // Owned objects are watched by our managed-by label only, to keep the caches small.
+    let owned =
+        || watcher::Config::default().labels("app.kubernetes.io/managed-by=rocketmq-operator");
+    Controller::new(
+        api::<RocketMQCluster>(&client, namespace),
+        watcher::Config::default(),
+    )
+    .owns(api::<ConfigMap>(&client, namespace), owned())
+    .owns(api::<Service>(&client, namespace), owned())
+    .owns(api::<StatefulSet>(&client, namespace), owned())
+    .owns(api::<Deployment>(&client, namespace), owned())
+    .owns(api::<PodDisruptionBudget>(&client, namespace), owned())
+    .owns(api::<HorizontalPodAutoscaler>(&client, namespace), owned())
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, context)
+    .for_each(|result| async move {
+        match result {
+            Ok((object, action)) => tracing::debug!(%object, ?action, "reconciled"),
+            Err(error) => tracing::debug!(%error, "reconcile attempt ended with an error"),
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("abc", 5), "abc");
+        assert_eq!(truncate("abcdef", 3), "abc…");
+        assert_eq!(truncate("ééé", 3), "é…");
+    }
+}

@@ -1,0 +1,430 @@
+//! The cluster's status, computed as a pure function of the spec, the previous status and
+//! what the applied workloads report.
+//!
+//! The reconciler writes the result with server-side apply under its own field manager.
+//! Fields the failover watcher owns (`brokerGroups[].master`, `epoch`, `syncStateSet`) are
+//! never set here, so the two writers never overwrite each other.
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+
+use crate::{
+    crd::{
+        BrokerGroupStatus, ClusterCondition, ClusterEndpoints, ClusterPhase, RocketMQCluster,
+        RocketMQClusterStatus,
+    },
+    objects::ClusterNames,
+};
+
+/// Condition type: every component is ready.
+pub const READY: &str = "Ready";
+/// Condition type: a rollout or scale is under way.
+pub const PROGRESSING: &str = "Progressing";
+/// Condition type: the operator cannot bring the cluster to its spec.
+pub const DEGRADED: &str = "Degraded";
+
+/// Readiness of one workload as its controller reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadReadiness {
+    /// StatefulSet or Deployment name.
+    pub name: String,
+    /// Pods the workload should run.
+    pub desired: i32,
+    /// Pods passing readiness.
+    pub ready: i32,
+    /// Pods running the current template.
+    pub updated: i32,
+    /// Whether the workload controller has seen the latest spec.
+    pub generation_observed: bool,
+}
+
+impl WorkloadReadiness {
+    /// Ready when every desired pod is ready and up to date.
+    pub fn is_ready(&self) -> bool {
+        self.generation_observed && self.ready >= self.desired && self.updated >= self.desired
+    }
+
+    /// Readiness of a StatefulSet as returned by the API server.
+    pub fn of_stateful_set(stateful_set: &StatefulSet) -> Self {
+        let status = stateful_set.status.as_ref();
+        let generation = stateful_set.metadata.generation;
+        Self {
+            name: stateful_set.metadata.name.clone().unwrap_or_default(),
+            desired: stateful_set.spec.replicas.unwrap_or(1),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            updated: status.and_then(|s| s.updated_replicas).unwrap_or(0),
+            generation_observed: status.and_then(|s| s.observed_generation) >= generation,
+        }
+    }
+
+    /// Readiness of a Deployment as returned by the API server.
+    pub fn of_deployment(deployment: &Deployment) -> Self {
+        let status = deployment.status.as_ref();
+        let generation = deployment.metadata.generation;
+        Self {
+            name: deployment.metadata.name.clone().unwrap_or_default(),
+            desired: deployment.spec.replicas.unwrap_or(1),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            updated: status.and_then(|s| s.updated_replicas).unwrap_or(0),
+            generation_observed: status.and_then(|s| s.observed_generation) >= generation,
+        }
+    }
+}
+
+/// Why the last reconcile did not bring the cluster to its spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// PascalCase reason (`InvalidSpec`, `ApplyFailed`, ...).
+    pub reason: String,
+    /// What went wrong, for humans.
+    pub message: String,
+}
+
+/// Status after a reconcile that applied every object; `workloads` are the StatefulSets
+/// and the Deployment as the API server returned them.
+pub fn observed_status(
+    cluster: &RocketMQCluster,
+    workloads: &[WorkloadReadiness],
+    now: &str,
+) -> RocketMQClusterStatus {
+    let not_ready: Vec<String> = workloads
+        .iter()
+        .filter(|workload| !workload.is_ready())
+        .map(|workload| {
+            format!(
+                "{} ({}/{})",
+                workload.name, workload.ready, workload.desired
+            )
+        })
+        .collect();
+    let ready_count = workloads.len() - not_ready.len();
+    let anything_ready = workloads.iter().any(|workload| workload.ready > 0);
+    let phase = match (not_ready.is_empty(), anything_ready) {
+        (true, _) => ClusterPhase::Running,
+        (false, true) => ClusterPhase::Progressing,
+        (false, false) => ClusterPhase::Pending,
+    };
+    let conditions = if not_ready.is_empty() {
+        [
+            condition(
+                READY,
+                true,
+                "AllComponentsReady",
+                "every component is ready",
+            ),
+            condition(
+                PROGRESSING,
+                false,
+                "ReconcileComplete",
+                "every component runs its spec",
+            ),
+            condition(DEGRADED, false, "AsExpected", ""),
+        ]
+    } else {
+        let message = format!("waiting for {}", not_ready.join(", "));
+        [
+            condition(READY, false, "ComponentsNotReady", &message),
+            condition(PROGRESSING, true, "RollingOut", &message),
+            condition(DEGRADED, false, "AsExpected", ""),
+        ]
+    };
+    let mut status = base_status(cluster, phase, conditions.to_vec(), now);
+    status.ready_components = Some(format!("{ready_count}/{}", workloads.len()));
+    status.broker_groups = broker_groups(cluster, workloads);
+    status
+}
+
+/// Status after a reconcile that failed: Degraded with the failure, readiness as last seen.
+pub fn failed_status(
+    cluster: &RocketMQCluster,
+    failure: &Failure,
+    now: &str,
+) -> RocketMQClusterStatus {
+    let mut conditions = carried_over(cluster, &[READY, PROGRESSING]);
+    conditions.push(condition(DEGRADED, true, &failure.reason, &failure.message));
+    let mut status = base_status(cluster, ClusterPhase::Degraded, conditions, now);
+    status.ready_components = previous(cluster).and_then(|s| s.ready_components.clone());
+    status
+}
+
+/// Status while reconciliation is paused: nothing is touched, so only the phase and the
+/// Progressing condition change.
+pub fn paused_status(cluster: &RocketMQCluster, now: &str) -> RocketMQClusterStatus {
+    let mut conditions = carried_over(cluster, &[READY, DEGRADED]);
+    conditions.push(condition(
+        PROGRESSING,
+        false,
+        "Paused",
+        "reconciliation is paused by spec.paused or the rocketmq.rs/paused annotation",
+    ));
+    let mut status = base_status(cluster, ClusterPhase::Paused, conditions, now);
+    status.ready_components = previous(cluster).and_then(|s| s.ready_components.clone());
+    status
+}
+
+fn previous(cluster: &RocketMQCluster) -> Option<&RocketMQClusterStatus> {
+    cluster.status.as_ref()
+}
+
+fn carried_over(cluster: &RocketMQCluster, types: &[&str]) -> Vec<ClusterCondition> {
+    types
+        .iter()
+        .map(|type_| {
+            previous(cluster)
+                .and_then(|status| status.conditions.iter().find(|c| c.type_ == *type_))
+                .cloned()
+                .unwrap_or_else(|| ClusterCondition {
+                    type_: type_.to_string(),
+                    status: "Unknown".into(),
+                    reason: "NotObserved".into(),
+                    message: String::new(),
+                    last_transition_time: None,
+                    observed_generation: None,
+                })
+        })
+        .collect()
+}
+
+fn condition(type_: &str, status: bool, reason: &str, message: &str) -> ClusterCondition {
+    ClusterCondition {
+        type_: type_.into(),
+        status: if status { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: None,
+        observed_generation: None,
+    }
+}
+
+/// Fills what every status has: generation, endpoints, masters, and transition times that
+/// move only when a condition's status actually changes.
+fn base_status(
+    cluster: &RocketMQCluster,
+    phase: ClusterPhase,
+    mut conditions: Vec<ClusterCondition>,
+    now: &str,
+) -> RocketMQClusterStatus {
+    let generation = cluster.metadata.generation;
+    for condition in &mut conditions {
+        let before = previous(cluster).and_then(|status| {
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == condition.type_)
+        });
+        condition.last_transition_time = match before {
+            Some(before) if before.status == condition.status => before
+                .last_transition_time
+                .clone()
+                .or_else(|| Some(now.to_string())),
+            _ => Some(now.to_string()),
+        };
+        if condition.observed_generation.is_none() {
+            condition.observed_generation = generation;
+        }
+    }
+    let name = cluster.metadata.name.as_deref().unwrap_or_default();
+    let namespace = cluster.metadata.namespace.as_deref().unwrap_or_default();
+    let names = ClusterNames::new(name, namespace);
+    let spec = &cluster.spec;
+    let masters = previous(cluster).map_or(0, |status| {
+        let current_group = |group: &BrokerGroupStatus| {
+            (0..spec.broker.groups).any(|g| names.broker_group(g) == group.name)
+        };
+        status
+            .broker_groups
+            .iter()
+            .filter(|group| current_group(group) && group.master.is_some())
+            .count()
+    });
+    RocketMQClusterStatus {
+        observed_generation: generation,
+        phase: Some(phase),
+        ready_components: None,
+        masters: Some(i32::try_from(masters).unwrap_or(i32::MAX)),
+        conditions,
+        endpoints: Some(ClusterEndpoints {
+            name_server: Some(names.namesrv_service_addr()),
+            proxy: Some(names.proxy_grpc_addr()),
+            proxy_remoting: Some(names.proxy_remoting_addr()),
+            controller: Some(names.controller_addr(spec.controller.replicas)),
+        }),
+        broker_groups: Vec::new(),
+    }
+}
+
+/// Replica counts per broker group; master, epoch and SyncStateSet stay with the failover
+/// watcher.
+fn broker_groups(
+    cluster: &RocketMQCluster,
+    workloads: &[WorkloadReadiness],
+) -> Vec<BrokerGroupStatus> {
+    let name = cluster.metadata.name.as_deref().unwrap_or_default();
+    let namespace = cluster.metadata.namespace.as_deref().unwrap_or_default();
+    let names = ClusterNames::new(name, namespace);
+    (0..cluster.spec.broker.groups)
+        .map(|group| {
+            let group_name = names.broker_group(group);
+            let workload = workloads.iter().find(|w| w.name == group_name);
+            BrokerGroupStatus {
+                replicas: Some(cluster.spec.broker.replicas_per_group),
+                ready_replicas: Some(workload.map_or(0, |w| w.ready)),
+                name: group_name,
+                ..BrokerGroupStatus::default()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::RocketMQClusterSpec;
+
+    fn cluster() -> RocketMQCluster {
+        let mut cluster = RocketMQCluster::new("demo", RocketMQClusterSpec::default());
+        cluster.metadata.namespace = Some("mq".into());
+        cluster.metadata.generation = Some(4);
+        cluster.spec.broker.groups = 2;
+        cluster
+    }
+
+    fn workload(name: &str, desired: i32, ready: i32) -> WorkloadReadiness {
+        WorkloadReadiness {
+            name: name.into(),
+            desired,
+            ready,
+            updated: desired,
+            generation_observed: true,
+        }
+    }
+
+    fn find<'a>(status: &'a RocketMQClusterStatus, type_: &str) -> &'a ClusterCondition {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .unwrap_or_else(|| panic!("no {type_} condition in {status:?}"))
+    }
+
+    #[test]
+    fn all_ready_is_running() {
+        let workloads = [
+            workload("demo-namesrv", 2, 2),
+            workload("demo-controller", 3, 3),
+            workload("demo-broker-0", 3, 3),
+            workload("demo-broker-1", 3, 3),
+            workload("demo-proxy", 2, 2),
+        ];
+        let status = observed_status(&cluster(), &workloads, "t1");
+        assert_eq!(status.phase, Some(ClusterPhase::Running));
+        assert_eq!(status.ready_components.as_deref(), Some("5/5"));
+        assert_eq!(status.observed_generation, Some(4));
+        assert_eq!(find(&status, READY).status, "True");
+        assert_eq!(find(&status, PROGRESSING).status, "False");
+        assert_eq!(find(&status, DEGRADED).status, "False");
+        assert_eq!(status.broker_groups.len(), 2);
+        assert_eq!(status.broker_groups[1].ready_replicas, Some(3));
+        assert_eq!(
+            status.endpoints.unwrap().name_server.as_deref(),
+            Some("demo-namesrv.mq.svc:9876")
+        );
+    }
+
+    #[test]
+    fn partial_readiness_is_progressing_and_names_the_laggards() {
+        let workloads = [
+            workload("demo-namesrv", 2, 2),
+            workload("demo-broker-1", 3, 1),
+        ];
+        let status = observed_status(&cluster(), &workloads, "t1");
+        assert_eq!(status.phase, Some(ClusterPhase::Progressing));
+        assert_eq!(status.ready_components.as_deref(), Some("1/2"));
+        let ready = find(&status, READY);
+        assert_eq!(ready.status, "False");
+        assert!(
+            ready.message.contains("demo-broker-1 (1/3)"),
+            "{}",
+            ready.message
+        );
+        let nothing = observed_status(&cluster(), &[workload("demo-namesrv", 2, 0)], "t1");
+        assert_eq!(nothing.phase, Some(ClusterPhase::Pending));
+    }
+
+    #[test]
+    fn stale_generation_is_not_ready() {
+        let mut stale = workload("demo-namesrv", 2, 2);
+        stale.generation_observed = false;
+        assert!(!stale.is_ready());
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_status_flips() {
+        let mut cluster = cluster();
+        let first = observed_status(&cluster, &[workload("demo-namesrv", 1, 0)], "t1");
+        cluster.status = Some(first);
+        let same = observed_status(&cluster, &[workload("demo-namesrv", 1, 0)], "t2");
+        assert_eq!(
+            find(&same, READY).last_transition_time.as_deref(),
+            Some("t1")
+        );
+        cluster.status = Some(same);
+        let flipped = observed_status(&cluster, &[workload("demo-namesrv", 1, 1)], "t3");
+        assert_eq!(
+            find(&flipped, READY).last_transition_time.as_deref(),
+            Some("t3")
+        );
+    }
+
+    #[test]
+    fn failure_keeps_readiness_and_sets_degraded() {
+        let mut cluster = cluster();
+        cluster.status = Some(observed_status(
+            &cluster,
+            &[workload("demo-namesrv", 1, 1)],
+            "t1",
+        ));
+        let failure = Failure {
+            reason: "ApplyFailed".into(),
+            message: "applying StatefulSet demo-broker-0 failed".into(),
+        };
+        let status = failed_status(&cluster, &failure, "t2");
+        assert_eq!(status.phase, Some(ClusterPhase::Degraded));
+        assert_eq!(find(&status, READY).status, "True");
+        let degraded = find(&status, DEGRADED);
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "ApplyFailed")
+        );
+        assert_eq!(degraded.last_transition_time.as_deref(), Some("t2"));
+        assert_eq!(status.ready_components.as_deref(), Some("1/1"));
+    }
+
+    #[test]
+    fn masters_count_groups_with_a_recorded_master() {
+        let mut cluster = cluster();
+        cluster.status = Some(RocketMQClusterStatus {
+            broker_groups: vec![
+                BrokerGroupStatus {
+                    name: "demo-broker-0".into(),
+                    master: Some("demo-broker-0-1".into()),
+                    ..BrokerGroupStatus::default()
+                },
+                BrokerGroupStatus {
+                    name: "demo-broker-1".into(),
+                    ..BrokerGroupStatus::default()
+                },
+                BrokerGroupStatus {
+                    name: "demo-broker-7".into(),
+                    master: Some("demo-broker-7-0".into()),
+                    ..BrokerGroupStatus::default()
+                },
+            ],
+            ..RocketMQClusterStatus::default()
+        });
+        let status = paused_status(&cluster, "t1");
+        assert_eq!(status.masters, Some(1), "group 7 is not part of the spec");
+        assert_eq!(status.phase, Some(ClusterPhase::Paused));
+        assert_eq!(find(&status, PROGRESSING).reason, "Paused");
+        assert_eq!(find(&status, READY).status, "Unknown");
+    }
+}
