@@ -122,9 +122,9 @@ impl ConsumeQueue {
         let start = files.len().saturating_sub(3);
         let mut end = files.get(start).map_or(0, |f| f.file_from_offset());
         'scan: for f in &files[start..] {
-            let data = f
-                .read(0, f.size())
-                .expect("loaded files are fully readable");
+            // Freshly loaded files publish their whole length; a second pass sees only
+            // the entries the first pass kept.
+            let data = f.read_from(0).expect("position 0 is always readable");
             for (i, chunk) in data.chunks_exact(CQ_ENTRY_SIZE).enumerate() {
                 let e = CqEntry::decode(chunk);
                 if !e.is_written() {
@@ -289,19 +289,22 @@ impl ConsumeQueue {
     }
 }
 
+/// Queues of one topic by queue id.
+type TopicQueues = HashMap<i32, Arc<ConsumeQueue>>;
+
 /// All ConsumeQueues, keyed by topic and queue id.
 #[derive(Debug)]
 pub struct ConsumeQueueStore {
     root: PathBuf,
     file_size: usize,
-    queues: RwLock<HashMap<Box<str>, HashMap<i32, Arc<ConsumeQueue>>>>,
+    queues: RwLock<HashMap<Box<str>, TopicQueues>>,
 }
 
 impl ConsumeQueueStore {
     /// Loads every queue under `root`.
     pub fn load(root: &Path, file_size: usize) -> io::Result<Self> {
         std::fs::create_dir_all(root)?;
-        let mut queues: HashMap<Box<str>, HashMap<i32, Arc<ConsumeQueue>>> = HashMap::new();
+        let mut queues: HashMap<Box<str>, TopicQueues> = HashMap::new();
         for topic_dir in std::fs::read_dir(root)? {
             let topic_dir = topic_dir?;
             if !topic_dir.file_type()?.is_dir() {
