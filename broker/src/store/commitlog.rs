@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::collections::HashMap;
@@ -117,6 +117,7 @@ pub struct CommitLog {
     state: Mutex<AppendState>,
     last_appended_timestamp: AtomicI64,
     watermark: FlushWatermark,
+    flush_count: AtomicU64,
 }
 
 impl std::fmt::Debug for CommitLog {
@@ -194,6 +195,7 @@ impl CommitLog {
             }),
             last_appended_timestamp: AtomicI64::new(0),
             watermark: FlushWatermark::new(flushed),
+            flush_count: AtomicU64::new(0),
         }
     }
 
@@ -242,9 +244,19 @@ impl CommitLog {
 
     /// Msyncs all written bytes and raises the watermark; returns the durable offset.
     pub fn flush(&self) -> std::io::Result<i64> {
+        let before = self.watermark.get();
         let flushed = self.files.flush()?;
+        if flushed > before {
+            self.flush_count.fetch_add(1, Ordering::Relaxed);
+        }
         self.watermark.advance(flushed);
         Ok(flushed)
+    }
+
+    /// Number of flushes that made new bytes durable (group commit makes this much smaller
+    /// than the number of SYNC_FLUSH puts).
+    pub fn flush_count(&self) -> u64 {
+        self.flush_count.load(Ordering::Relaxed)
     }
 
     fn prepare<'a>(&self, m: &RecordInput<'a>) -> Result<Prepared<'a>, StoreError> {
