@@ -399,6 +399,25 @@ impl MessageStore {
                     })?,
             );
         }
+        if self.config.commit_log_prefault_ahead_bytes > 0 {
+            let (cl, stop) = (self.commitlog.clone(), self.stop.clone());
+            let ahead = self.config.commit_log_prefault_ahead_bytes;
+            threads.push(
+                std::thread::Builder::new()
+                    .name("store-prefault".into())
+                    .spawn(move || {
+                        while !stop.load(Ordering::Acquire) {
+                            if let Some(head) = cl.files().last()
+                                && !head.prefault_ahead(ahead, 1 << 20)
+                            {
+                                tracing::info!("MADV_POPULATE_WRITE unsupported; no prefaulting");
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    })?,
+            );
+        }
         {
             let (c, stop, root) = (
                 self.cleanup.clone(),
