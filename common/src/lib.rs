@@ -9,6 +9,7 @@
 pub mod body;
 pub mod config;
 pub mod json;
+pub mod message;
 pub mod observability;
 pub mod protocol;
 pub mod remoting;
