@@ -1,4 +1,15 @@
-//! The RocketMQ broker. For now only its message store ([`store`]); request processors,
-//! replication and the `mqbroker` binary come later.
+//! The RocketMQ broker: message store ([`store`]), persisted metadata ([`metadata`]),
+//! client tables ([`clients`]), long polling ([`long_polling`]), request processors
+//! ([`processor`]) and the process wiring ([`BrokerServer`]).
 
+pub mod clients;
+pub mod config;
+pub mod long_polling;
+pub mod metadata;
+pub mod processor;
+pub mod registration;
+mod server;
 pub mod store;
+
+pub use config::BrokerConfig;
+pub use server::{BrokerServer, StartError};

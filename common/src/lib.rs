@@ -11,6 +11,8 @@ pub mod config;
 pub mod json;
 pub mod message;
 pub mod observability;
+pub mod persist;
 pub mod protocol;
 pub mod remoting;
 pub mod route;
+pub mod topic;

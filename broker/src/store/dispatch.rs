@@ -22,14 +22,30 @@ use super::commitlog::CommitLog;
 use super::consume_queue::{ConsumeQueueStore, CqEntry};
 use super::index::IndexService;
 
+/// Told about every message made visible in a ConsumeQueue: `(topic, queue_id,
+/// queue_offset)`. The broker wakes long-polling pulls with it; it must not block.
+pub trait MessageArrivalListener: Send + Sync {
+    /// A message is now readable at `queue_offset` of `topic`/`queue_id`.
+    fn on_message_arrived(&self, topic: &str, queue_id: i32, queue_offset: i64);
+}
+
 /// Builds ConsumeQueue and index entries behind the CommitLog.
-#[derive(Debug)]
 pub struct Dispatcher {
     commitlog: Arc<CommitLog>,
     queues: Arc<ConsumeQueueStore>,
     index: Option<Arc<IndexService>>,
     reput_from: AtomicI64,
     last_dispatched_timestamp: AtomicI64,
+    arrival: std::sync::OnceLock<Arc<dyn MessageArrivalListener>>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("reput_from", &self.reput_from)
+            .field("last_dispatched_timestamp", &self.last_dispatched_timestamp)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Dispatcher {
@@ -46,7 +62,13 @@ impl Dispatcher {
             index,
             reput_from: AtomicI64::new(reput_from),
             last_dispatched_timestamp: AtomicI64::new(0),
+            arrival: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Installs the arrival listener; only the first call takes effect.
+    pub fn set_arrival_listener(&self, listener: Arc<dyn MessageArrivalListener>) {
+        let _ = self.arrival.set(listener);
     }
 
     /// CommitLog offset up to which everything is dispatched.
@@ -119,6 +141,9 @@ impl Dispatcher {
                     tags_code,
                 },
             )?;
+            if let Some(listener) = self.arrival.get() {
+                listener.on_message_arrived(m.topic, m.queue_id, m.queue_offset);
+            }
         }
         if let Some(index) = &self.index
             && transaction_value(m.sys_flag) != TRANSACTION_ROLLBACK_TYPE

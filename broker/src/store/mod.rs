@@ -43,7 +43,7 @@ pub use cleanup::{CleanupReport, CleanupService};
 pub use commitlog::{AppendResult, CommitLog, QueueOffsetTable, SelectedBuffer};
 pub use config::{FlushDiskType, MessageStoreConfig};
 pub use consume_queue::{BoundaryType, ConsumeQueue, ConsumeQueueStore, CqEntry};
-pub use dispatch::Dispatcher;
+pub use dispatch::{Dispatcher, MessageArrivalListener};
 pub use flush::{FlushMode, FlushWatermark, Signal};
 pub use index::IndexService;
 pub use mapped_file::{MappedFile, MappedFileQueue};
@@ -467,6 +467,10 @@ impl MessageStore {
     /// What recovery did at open.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.recovery
+    }
+    /// Installs the listener told about each message made readable (long polling).
+    pub fn set_message_arrival_listener(&self, listener: Arc<dyn MessageArrivalListener>) {
+        self.dispatcher.set_arrival_listener(listener);
     }
     /// CommitLog offset up to which ConsumeQueue/Index are built.
     pub fn dispatched_offset(&self) -> i64 {
