@@ -8,6 +8,7 @@ pub mod long_polling;
 pub mod metadata;
 pub mod processor;
 pub mod registration;
+pub mod schedule;
 mod server;
 pub mod store;
 

@@ -27,6 +27,7 @@ use crate::metadata::{
 };
 use crate::processor::{self, BrokerContext};
 use crate::registration::NamesrvRegistration;
+use crate::schedule::{DelayLevels, ScheduleMessageService};
 use crate::store::{MessageStore, StoreError};
 
 /// Why the broker could not start.
@@ -206,6 +207,14 @@ impl BrokerServer {
         let clients = Arc::new(ClientManager::default());
         let long_polling = Arc::new(LongPolling::default());
         store.set_message_arrival_listener(long_polling.clone());
+        let levels = DelayLevels::parse(&config.message_delay_level)
+            .map_err(|e| StartError::Config(format!("messageDelayLevel: {e}")))?;
+        let schedule = Arc::new(ScheduleMessageService::load(
+            config_dir.join("delayOffset.json"),
+            levels,
+            store.clone(),
+            long_polling.clone(),
+        )?);
 
         let mut registry = Registry::with_prefix("rocketmq_broker");
         let remoting_metrics = RemotingMetrics::register(&mut registry);
@@ -224,6 +233,7 @@ impl BrokerServer {
             offsets,
             clients: clients.clone(),
             long_polling,
+            schedule: schedule.clone(),
             registration: registration.clone(),
             metrics,
             shutting_down: Default::default(),
@@ -250,6 +260,7 @@ impl BrokerServer {
         let background = CancellationToken::new();
         tokio::spawn(registration.run(background.clone()));
         tokio::spawn(maintain(ctx.clone(), background.clone()));
+        schedule.start(background.clone());
         let metrics_addr = if config.metrics_port == 0 {
             None
         } else {
@@ -299,6 +310,9 @@ impl BrokerServer {
         if let Err(e) = self.ctx.offsets.flush() {
             error!(error = %e, "flushing consumer offsets at shutdown failed");
         }
+        if let Err(e) = self.ctx.schedule.flush() {
+            error!(error = %e, "flushing delay offsets at shutdown failed");
+        }
         let store = self.ctx.store.clone();
         match tokio::task::spawn_blocking(move || store.shutdown()).await {
             Ok(Ok(())) => info!("broker stopped"),
@@ -321,6 +335,9 @@ async fn maintain(ctx: Arc<BrokerContext>, stop: CancellationToken) {
         }
         if let Err(e) = ctx.offsets.flush() {
             warn!(error = %e, "flushing consumer offsets failed; will retry");
+        }
+        if let Err(e) = ctx.schedule.flush() {
+            warn!(error = %e, "flushing delay offsets failed; will retry");
         }
         for group in ctx
             .clients

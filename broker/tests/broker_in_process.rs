@@ -465,3 +465,158 @@ async fn heartbeat_groups_and_auto_created_topics() {
     broker.shutdown().await;
     namesrv.shutdown().await;
 }
+
+/// Pulls `topic`/`queue` from `offset` until a message shows up or `within` passes.
+async fn pull_one(
+    client: &RemotingClient,
+    addr: &str,
+    topic: &str,
+    queue: i32,
+    offset: i64,
+    within: Duration,
+) -> Option<rocketmq_common::message::DecodedRecord<'static>> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let resp = client
+            .invoke(addr, pull(topic, queue, offset, Some("*"), 200), T)
+            .await
+            .unwrap();
+        if resp.code == 0 {
+            // Leak the body so the decoded record can borrow it for the rest of the test.
+            let body: &'static [u8] = Box::leak(resp.body.to_vec().into_boxed_slice());
+            if let RecordEntry::Message(m) = decode_record(body, true).unwrap() {
+                return Some(m);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+fn send_back(offset: i64, max_reconsume_times: i32) -> RemotingCommand {
+    RemotingCommand::request(
+        RequestCode::CONSUMER_SEND_MSG_BACK,
+        &ConsumerSendMsgBackRequestHeader {
+            offset,
+            group: "CG".into(),
+            delay_level: 0,
+            origin_msg_id: None,
+            origin_topic: Some("RetryTopic".into()),
+            unit_mode: None,
+            max_reconsume_times: Some(max_reconsume_times),
+            broker_name: None,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_levels_survive_restart_and_retries_end_in_the_dlq() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = start_namesrv(dir.path()).await;
+    let ns = namesrv.local_addr().to_string();
+    let port = free_port();
+    let store_dir = dir.path().join("store");
+    let config = || {
+        let mut c = broker_config(&store_dir, port, &ns);
+        // Short levels keep the test fast; the mechanism is the same for 1s..2h.
+        c.message_delay_level = "1s 1s 1s 1s 1s".into();
+        c
+    };
+    let broker = BrokerServer::start(config()).await.unwrap();
+    let addr = broker.broker_addr().to_string();
+    let client = RemotingClient::new(ClientConfig::default());
+
+    // A delayed message is invisible until due, then arrives without its DELAY property.
+    let sent_at = Instant::now();
+    client
+        .invoke_ok(
+            &addr,
+            send("DelayTopic", 0, b"delayed", &[("DELAY", "1")]),
+            T,
+        )
+        .await
+        .unwrap();
+    let early = client
+        .invoke(&addr, pull("DelayTopic", 0, 0, Some("*"), 0), T)
+        .await
+        .unwrap();
+    assert_ne!(early.code, 0, "delayed message visible before its time");
+    let m = pull_one(&client, &addr, "DelayTopic", 0, 0, Duration::from_secs(5))
+        .await
+        .expect("delivered");
+    assert!(
+        sent_at.elapsed() >= Duration::from_millis(900),
+        "delivered after {:?}",
+        sent_at.elapsed()
+    );
+    assert_eq!(m.body, b"delayed");
+    assert_eq!(get_property(m.properties, "DELAY"), None);
+    assert_eq!(get_property(m.properties, "REAL_TOPIC"), Some("DelayTopic"));
+
+    // A delayed message pending at shutdown is delivered after the restart.
+    client
+        .invoke_ok(
+            &addr,
+            send("DelayTopic", 0, b"across-restart", &[("DELAY", "2")]),
+            T,
+        )
+        .await
+        .unwrap();
+    broker.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let broker = BrokerServer::start(config()).await.unwrap();
+    let m = pull_one(&client, &addr, "DelayTopic", 0, 1, Duration::from_secs(5))
+        .await
+        .expect("delivered after restart");
+    assert_eq!(m.body, b"across-restart");
+
+    // Retry: each send-back goes to %RETRY%CG after a delay; past maxReconsumeTimes, %DLQ%CG.
+    let resp = client
+        .invoke_ok(
+            &addr,
+            send("RetryTopic", 0, b"poison", &[("KEYS", "k1")]),
+            T,
+        )
+        .await
+        .unwrap();
+    let h: SendMessageResponseHeader = resp.decode_header().unwrap();
+    let (_, mut physical) = rocketmq_common::message::decode_offset_message_id(&h.msg_id).unwrap();
+    for attempt in 0..2 {
+        client
+            .invoke_ok(&addr, send_back(physical, 2), T)
+            .await
+            .unwrap();
+        let m = pull_one(
+            &client,
+            &addr,
+            "%RETRY%CG",
+            0,
+            attempt,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|| panic!("retry {attempt} not delivered"));
+        assert_eq!(m.body, b"poison");
+        assert_eq!(m.reconsume_times, attempt as i32 + 1);
+        assert_eq!(
+            get_property(m.properties, "RETRY_TOPIC"),
+            Some("RetryTopic")
+        );
+        physical = m.physical_offset;
+    }
+    client
+        .invoke_ok(&addr, send_back(physical, 2), T)
+        .await
+        .unwrap();
+    let dead = pull_one(&client, &addr, "%DLQ%CG", 0, 0, Duration::from_secs(5))
+        .await
+        .expect("dead-lettered");
+    assert_eq!(dead.body, b"poison");
+    assert_eq!(
+        get_property(dead.properties, "DLQ_ORIGIN_TOPIC"),
+        Some("RetryTopic")
+    );
+    wait_for_route(&client, &ns, "%DLQ%CG").await;
+    broker.shutdown().await;
+    namesrv.shutdown().await;
+}

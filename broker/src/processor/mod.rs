@@ -7,6 +7,7 @@ mod offset;
 mod pull;
 mod query;
 mod send;
+mod send_back;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::metadata::{
     ConsumerOffsetManager, MetadataError, SubscriptionGroupManager, TopicConfigManager,
 };
 use crate::registration::NamesrvRegistration;
+use crate::schedule::ScheduleMessageService;
 use crate::server::BrokerMetrics;
 use crate::store::{MessageStore, StoreError};
 
@@ -46,6 +48,8 @@ pub struct BrokerContext {
     pub clients: Arc<ClientManager>,
     /// Held pulls.
     pub long_polling: Arc<LongPolling>,
+    /// Delay-level delivery.
+    pub schedule: Arc<ScheduleMessageService>,
     /// Name server registration (re-registers on topic changes).
     pub registration: Arc<NamesrvRegistration>,
     /// Metrics.
@@ -73,6 +77,10 @@ pub fn dispatcher(ctx: Arc<BrokerContext>) -> Dispatcher {
             RequestCode::SEND_BATCH_MESSAGE,
         ],
         Arc::new(SendMessageProcessor::new(ctx.clone())),
+    );
+    d.register(
+        RequestCode::CONSUMER_SEND_MSG_BACK,
+        Arc::new(send_back::SendBackProcessor::new(ctx.clone())),
     );
     d.register_all(
         &[RequestCode::PULL_MESSAGE, RequestCode::LITE_PULL_MESSAGE],

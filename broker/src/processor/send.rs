@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use rocketmq_common::message::RecordInput;
-use rocketmq_common::message::{encode_offset_message_id, get_property, parse_properties};
+use rocketmq_common::message::{
+    encode_offset_message_id, get_property, parse_properties, rewrite_properties,
+};
 use rocketmq_common::protocol::headers::broker::{
     SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
 };
@@ -14,15 +16,14 @@ use rocketmq_common::remoting::{
     ProcessError, ProcessResult, Reply, RequestContext, RequestProcessor,
 };
 use rocketmq_common::route::{PERM_INHERIT, PERM_WRITE, TopicConfig};
-use rocketmq_common::topic::{is_not_allowed_send_topic, validate_topic};
+use rocketmq_common::topic::{SCHEDULE_TOPIC, is_not_allowed_send_topic, validate_topic};
 
 use super::{BrokerContext, metadata_error, store_error};
+use crate::schedule::{delay_rewrite, requested_delay_level};
 use crate::store::PutStatus;
 
 /// Property the broker adds: the cluster that stored the message.
 const PROPERTY_CLUSTER: &str = "CLUSTER";
-/// Delay level property.
-const PROPERTY_DELAY_TIME_LEVEL: &str = "DELAY";
 
 /// Handles the produce codes.
 pub struct SendMessageProcessor {
@@ -163,6 +164,7 @@ impl SendCore {
         }
     }
 
+    /// Size check and broker-added properties.
     fn prepare(&self, incoming: &mut Incoming) -> Result<(), ProcessError> {
         let max = self.ctx.store.config().max_message_size;
         if incoming.body.len() > max {
@@ -174,23 +176,12 @@ impl SendCore {
                 ),
             ));
         }
-        if get_property(&incoming.properties, PROPERTY_DELAY_TIME_LEVEL)
-            .is_some_and(|l| l.trim() != "0")
-        {
-            // Accepting and storing it as a normal message would deliver it early; refuse
-            // clearly until the schedule service is in place.
-            return Err(ProcessError::new(
-                ResponseCode::MessageIllegal,
-                "delay-level messages are not supported by this broker yet",
-            ));
-        }
-        if !incoming.properties.contains(PROPERTY_CLUSTER) {
-            incoming.properties.push_str(PROPERTY_CLUSTER);
-            incoming.properties.push('\u{1}');
-            incoming
-                .properties
-                .push_str(&self.ctx.config.broker_cluster_name);
-            incoming.properties.push('\u{2}');
+        if get_property(&incoming.properties, PROPERTY_CLUSTER).is_none() {
+            incoming.properties = rewrite_properties(
+                &incoming.properties,
+                &[(PROPERTY_CLUSTER, &self.ctx.config.broker_cluster_name)],
+                &[],
+            );
         }
         Ok(())
     }
@@ -222,6 +213,32 @@ impl SendCore {
         for m in &mut messages {
             self.prepare(m)?;
         }
+        // A delayed message waits in the schedule topic; the response still names the queue
+        // the producer chose, as Java's does.
+        let mut store_topic = header.topic.as_str();
+        let mut store_queue = queue_id;
+        let delay_level = requested_delay_level(&messages[0].properties);
+        if messages
+            .iter()
+            .any(|m| requested_delay_level(&m.properties) > 0)
+        {
+            if batch {
+                return Err(ProcessError::new(
+                    ResponseCode::MessageIllegal,
+                    "delay level is not supported for batch messages",
+                ));
+            }
+            let (queue, props) = delay_rewrite(
+                self.ctx.schedule.levels(),
+                delay_level,
+                &header.topic,
+                queue_id,
+                &messages[0].properties,
+            );
+            messages[0].properties = props;
+            store_topic = SCHEDULE_TOPIC;
+            store_queue = queue;
+        }
 
         let in_flight = self.ctx.in_flight_puts.fetch_add(1, Ordering::AcqRel);
         let _guard = InFlightGuard(&self.ctx.in_flight_puts);
@@ -235,8 +252,8 @@ impl SendCore {
         let inputs: Vec<RecordInput<'_>> = messages
             .iter()
             .map(|m| RecordInput {
-                topic: &header.topic,
-                queue_id,
+                topic: store_topic,
+                queue_id: store_queue,
                 flag: m.flag,
                 sys_flag: header.sys_flag,
                 born_timestamp: header.born_timestamp,

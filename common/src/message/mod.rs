@@ -12,7 +12,9 @@ pub mod record;
 pub mod sysflag;
 
 pub use message_id::{MessageIdError, decode_offset_message_id, encode_offset_message_id};
-pub use properties::{PropertiesIter, encode_properties, get_property, parse_properties};
+pub use properties::{
+    PropertiesIter, encode_properties, get_property, parse_properties, rewrite_properties,
+};
 pub use record::{
     BLANK_MAGIC_CODE, DecodedRecord, MESSAGE_MAGIC_CODE_V1, MESSAGE_MAGIC_CODE_V2, RecordEntry,
     RecordError, RecordHeaderFields, RecordInput, body_crc, decode_record, encode_blank,

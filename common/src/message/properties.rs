@@ -90,3 +90,42 @@ mod tests {
         assert_eq!(get_property("k\x011\x02k\x012\x02", "k"), Some("2"));
     }
 }
+
+/// A copy of `props` with every name in `remove` dropped and the `set` pairs replacing
+/// (or adding to) existing ones; order of surviving pairs is kept, new ones appended.
+pub fn rewrite_properties(props: &str, set: &[(&str, &str)], remove: &[&str]) -> String {
+    let mut out = String::with_capacity(props.len() + 64);
+    for (k, v) in parse_properties(props) {
+        if remove.contains(&k) || set.iter().any(|(sk, _)| *sk == k) {
+            continue;
+        }
+        push_pair(&mut out, k, v);
+    }
+    for (k, v) in set {
+        push_pair(&mut out, k, v);
+    }
+    out
+}
+
+fn push_pair(out: &mut String, k: &str, v: &str) {
+    out.push_str(k);
+    out.push(NAME_VALUE_SEPARATOR);
+    out.push_str(v);
+    out.push(PROPERTY_SEPARATOR);
+}
+
+#[cfg(test)]
+mod rewrite_tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_sets_replaces_and_removes() {
+        let p = encode_properties([("TAGS", "A"), ("DELAY", "3"), ("KEYS", "k")]);
+        let r = rewrite_properties(&p, &[("REAL_TOPIC", "T"), ("TAGS", "B")], &["DELAY"]);
+        assert_eq!(
+            r,
+            encode_properties([("KEYS", "k"), ("REAL_TOPIC", "T"), ("TAGS", "B")])
+        );
+        assert_eq!(rewrite_properties("", &[], &[]), "");
+    }
+}
