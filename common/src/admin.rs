@@ -107,7 +107,10 @@ impl ConsumeStats {
 
     /// Sum of [`OffsetWrapper::inflight`] over all queues (`computeInflightTotalDiff`).
     pub fn total_inflight(&self) -> i64 {
-        self.offset_table.values().map(OffsetWrapper::inflight).sum()
+        self.offset_table
+            .values()
+            .map(OffsetWrapper::inflight)
+            .sum()
     }
 }
 
@@ -127,10 +130,11 @@ fn read_table<V: serde::de::DeserializeOwned>(
 ) -> Result<(BTreeMap<MessageQueue, V>, f64), AdminBodyError> {
     let quoted = quote_object_keys(input);
     let fixed = crate::json::quote_bare_keys(&quoted);
-    let raw: RawTable<V> = serde_json::from_slice(&fixed).map_err(|source| AdminBodyError::Json {
-        body: body_name,
-        source,
-    })?;
+    let raw: RawTable<V> =
+        serde_json::from_slice(&fixed).map_err(|source| AdminBodyError::Json {
+            body: body_name,
+            source,
+        })?;
     let mut table = BTreeMap::new();
     for (key, value) in raw.offset_table {
         let queue: MessageQueue =
