@@ -5,35 +5,47 @@
 /// local time; we print UTC, since containers run in UTC and a zone database would be a
 /// dependency for one column.
 pub fn human_time_millis(millis: i64) -> String {
-    let (date, time) = split_millis(millis);
+    let t = CivilTime::from_unix_millis(millis);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
-        date.0, date.1, date.2, time.0, time.1, time.2, time.3
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.milli
     )
 }
 
 /// `UtilAll.YYYY_MM_DD_HH_MM_SS` (`yyyy-MM-dd HH:mm:ss`), UTC.
 pub fn human_time_seconds(millis: i64) -> String {
-    let (date, time) = split_millis(millis);
+    let t = CivilTime::from_unix_millis(millis);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        date.0, date.1, date.2, time.0, time.1, time.2
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
 }
 
-/// (year, month, day), (hour, minute, second, milli) of a Unix time in ms, UTC.
-fn split_millis(millis: i64) -> ((i64, u32, u32), (i64, i64, i64, i64)) {
-    let days = millis.div_euclid(86_400_000);
-    let in_day = millis.rem_euclid(86_400_000);
-    (
-        civil_from_days(days),
-        (
-            in_day / 3_600_000,
-            in_day / 60_000 % 60,
-            in_day / 1000 % 60,
-            in_day % 1000,
-        ),
-    )
+/// A UTC calendar date and time of day.
+struct CivilTime {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: i64,
+    minute: i64,
+    second: i64,
+    milli: i64,
+}
+
+impl CivilTime {
+    fn from_unix_millis(millis: i64) -> Self {
+        let (year, month, day) = civil_from_days(millis.div_euclid(86_400_000));
+        let in_day = millis.rem_euclid(86_400_000);
+        Self {
+            year,
+            month,
+            day,
+            hour: in_day / 3_600_000,
+            minute: in_day / 60_000 % 60,
+            second: in_day / 1000 % 60,
+            milli: in_day % 1000,
+        }
+    }
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).

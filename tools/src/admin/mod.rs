@@ -1,11 +1,11 @@
 //! `mqadmin`: RocketMQ's administration commands over the Remoting protocol.
 //!
-//! - [`cli`]: the command line (RocketMQ's command names and flags);
-//! - [`client`]: [`AdminClient`](client::AdminClient), one method per admin request;
-//! - [`commands`]: what each command does and prints ([`commands::run`]);
-//! - [`message`]: stored messages as query answers carry them;
-//! - [`format`]: Java-compatible time, permission and column formatting;
-//! - [`error`]: [`AdminError`](error::AdminError).
+//! - [`cli`] — the command line (RocketMQ's command names and flags);
+//! - [`client`] — [`AdminClient`](client::AdminClient), one method per admin request;
+//! - [`commands`] — what each command does and prints ([`commands::run`]);
+//! - [`message`] — stored messages as query answers carry them;
+//! - [`format`] — Java-compatible time, permission and column formatting;
+//! - [`error`] — [`AdminError`](error::AdminError).
 //!
 //! The binary (`src/bin/mqadmin.rs`) only parses arguments, builds a client and calls
 //! [`run_cli`]; everything else lives here so tests can drive it in-process.
