@@ -692,3 +692,44 @@ async fn malformed_broker_bodies_are_errors() {
     assert!(matches!(e, AdminError::BadBody { .. }), "{e}");
     assert!(e.to_string().contains(&c.a.addr), "{e}");
 }
+
+#[tokio::test]
+async fn consumer_progress_without_a_group_summarises_every_group() {
+    let c = cluster().await;
+    c.a.answer(RequestCode::GET_CONSUME_STATS, |request| {
+        let group = request.ext_field("consumerGroup").unwrap_or_default();
+        let mut stats = ConsumeStats {
+            consume_tps: 4.0,
+            ..ConsumeStats::default()
+        };
+        stats.offset_table.insert(
+            mq("broker-a", 0, "TopicTest"),
+            OffsetWrapper {
+                broker_offset: 30,
+                consumer_offset: if group == "G1" { 10 } else { 0 },
+                last_timestamp: 0,
+                pull_offset: 30,
+            },
+        );
+        RemotingCommand::success().with_body(stats.to_fastjson())
+    });
+    let out = c
+        .mqadmin(&["consumerProgress"])
+        .await
+        .expect("consumerProgress");
+    let sent = c.a.received(RequestCode::GET_CONSUME_STATS);
+    assert_eq!(sent.len(), 1, "one group (G1) has a retry topic");
+    assert_eq!(field(&sent[0], "consumerGroup"), "G1");
+    assert!(sent[0].ext_field("topic").is_none());
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["#Group", "#TPS", "#Diff", "Total"],
+            vec!["G1", "4", "20"]
+        ]
+    );
+}

@@ -229,10 +229,10 @@ pub struct UpdateSubGroupArgs {
 /// `consumerProgress` options (`ConsumerProgressSubCommand`).
 #[derive(Debug, Args)]
 pub struct ConsumerProgressArgs {
-    /// Consumer group.
+    /// Consumer group; without it, one summary line per group found on the name server.
     #[arg(short = 'g', long = "groupName")]
-    pub group_name: String,
-    /// Only this topic.
+    pub group_name: Option<String>,
+    /// Only this topic (with -g).
     #[arg(short = 't', long = "topicName")]
     pub topic_name: Option<String>,
 }
@@ -383,6 +383,10 @@ mod tests {
         );
         let cli = parse(&["consumerProgress", "-g", "G", "-t", "T"]).unwrap();
         assert_eq!(cli.command.name(), "consumerProgress");
-        assert!(parse(&["consumerProgress"]).is_err());
+        let cli = parse(&["consumerProgress"]).unwrap();
+        let Command::ConsumerProgress(a) = cli.command else {
+            panic!()
+        };
+        assert!(a.group_name.is_none() && a.topic_name.is_none());
     }
 }

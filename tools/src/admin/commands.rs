@@ -593,10 +593,34 @@ async fn consumer_progress(
     a: &ConsumerProgressArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
-    let group = a.group_name.trim();
     let topic = a.topic_name.as_deref().map(str::trim);
-    // Java looks the brokers up through the group's retry topic, which every broker that
-    // served the group has; with -t the topic's own route is the fallback.
+    match a.group_name.as_deref().map(str::trim) {
+        Some(group) => {
+            let stats = group_consume_stats(client, group, topic).await?;
+            write!(out, "{}", consumer_progress_table(&stats))?;
+        }
+        None => {
+            // Every group that has consumed leaves a retry topic behind; that is how Java
+            // finds them too.
+            let mut summaries = Vec::new();
+            for group in groups_from_topics(&client.topic_list().await?.topic_list) {
+                // One group whose brokers are down must not hide the others.
+                let stats = group_consume_stats(client, &group, None).await.ok();
+                summaries.push((group, stats));
+            }
+            write!(out, "{}", group_summary_table(&summaries))?;
+        }
+    }
+    Ok(())
+}
+
+/// A group's consume stats merged over the brokers of its retry topic (Java's
+/// `examineConsumeStats`); with `topic`, that topic's route is the fallback.
+async fn group_consume_stats(
+    client: &AdminClient,
+    group: &str,
+    topic: Option<&str>,
+) -> Result<ConsumeStats, AdminError> {
     let route = match client.topic_route(&retry_topic(group)).await {
         Ok(route) => route,
         Err(AdminError::TopicNotFound { .. }) if topic.is_some() => {
@@ -613,8 +637,42 @@ async fn consumer_progress(
         merged.offset_table.extend(stats.offset_table);
         merged.consume_tps += stats.consume_tps;
     }
-    write!(out, "{}", consumer_progress_table(&merged))?;
-    Ok(())
+    Ok(merged)
+}
+
+/// Consumer groups named by retry topics (`KeyBuilder.parseGroup`): `%RETRY%<group>`, or
+/// `%RETRY%<group>+<topic>` for POP retry topics (v2).
+pub fn groups_from_topics<'a>(topics: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let groups: std::collections::BTreeSet<String> = topics
+        .into_iter()
+        .filter_map(|t| t.strip_prefix("%RETRY%"))
+        .map(
+            |rest| match rest.split('+').collect::<Vec<_>>().as_slice() {
+                [group, _topic] => group.to_string(),
+                _ => rest.to_string(),
+            },
+        )
+        .filter(|g| !g.is_empty())
+        .collect();
+    groups.into_iter().collect()
+}
+
+/// `consumerProgress` without -g: one line per group, `N/A` where its stats were not
+/// available.
+pub fn group_summary_table(groups: &[(String, Option<ConsumeStats>)]) -> String {
+    let mut text = format!("{:<64}  {:<7}  {}\n", "#Group", "#TPS", "#Diff Total");
+    for (group, stats) in groups {
+        let (tps, diff) = match stats {
+            // Java prints the TPS truncated to an int here.
+            Some(s) => (
+                (s.consume_tps as i64).to_string(),
+                s.total_diff().to_string(),
+            ),
+            None => ("N/A".to_string(), "N/A".to_string()),
+        };
+        text += &format!("{:<64}  {:<7}  {}\n", truncate(group, 64), tps, diff);
+    }
+    text
 }
 
 /// `consumerProgress -g` output: per-queue offsets, lag and in-flight, then totals.
@@ -977,6 +1035,42 @@ mod tests {
         assert_eq!(cols, ["T", "b", "0", "100", "40", "60", "10", "N/A"]);
         let row1 = text.lines().nth(2).unwrap();
         assert!(row1.ends_with(" 2023-11-14 22:13:20"), "{row1}");
+    }
+
+    #[test]
+    fn groups_come_from_retry_topics() {
+        let topics: Vec<String> = [
+            "%RETRY%G1",
+            "%RETRY%G2+TopicA",
+            "%RETRY%G2",
+            "TopicA",
+            "%DLQ%G3",
+            "%RETRY%",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        assert_eq!(groups_from_topics(&topics), ["G1", "G2"]);
+        let mut stats = ConsumeStats {
+            consume_tps: 3.9,
+            ..ConsumeStats::default()
+        };
+        stats.offset_table.insert(
+            mq("b", 0, "T"),
+            OffsetWrapper {
+                broker_offset: 9,
+                consumer_offset: 4,
+                ..OffsetWrapper::default()
+            },
+        );
+        let text = group_summary_table(&[("G1".into(), Some(stats)), ("G2".into(), None)]);
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[0], ["#Group", "#TPS", "#Diff", "Total"]);
+        assert_eq!(rows[1], ["G1", "3", "5"]);
+        assert_eq!(rows[2], ["G2", "N/A", "N/A"]);
     }
 
     #[test]
