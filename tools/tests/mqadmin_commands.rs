@@ -6,7 +6,9 @@ mod support;
 use rocketmq_common::admin::{ConsumeStats, OffsetWrapper, TopicOffset, TopicStatsTable};
 use rocketmq_common::body::MessageQueue;
 use rocketmq_common::message::encode_offset_message_id;
-use rocketmq_common::protocol::headers::namesrv::KvConfigKeyRequestHeader;
+use rocketmq_common::protocol::headers::namesrv::{
+    KvConfigKeyRequestHeader, PutKvConfigRequestHeader,
+};
 use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_common::route::TopicRouteData;
@@ -137,6 +139,21 @@ async fn update_topic_on_a_cluster_creates_it_on_every_master() {
 #[tokio::test]
 async fn ordered_topic_on_one_broker_records_its_layout_on_the_name_server() {
     let c = cluster().await;
+    // broker-a already serves the ordered topic with 4 queues; that entry must survive.
+    let client = RemotingClient::new(ClientConfig::default());
+    let put = PutKvConfigRequestHeader {
+        namespace: "ORDER_TOPIC_CONFIG".into(),
+        key: "Orders".into(),
+        value: "broker-a:4".into(),
+    };
+    client
+        .invoke_ok(
+            &c.namesrv.addr,
+            RemotingCommand::request(RequestCode::PUT_KV_CONFIG, &put),
+            TIMEOUT,
+        )
+        .await
+        .expect("kv config put");
     let out = c
         .mqadmin(&[
             "updateTopic",
@@ -158,12 +175,11 @@ async fn ordered_topic_on_one_broker_records_its_layout_on_the_name_server() {
     let sent = c.b.received(RequestCode::UPDATE_AND_CREATE_TOPIC);
     assert_eq!(field(&sent[0], "order"), "true");
     assert!(
-        out.contains("set broker orderConf. isOrder=true, orderConf=[broker-b:2]"),
+        out.contains("set broker orderConf. isOrder=true, orderConf=[broker-a:4;broker-b:2]"),
         "{out}"
     );
 
-    // The name server now holds ORDER_TOPIC_CONFIG Orders = broker-b:2.
-    let client = RemotingClient::new(ClientConfig::default());
+    // The name server now holds both brokers' layouts.
     let header = KvConfigKeyRequestHeader {
         namespace: "ORDER_TOPIC_CONFIG".into(),
         key: "Orders".into(),
@@ -176,7 +192,7 @@ async fn ordered_topic_on_one_broker_records_its_layout_on_the_name_server() {
         )
         .await
         .expect("kv config stored");
-    assert_eq!(response.ext_field("value"), Some("broker-b:2"));
+    assert_eq!(response.ext_field("value"), Some("broker-a:4;broker-b:2"));
 }
 
 #[tokio::test]

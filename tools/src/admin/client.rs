@@ -15,7 +15,8 @@ use rocketmq_common::protocol::headers::broker::{
     GetTopicStatsInfoRequestHeader, QueryMessageRequestHeader, ViewMessageRequestHeader,
 };
 use rocketmq_common::protocol::headers::namesrv::{
-    DeleteTopicFromNamesrvRequestHeader, GetRouteInfoRequestHeader, PutKvConfigRequestHeader,
+    DeleteTopicFromNamesrvRequestHeader, GetKvConfigResponseHeader, GetRouteInfoRequestHeader,
+    KvConfigKeyRequestHeader, PutKvConfigRequestHeader,
 };
 use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient, RemotingError};
@@ -214,6 +215,28 @@ impl AdminClient {
             check_success(addr, response)?;
         }
         Ok(())
+    }
+
+    /// GET_KV_CONFIG (101) from the first name server that answers; `None` when the key is
+    /// not set (or the name server refuses to say).
+    pub async fn kv_config(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<String>, AdminError> {
+        let header = KvConfigKeyRequestHeader {
+            namespace: namespace.to_string(),
+            key: key.to_string(),
+        };
+        let request = RemotingCommand::request(RequestCode::GET_KV_CONFIG, &header);
+        let (addr, response) = self.namesrv_invoke(request).await?;
+        if response.code != ResponseCode::Success.as_i32() {
+            return Ok(None);
+        }
+        let header: GetKvConfigResponseHeader = response
+            .decode_header()
+            .map_err(|e| AdminError::bad_body(&addr, "GET_KV_CONFIG response header", e))?;
+        Ok(header.value)
     }
 
     /// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200) with a SubscriptionGroupConfig JSON body.

@@ -188,7 +188,15 @@ async fn update_topic(
                     format!("{addr} is not registered with the name server"),
                 )
             })?;
-            let order_conf = format!("{broker_name}:{}", config.write_queue_nums);
+            // One broker changes: keep the other brokers' entries (Java's
+            // createOrUpdateOrderConf with isCluster=false).
+            let old = client
+                .kv_config(ORDER_TOPIC_CONFIG_NAMESPACE, &config.topic_name)
+                .await?;
+            let order_conf = merge_order_conf(
+                old.as_deref(),
+                &format!("{broker_name}:{}", config.write_queue_nums),
+            );
             client
                 .put_kv_config_everywhere(
                     ORDER_TOPIC_CONFIG_NAMESPACE,
@@ -233,6 +241,21 @@ async fn update_topic(
     }
     writeln!(out, "{}", display_topic_config(&config))?;
     Ok(())
+}
+
+/// An ordered topic's layout (`broker-a:8;broker-b:8`) with `entry` (`broker:queues`)
+/// replacing that broker's old entry, brokers in name order.
+pub fn merge_order_conf(old: Option<&str>, entry: &str) -> String {
+    let broker_of = |e: &str| e.split(':').next().unwrap_or_default().to_string();
+    let mut entries: BTreeMap<String, String> = old
+        .unwrap_or_default()
+        .split(';')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| (broker_of(e), e.to_string()))
+        .collect();
+    entries.insert(broker_of(entry), entry.to_string());
+    entries.into_values().collect::<Vec<_>>().join(";")
 }
 
 /// The broker group whose member listens on `addr`.
@@ -1035,6 +1058,16 @@ mod tests {
         assert_eq!(cols, ["T", "b", "0", "100", "40", "60", "10", "N/A"]);
         let row1 = text.lines().nth(2).unwrap();
         assert!(row1.ends_with(" 2023-11-14 22:13:20"), "{row1}");
+    }
+
+    #[test]
+    fn order_conf_merges_per_broker() {
+        assert_eq!(merge_order_conf(None, "broker-b:2"), "broker-b:2");
+        assert_eq!(merge_order_conf(Some(""), "broker-b:2"), "broker-b:2");
+        assert_eq!(
+            merge_order_conf(Some("broker-c:4;broker-b:8"), "broker-b:2"),
+            "broker-b:2;broker-c:4"
+        );
     }
 
     #[test]
