@@ -693,6 +693,16 @@ async fn query_by_unique_key_falls_back_to_the_index() {
     );
     assert_eq!(c.b.received(RequestCode::QUERY_MESSAGE).len(), 2);
     assert!(!c.a.received(RequestCode::QUERY_MESSAGE).is_empty());
+    // An id that decodes as an offset id on a dead host says so.
+    let e = c
+        .mqadmin(&["queryMsgById", "-t", "TopicTest", "-i", uniq])
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(" (as an offset id: connect to 127.0.0.1:1 failed"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

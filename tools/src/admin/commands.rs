@@ -32,6 +32,8 @@ pub fn retry_topic(group: &str) -> String {
 
 /// Longest topic name a broker accepts (`TopicValidator.TOPIC_MAX_LENGTH`).
 const TOPIC_MAX_LENGTH: usize = 127;
+/// Longest group name a broker accepts (`TopicValidator.GROUP_MAX_LENGTH`).
+const GROUP_MAX_LENGTH: usize = 120;
 /// Body bytes `queryMsgById` prints.
 const BODY_PREVIEW_BYTES: usize = 512;
 /// Unique-key lookups search this far back (`MQAdminImpl.queryMessageByUniqKey`: 3 days).
@@ -527,12 +529,14 @@ pub fn cluster_table(rows: &[ClusterRow]) -> String {
 /// The SubscriptionGroupConfig JSON body `updateSubGroup` sends, from its options.
 pub fn sub_group_body(a: &UpdateSubGroupArgs) -> Result<serde_json::Value, AdminError> {
     let group = a.group_name.trim();
-    validate_topic(group).map_err(|_| {
-        AdminError::invalid(
+    // TopicValidator: group names obey the topic rules, but at most 120 characters so the
+    // retry and DLQ topics built from them stay valid.
+    if group.chars().count() > GROUP_MAX_LENGTH || validate_topic(group).is_err() {
+        return Err(AdminError::invalid(
             "groupName",
-            format!("{group:?}: use 1 to 127 letters, digits and %|_-"),
-        )
-    })?;
+            format!("{group:?}: use 1 to {GROUP_MAX_LENGTH} letters, digits and %|_-"),
+        ));
+    }
     // Java's command starts from these two set to false, unlike the class defaults.
     let mut config = SubscriptionGroupConfig {
         consume_broadcast_enable: false,
@@ -839,14 +843,28 @@ pub async fn find_message_by_id(
     id: &str,
     cluster: Option<&str>,
 ) -> Result<StoredMessage, AdminError> {
-    if let Ok((store_host, offset)) = decode_offset_message_id(id)
-        && let Ok(message) = client
+    // Why the offset-id lookup failed, reported if the unique-key lookup finds nothing
+    // either (a down broker should not look like a missing message).
+    let mut note = String::new();
+    if let Ok((store_host, offset)) = decode_offset_message_id(id) {
+        match client
             .view_message(&store_host.to_string(), topic, offset)
             .await
-        && message.commit_log_offset == offset
-        && message.offset_msg_id().eq_ignore_ascii_case(id)
-    {
-        return Ok(message);
+        {
+            Ok(message)
+                if message.commit_log_offset == offset
+                    && message.offset_msg_id().eq_ignore_ascii_case(id) =>
+            {
+                return Ok(message);
+            }
+            Ok(message) => {
+                note = format!(
+                    " (as an offset id: {store_host} returned the message at offset {} instead)",
+                    message.commit_log_offset
+                );
+            }
+            Err(e) => note = format!(" (as an offset id: {e})"),
+        }
     }
     let route = client.topic_route(topic).await?;
     let now = std::time::SystemTime::now()
@@ -868,6 +886,7 @@ pub async fn find_message_by_id(
     Err(AdminError::MessageNotFound {
         id: id.to_string(),
         topic: topic.to_string(),
+        note,
     })
 }
 

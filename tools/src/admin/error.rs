@@ -52,12 +52,14 @@ pub enum AdminError {
         detail: String,
     },
     /// No message matched the id or key.
-    #[error("message {id} not found in topic {topic}")]
+    #[error("message {id} not found in topic {topic}{note}")]
     MessageNotFound {
         /// The id asked for.
         id: String,
         /// The topic searched.
         topic: String,
+        /// Why the lookup as an offset id failed, as ` (...)`, or empty.
+        note: String,
     },
     /// Writing the output failed (e.g. a closed pipe).
     #[error("cannot write output: {0}")]
