@@ -30,7 +30,8 @@ pub struct Cli {
         long = "timeoutMillis",
         global = true,
         default_value_t = 5000,
-        value_name = "MS"
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub timeout_millis: u64,
     /// The command to run.
@@ -339,6 +340,8 @@ mod tests {
         let e = parse(&["updateTopic", "-t", "T", "-c", "C", "-o", "yes"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ValueValidation);
         let e = parse(&["updateTopic", "-t", "T", "-c", "C", "-r", "many"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        let e = parse(&["topicList", "--timeoutMillis", "0"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ValueValidation);
         let e = parse(&["noSuchCommand"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidSubcommand);
