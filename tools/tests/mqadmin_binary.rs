@@ -125,6 +125,7 @@ async fn bad_input_fails_with_a_clear_message() {
         "topicStatus",
         "clusterList",
         "updateSubGroup",
+        "deleteSubGroup",
         "consumerProgress",
         "queryMsgByKey",
         "queryMsgById",

@@ -759,3 +759,62 @@ async fn consumer_progress_without_a_group_summarises_every_group() {
         ]
     );
 }
+
+#[tokio::test]
+async fn delete_sub_group_from_a_cluster_also_removes_its_retry_and_dlq_topics() {
+    let c = cluster().await;
+    let out = c
+        .mqadmin(&[
+            "deleteSubGroup",
+            "-c",
+            "DefaultCluster",
+            "-g",
+            "G1",
+            "-r",
+            "true",
+        ])
+        .await
+        .expect("deleteSubGroup succeeds");
+    for broker in [&c.a, &c.b] {
+        let sent = broker.received(RequestCode::DELETE_SUBSCRIPTIONGROUP);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(field(&sent[0], "groupName"), "G1");
+        assert_eq!(field(&sent[0], "cleanOffset"), "true");
+        let topics: Vec<String> = broker
+            .received(RequestCode::DELETE_TOPIC_IN_BROKER)
+            .iter()
+            .map(|r| field(r, "topic").to_string())
+            .collect();
+        assert_eq!(topics, ["%RETRY%G1", "%DLQ%G1"]);
+        assert!(out.contains(&format!(
+            "delete subscription group [G1] from broker [{}] in cluster [DefaultCluster] success.",
+            broker.addr
+        )));
+    }
+    assert!(
+        out.contains("delete topic [%RETRY%G1] from NameServer success."),
+        "{out}"
+    );
+    // The retry topic's route is gone from the name server.
+    let e = c
+        .mqadmin(&["consumerProgress", "-g", "G1"])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AdminError::TopicNotFound { .. }), "{e}");
+
+    // From one broker: only that broker, offsets kept by default, topics untouched.
+    let out = c
+        .mqadmin(&["deleteSubGroup", "-b", &c.a.addr, "-g", "G2"])
+        .await
+        .expect("deleteSubGroup -b succeeds");
+    assert_eq!(
+        out,
+        format!(
+            "delete subscription group [G2] from broker [{}] success.\n",
+            c.a.addr
+        )
+    );
+    let sent = c.a.received(RequestCode::DELETE_SUBSCRIPTIONGROUP);
+    assert_eq!(field(&sent[1], "cleanOffset"), "false");
+    assert_eq!(c.b.received(RequestCode::DELETE_SUBSCRIPTIONGROUP).len(), 1);
+}

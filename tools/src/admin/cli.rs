@@ -63,6 +63,9 @@ pub enum Command {
     /// Update or create a subscription (consumer) group.
     #[command(name = "updateSubGroup")]
     UpdateSubGroup(UpdateSubGroupArgs),
+    /// Delete a subscription group (and, with -c, its retry and dead-letter topics).
+    #[command(name = "deleteSubGroup")]
+    DeleteSubGroup(DeleteSubGroupArgs),
     /// Show a consumer group's per-queue progress and lag.
     #[command(name = "consumerProgress")]
     ConsumerProgress(ConsumerProgressArgs),
@@ -85,6 +88,7 @@ impl Command {
             Command::TopicStatus(_) => "topicStatus",
             Command::ClusterList(_) => "clusterList",
             Command::UpdateSubGroup(_) => "updateSubGroup",
+            Command::DeleteSubGroup(_) => "deleteSubGroup",
             Command::ConsumerProgress(_) => "consumerProgress",
             Command::QueryMsgByKey(_) => "queryMsgByKey",
             Command::QueryMsgById(_) => "queryMsgById",
@@ -225,6 +229,24 @@ pub struct UpdateSubGroupArgs {
     /// Attribute changes, `+key=value,-key2`.
     #[arg(long = "attributes")]
     pub attributes: Option<String>,
+}
+
+/// `deleteSubGroup` options (`DeleteSubscriptionGroupCommand`).
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["broker_addr", "cluster_name"])))]
+pub struct DeleteSubGroupArgs {
+    /// Delete the group from this broker (`ip:port`).
+    #[arg(short = 'b', long = "brokerAddr")]
+    pub broker_addr: Option<String>,
+    /// Delete the group from every master of this cluster, then its retry and DLQ topics.
+    #[arg(short = 'c', long = "clusterName")]
+    pub cluster_name: Option<String>,
+    /// Group name.
+    #[arg(short = 'g', long = "groupName")]
+    pub group_name: String,
+    /// Also remove the group's committed offsets.
+    #[arg(short = 'r', long = "removeOffset", value_parser = parse_bool, default_value = "false", action = ArgAction::Set)]
+    pub remove_offset: bool,
 }
 
 /// `consumerProgress` options (`ConsumerProgressSubCommand`).

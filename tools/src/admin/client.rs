@@ -11,8 +11,9 @@ use std::time::Duration;
 use rocketmq_common::admin::{ConsumeStats, TopicStatsTable};
 use rocketmq_common::json::from_slice_lenient;
 use rocketmq_common::protocol::headers::broker::{
-    CreateTopicRequestHeader, DeleteTopicRequestHeader, GetConsumeStatsRequestHeader,
-    GetTopicStatsInfoRequestHeader, QueryMessageRequestHeader, ViewMessageRequestHeader,
+    CreateTopicRequestHeader, DeleteSubscriptionGroupRequestHeader, DeleteTopicRequestHeader,
+    GetConsumeStatsRequestHeader, GetTopicStatsInfoRequestHeader, QueryMessageRequestHeader,
+    ViewMessageRequestHeader,
 };
 use rocketmq_common::protocol::headers::namesrv::{
     DeleteTopicFromNamesrvRequestHeader, GetKvConfigResponseHeader, GetRouteInfoRequestHeader,
@@ -64,7 +65,7 @@ impl AdminClient {
             return Err(AdminError::NoNameServer);
         }
         let config = ClientConfig {
-            // A dead address should fail the command quickly, not after Java's 3 s.
+            // Connecting never takes longer than a request may, nor than Java's 3 s limit.
             connect_timeout: timeout.min(Duration::from_secs(3)),
             ..ClientConfig::default()
         };
@@ -248,6 +249,22 @@ impl AdminClient {
         let request =
             RemotingCommand::bare_request(RequestCode::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
                 .with_body(body);
+        self.broker_invoke_ok(addr, request).await.map(drop)
+    }
+
+    /// DELETE_SUBSCRIPTIONGROUP (207) to the broker at `addr`; `clean_offset` also drops the
+    /// group's committed offsets.
+    pub async fn delete_subscription_group(
+        &self,
+        addr: &str,
+        group: &str,
+        clean_offset: bool,
+    ) -> Result<(), AdminError> {
+        let header = DeleteSubscriptionGroupRequestHeader {
+            group_name: group.to_string(),
+            clean_offset: Some(clean_offset),
+        };
+        let request = RemotingCommand::request(RequestCode::DELETE_SUBSCRIPTIONGROUP, &header);
         self.broker_invoke_ok(addr, request).await.map(drop)
     }
 

@@ -15,8 +15,9 @@ use rocketmq_common::protocol::headers::broker::QueryMessageRequestHeader;
 use rocketmq_common::route::{ClusterInfo, TopicConfig, TopicRouteData};
 
 use super::cli::{
-    ClusterListArgs, Command, ConsumerProgressArgs, DeleteTopicArgs, QueryMsgByIdArgs,
-    QueryMsgByKeyArgs, TopicRouteArgs, TopicStatusArgs, UpdateSubGroupArgs, UpdateTopicArgs,
+    ClusterListArgs, Command, ConsumerProgressArgs, DeleteSubGroupArgs, DeleteTopicArgs,
+    QueryMsgByIdArgs, QueryMsgByKeyArgs, TopicRouteArgs, TopicStatusArgs, UpdateSubGroupArgs,
+    UpdateTopicArgs,
 };
 use super::client::{
     AdminClient, ORDER_TOPIC_CONFIG_NAMESPACE, master_addrs_of_cluster, select_broker_addr,
@@ -55,6 +56,7 @@ pub async fn run(
         Command::TopicStatus(a) => topic_status(client, a, out).await,
         Command::ClusterList(a) => cluster_list(client, a, out).await,
         Command::UpdateSubGroup(a) => update_sub_group(client, a, out).await,
+        Command::DeleteSubGroup(a) => delete_sub_group(client, a, out).await,
         Command::ConsumerProgress(a) => consumer_progress(client, a, out).await,
         Command::QueryMsgByKey(a) => query_msg_by_key(client, a, out).await,
         Command::QueryMsgById(a) => query_msg_by_id(client, a, out).await,
@@ -273,7 +275,17 @@ async fn delete_topic(
     a: &DeleteTopicArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
-    let (topic, cluster) = (a.topic.trim(), a.cluster_name.trim());
+    delete_topic_from_cluster(client, a.topic.trim(), a.cluster_name.trim(), out).await
+}
+
+/// Java's `DeleteTopicSubCommand.deleteTopic`: every master of the cluster, then every name
+/// server (limited to that cluster's brokers).
+async fn delete_topic_from_cluster(
+    client: &AdminClient,
+    topic: &str,
+    cluster: &str,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
     for addr in client.cluster_master_addrs(cluster).await? {
         client.delete_topic_in_broker(&addr, topic).await?;
     }
@@ -612,6 +624,43 @@ async fn update_sub_group(
         writeln!(out, "create subscription group to {addr} success.")?;
     }
     writeln!(out, "{}", String::from_utf8_lossy(&bytes))?;
+    Ok(())
+}
+
+async fn delete_sub_group(
+    client: &AdminClient,
+    a: &DeleteSubGroupArgs,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    let group = a.group_name.trim();
+    if let Some(addr) = &a.broker_addr {
+        let addr = addr.trim();
+        client
+            .delete_subscription_group(addr, group, a.remove_offset)
+            .await?;
+        writeln!(
+            out,
+            "delete subscription group [{group}] from broker [{addr}] success."
+        )?;
+    } else if let Some(cluster) = &a.cluster_name {
+        let cluster = cluster.trim();
+        for addr in client.cluster_master_addrs(cluster).await? {
+            client
+                .delete_subscription_group(&addr, group, a.remove_offset)
+                .await?;
+            writeln!(
+                out,
+                "delete subscription group [{group}] from broker [{addr}] in cluster [{cluster}] success."
+            )?;
+        }
+        // The group is gone either way; its retry and DLQ topics are cleaned up best effort
+        // (a group that never failed a message has no DLQ topic), as Java does.
+        for topic in [retry_topic(group), format!("%DLQ%{group}")] {
+            if let Err(e) = delete_topic_from_cluster(client, &topic, cluster, out).await {
+                writeln!(out, "delete topic [{topic}] skipped: {e}")?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -88,10 +88,11 @@ impl RequestProcessor for Recorder {
 }
 
 /// Every code mqadmin sends to brokers.
-const BROKER_CODES: [RequestCode; 9] = [
+const BROKER_CODES: [RequestCode; 10] = [
     RequestCode::UPDATE_AND_CREATE_TOPIC,
     RequestCode::DELETE_TOPIC_IN_BROKER,
     RequestCode::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+    RequestCode::DELETE_SUBSCRIPTIONGROUP,
     RequestCode::GET_TOPIC_STATS_INFO,
     RequestCode::GET_CONSUME_STATS,
     RequestCode::QUERY_MESSAGE,
