@@ -453,6 +453,67 @@ mod tests {
         assert_eq!(&*fixed, br#"{ "{\"k\":[1,{\"z\":2}]}" :3}"#);
     }
 
+    /// Deterministic xorshift generator: reproducible cases without a dependency.
+    struct Xorshift(u64);
+
+    impl Xorshift {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+
+        /// A name built from the characters the key rewriting must respect: quotes,
+        /// backslashes, braces, brackets, colons, commas, whitespace, control and non-ASCII.
+        fn name(&mut self) -> String {
+            const PIECES: [&str; 15] = [
+                "a",
+                "\"",
+                "\\",
+                "{",
+                "}",
+                "[",
+                "]",
+                ":",
+                ",",
+                " ",
+                "\n",
+                "\u{1}",
+                "é",
+                "😀",
+                "{\"x\":1}",
+            ];
+            let len = 1 + self.below(6);
+            (0..len).map(|_| PIECES[self.below(PIECES.len())]).collect()
+        }
+    }
+
+    #[test]
+    fn tricky_names_round_trip() {
+        let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15);
+        for round in 0..200 {
+            let mut stats = ConsumeStats {
+                consume_tps: f64::from(round) / 8.0,
+                ..ConsumeStats::default()
+            };
+            for q in 0..1 + rng.below(3) {
+                let queue = mq(&rng.name(), q as i32, &rng.name());
+                let wrapper = OffsetWrapper {
+                    broker_offset: rng.below(1000) as i64,
+                    consumer_offset: rng.below(1000) as i64,
+                    last_timestamp: 1_700_000_000_000,
+                    pull_offset: -1,
+                };
+                stats.offset_table.insert(queue, wrapper);
+            }
+            let wire = stats.to_fastjson();
+            let back = ConsumeStats::from_fastjson(&wire)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&wire)));
+            assert_eq!(back, stats, "{}", String::from_utf8_lossy(&wire));
+        }
+    }
+
     #[test]
     fn doubles_follow_java() {
         assert_eq!(java_double(0.0), "0.0");
