@@ -3,7 +3,9 @@
 //!
 //! Output follows Java's mqadmin (column headers, `create topic to ... success.` lines)
 //! where a script might parse it; where we print more (keys and tags in `queryMsgByKey`, a
-//! body preview in `queryMsgById`) the extra columns come last.
+//! body preview in `queryMsgById`) the extra columns come last. Two deliberate differences:
+//! `topicRoute` prints standard JSON (quoted broker-id keys, two-space indent) that `jq`
+//! reads, where Java prints fastjson's pretty form; and times are UTC, not local time.
 
 use std::collections::BTreeMap;
 use std::io::Write;
