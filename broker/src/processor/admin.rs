@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rocketmq_common::body::SubscriptionGroupConfig;
+use rocketmq_common::admin::{ConsumeStats, OffsetWrapper, TopicOffset, TopicStatsTable};
+use rocketmq_common::body::{MessageQueue, SubscriptionGroupConfig};
 use rocketmq_common::protocol::headers::broker::{
     CreateTopicRequestHeader, DeleteSubscriptionGroupRequestHeader, DeleteTopicRequestHeader,
+    GetConsumeStatsRequestHeader, GetTopicStatsInfoRequestHeader,
 };
 use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
 use rocketmq_common::remoting::{
@@ -18,6 +20,7 @@ use rocketmq_common::route::TopicConfig;
 use rocketmq_common::topic::{AUTO_CREATE_TOPIC_KEY_TOPIC, validate_topic};
 
 use super::{BrokerContext, json_body, metadata_error, unsupported};
+use crate::store::GetStatus;
 
 /// Handles the admin codes.
 pub struct AdminProcessor {
@@ -126,6 +129,101 @@ impl AdminProcessor {
     }
 }
 
+impl AdminProcessor {
+    /// Store time of the message at `offset` of a queue, 0 if there is none.
+    fn store_time_at(&self, topic: &str, queue_id: i32, offset: i64) -> i64 {
+        if offset < 0 {
+            return 0;
+        }
+        match self
+            .ctx
+            .store
+            .get_messages(topic, queue_id, offset, 1, usize::MAX)
+        {
+            Ok(r) if r.status == GetStatus::Found => r
+                .messages
+                .first()
+                .and_then(|(_, buf)| buf.decode().ok().map(|m| m.store_timestamp))
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    fn queue(&self, topic: &str, queue_id: i32) -> MessageQueue {
+        MessageQueue {
+            broker_name: self.ctx.config.broker_name.clone(),
+            queue_id,
+            topic: topic.to_string(),
+        }
+    }
+
+    fn topic_stats(&self, request: &RemotingCommand) -> ProcessResult {
+        let h: GetTopicStatsInfoRequestHeader = request.decode_header()?;
+        let config = self.ctx.topics.get(&h.topic).ok_or_else(|| {
+            ProcessError::new(
+                ResponseCode::TopicNotExist,
+                format!("topic[{}] not exist", h.topic),
+            )
+        })?;
+        let mut stats = TopicStatsTable::default();
+        for queue_id in 0..config.write_queue_nums {
+            let store = &self.ctx.store;
+            let max_offset = store.max_offset_in_queue(&h.topic, queue_id);
+            stats.offset_table.insert(
+                self.queue(&h.topic, queue_id),
+                TopicOffset {
+                    last_update_timestamp: self.store_time_at(&h.topic, queue_id, max_offset - 1),
+                    max_offset,
+                    min_offset: store.min_offset_in_queue(&h.topic, queue_id),
+                },
+            );
+        }
+        Ok(Some(
+            RemotingCommand::success().with_body(stats.to_fastjson()),
+        ))
+    }
+
+    fn consume_stats(&self, request: &RemotingCommand) -> ProcessResult {
+        let h: GetConsumeStatsRequestHeader = request.decode_header()?;
+        let topics: Vec<String> = match (&h.topic, &h.topic_list) {
+            (Some(t), _) if !t.is_empty() => vec![t.clone()],
+            (_, Some(list)) if !list.is_empty() => list
+                .split(';')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+            _ => self.ctx.offsets.topics_of_group(&h.consumer_group),
+        };
+        let mut stats = ConsumeStats::default();
+        for topic in topics {
+            let Some(config) = self.ctx.topics.get(&topic) else {
+                continue;
+            };
+            for queue_id in 0..config.write_queue_nums {
+                let broker_offset = self.ctx.store.max_offset_in_queue(&topic, queue_id);
+                let consumer_offset = self
+                    .ctx
+                    .offsets
+                    .query(&h.consumer_group, &topic, queue_id)
+                    .unwrap_or(0)
+                    .max(0);
+                stats.offset_table.insert(
+                    self.queue(&topic, queue_id),
+                    OffsetWrapper {
+                        broker_offset,
+                        consumer_offset,
+                        last_timestamp: self.store_time_at(&topic, queue_id, consumer_offset - 1),
+                        pull_offset: consumer_offset,
+                    },
+                );
+            }
+        }
+        Ok(Some(
+            RemotingCommand::success().with_body(stats.to_fastjson()),
+        ))
+    }
+}
+
 impl RequestProcessor for AdminProcessor {
     fn process(&self, _ctx: &RequestContext, request: RemotingCommand) -> Reply {
         Reply::Now(match request.request_code() {
@@ -136,6 +234,8 @@ impl RequestProcessor for AdminProcessor {
             )),
             Some(RequestCode::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP) => self.create_group(&request),
             Some(RequestCode::DELETE_SUBSCRIPTIONGROUP) => self.delete_group(&request),
+            Some(RequestCode::GET_TOPIC_STATS_INFO) => self.topic_stats(&request),
+            Some(RequestCode::GET_CONSUME_STATS) => self.consume_stats(&request),
             Some(RequestCode::GET_ALL_SUBSCRIPTIONGROUP_CONFIG) => Ok(Some(
                 RemotingCommand::success().with_body(self.ctx.groups.snapshot_json()),
             )),

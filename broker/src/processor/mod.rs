@@ -113,6 +113,8 @@ pub fn dispatcher(ctx: Arc<BrokerContext>) -> Dispatcher {
             RequestCode::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
             RequestCode::DELETE_SUBSCRIPTIONGROUP,
             RequestCode::GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+            RequestCode::GET_TOPIC_STATS_INFO,
+            RequestCode::GET_CONSUME_STATS,
         ],
         Arc::new(admin::AdminProcessor::new(ctx.clone())),
     );
