@@ -17,4 +17,5 @@ pub mod persist;
 pub mod protocol;
 pub mod remoting;
 pub mod route;
+pub mod signal;
 pub mod topic;

@@ -102,18 +102,8 @@ fn main() -> ExitCode {
             }
         };
         println!("The broker[{}] boot success.", server.broker_addr());
-        wait_for_termination().await;
+        rocketmq_common::signal::wait_for_termination().await;
         server.shutdown().await;
         ExitCode::SUCCESS
     })
-}
-
-async fn wait_for_termination() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term =
-        signal(SignalKind::terminate()).expect("installing a SIGTERM handler cannot fail on unix");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
