@@ -1,15 +1,21 @@
 //! Shared protocol crate: everything two RocketMQ processes need to agree on.
 //!
+//! - [`admin`]: admin bodies with fastjson's object map keys (topic and consume stats);
 //! - [`protocol`]: Remoting frames, commands, codes and typed headers;
 //! - [`route`]: route and registration bodies exchanged with the name server;
 //! - [`remoting`]: the tokio Remoting server and client;
 //! - [`config`]: `.properties` config files;
 //! - [`observability`]: logging setup and the Prometheus endpoint every server exposes.
 
+pub mod admin;
 pub mod body;
 pub mod config;
 pub mod json;
+pub mod message;
 pub mod observability;
+pub mod persist;
 pub mod protocol;
 pub mod remoting;
 pub mod route;
+pub mod signal;
+pub mod topic;

@@ -6,7 +6,6 @@
 //! and renamed into place, so a crash never leaves a half-written file behind.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -134,21 +133,14 @@ impl KvConfigManager {
         &self,
         table: &BTreeMap<String, BTreeMap<String, String>>,
     ) -> Result<(), KvConfigError> {
-        let io = |source| KvConfigError::Io {
-            path: self.path.clone(),
-            source,
-        };
         let json = serde_json::to_vec_pretty(&serde_json::json!({ "configTable": table }))
             .expect("string maps serialise to JSON");
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        file.write_all(&json).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        Ok(())
+        rocketmq_common::persist::write_file_atomically(&self.path, &json).map_err(|source| {
+            KvConfigError::Io {
+                path: self.path.clone(),
+                source,
+            }
+        })
     }
 }
 

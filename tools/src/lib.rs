@@ -1,4 +1,7 @@
-//! Shared pieces of the command-line tools: latency statistics and process sampling.
+//! The command-line tools' library: [`admin`] (everything behind `mqadmin`) and the
+//! benchmark helpers `mqbench` shares (latency statistics, process sampling).
+
+pub mod admin;
 
 use std::time::Duration;
 

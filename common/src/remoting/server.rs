@@ -132,6 +132,18 @@ pub struct ConnectionHandle {
 }
 
 impl ConnectionHandle {
+    /// A handle whose frames go to the returned receiver instead of a socket: for tests of
+    /// processors and for in-process transports. `id` must not clash with server
+    /// connection ids (they count up from 1; use large numbers).
+    pub fn detached(
+        id: u64,
+        peer: SocketAddr,
+        capacity: usize,
+    ) -> (Self, mpsc::Receiver<RemotingCommand>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (Self { id, peer, tx }, rx)
+    }
+
     /// Process-unique connection id.
     pub fn id(&self) -> u64 {
         self.id

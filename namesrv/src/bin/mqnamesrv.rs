@@ -94,18 +94,8 @@ fn main() -> ExitCode {
             "The Name Server boot success. serializeType={serialize_type}, address {}",
             server.local_addr()
         );
-        wait_for_termination().await;
+        rocketmq_common::signal::wait_for_termination().await;
         server.shutdown().await;
         ExitCode::SUCCESS
     })
-}
-
-async fn wait_for_termination() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term =
-        signal(SignalKind::terminate()).expect("installing a SIGTERM handler cannot fail on unix");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -24,8 +24,45 @@ struct Args {
     command: Bench,
 }
 
+#[path = "../bench/produce.rs"]
+mod produce;
+
 #[derive(Subcommand)]
 enum Bench {
+    /// Producer throughput and latency against a broker (with end-to-end latency from a
+    /// consumer). Without -b or -n it starts a local mqnamesrv and mqbroker.
+    Produce {
+        /// Name server address (finds the first master broker).
+        #[arg(short = 'n', long = "namesrvAddr", env = "NAMESRV_ADDR")]
+        namesrv_addr: Option<String>,
+        /// Broker address (skips the name server).
+        #[arg(short = 'b', long = "brokerAddr")]
+        broker_addr: Option<String>,
+        /// Topic (created on the broker if needed).
+        #[arg(short = 't', long, default_value = "BenchmarkTopic")]
+        topic: String,
+        /// Concurrent connections, each with one request in flight.
+        #[arg(short = 'c', long, default_value_t = 16)]
+        connections: usize,
+        /// Message body size in bytes.
+        #[arg(short = 's', long, default_value_t = 1024)]
+        size: usize,
+        /// Messages per request (SEND_BATCH_MESSAGE when above 1).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Seconds to produce.
+        #[arg(short = 'd', long, default_value_t = 10)]
+        duration: u64,
+        /// Queues of the topic.
+        #[arg(long, default_value_t = 8)]
+        queues: i32,
+        /// Do not run the end-to-end consumer.
+        #[arg(long)]
+        no_consumer: bool,
+        /// Store directory of the local broker (default: a temporary directory).
+        #[arg(long)]
+        store_dir: Option<std::path::PathBuf>,
+    },
     /// Route lookups against a name server.
     Route {
         /// Name server address; default: start a local mqnamesrv (NAMESRV_ADDR is honoured).
@@ -50,6 +87,29 @@ fn main() {
         .build()
         .expect("tokio runtime");
     match args.command {
+        Bench::Produce {
+            namesrv_addr,
+            broker_addr,
+            topic,
+            connections,
+            size,
+            batch,
+            duration,
+            queues,
+            no_consumer,
+            store_dir,
+        } => runtime.block_on(produce::run(produce::ProduceArgs {
+            namesrv_addr,
+            broker_addr,
+            topic,
+            connections,
+            size,
+            batch,
+            duration: Duration::from_secs(duration),
+            queues,
+            consumer: !no_consumer,
+            store_dir,
+        })),
         Bench::Route {
             namesrv_addr,
             connections,

@@ -419,6 +419,8 @@ command_header! {
         consumer_group: String = "consumerGroup",
         /// Restrict to one topic.
         topic: Option<String> = "topic",
+        /// Restrict to several topics, each followed by `;` (`GetConsumeStatsRequestHeader.topicList`).
+        topic_list: Option<String> = "topicList",
     }
 }
 
@@ -441,6 +443,8 @@ command_header! {
 command_header! {
     /// END_TRANSACTION (37) request.
     pub struct EndTransactionRequestHeader {
+        /// Topic of the half message (sent by 5.x clients).
+        topic: Option<String> = "topic",
         /// Producer group.
         producer_group: String = "producerGroup",
         /// Logical offset of the half message.

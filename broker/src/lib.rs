@@ -1,0 +1,16 @@
+//! The RocketMQ broker: message store ([`store`]), persisted metadata ([`metadata`]),
+//! client tables ([`clients`]), long polling ([`long_polling`]), request processors
+//! ([`processor`]) and the process wiring ([`BrokerServer`]).
+
+pub mod clients;
+pub mod config;
+pub mod long_polling;
+pub mod metadata;
+pub mod processor;
+pub mod registration;
+pub mod schedule;
+mod server;
+pub mod store;
+
+pub use config::BrokerConfig;
+pub use server::{BrokerServer, StartError};

@@ -1,0 +1,114 @@
+//! Long polling (`PullRequestHoldService`): a pull that finds nothing new waits until a
+//! message arrives on its queue or its suspend timeout passes.
+//!
+//! The store's dispatcher calls [`LongPolling::on_message_arrived`] for every message it
+//! makes readable. A waiter registers interest *before* re-checking the queue, so an
+//! arrival between its check and its wait is never missed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use tokio::sync::Notify;
+
+use crate::store::MessageArrivalListener;
+
+/// Per-queue arrival notifications.
+#[derive(Default)]
+pub struct LongPolling {
+    queues: RwLock<HashMap<String, HashMap<i32, Arc<Notify>>>>,
+}
+
+impl LongPolling {
+    fn notify_for(&self, topic: &str, queue_id: i32) -> Arc<Notify> {
+        if let Some(n) = self.queues.read().get(topic).and_then(|q| q.get(&queue_id)) {
+            return n.clone();
+        }
+        self.queues
+            .write()
+            .entry(topic.to_string())
+            .or_default()
+            .entry(queue_id)
+            .or_default()
+            .clone()
+    }
+
+    /// Waits until `ready()` is true, re-checking after each arrival on the queue, or
+    /// until `timeout`; returns whether `ready()` became true.
+    pub async fn wait_until(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        timeout: Duration,
+        ready: impl Fn() -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let notify = self.notify_for(topic, queue_id);
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if ready() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return ready();
+            }
+        }
+    }
+
+    /// Number of queues with a notifier (metrics).
+    pub fn tracked_queues(&self) -> usize {
+        self.queues.read().values().map(HashMap::len).sum()
+    }
+}
+
+impl MessageArrivalListener for LongPolling {
+    fn on_message_arrived(&self, topic: &str, queue_id: i32, _queue_offset: i64) {
+        if let Some(n) = self.queues.read().get(topic).and_then(|q| q.get(&queue_id)) {
+            n.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn wakes_on_arrival_and_times_out_otherwise() {
+        let lp = Arc::new(LongPolling::default());
+        let flag = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (lp, flag) = (lp.clone(), flag.clone());
+            tokio::spawn(async move {
+                let start = std::time::Instant::now();
+                let ok = lp
+                    .wait_until("T", 1, Duration::from_secs(10), || {
+                        flag.load(Ordering::SeqCst)
+                    })
+                    .await;
+                (ok, start.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // An arrival on another queue does not satisfy the waiter.
+        lp.on_message_arrived("T", 2, 0);
+        flag.store(true, Ordering::SeqCst);
+        lp.on_message_arrived("T", 1, 0);
+        let (ok, waited) = waiter.await.unwrap();
+        assert!(ok);
+        assert!(
+            waited < Duration::from_secs(5),
+            "woken by the arrival, not the timeout"
+        );
+
+        let ok = lp
+            .wait_until("T", 3, Duration::from_millis(50), || false)
+            .await;
+        assert!(!ok);
+    }
+}

@@ -1,0 +1,128 @@
+//! HEART_BEAT (34), UNREGISTER_CLIENT (35), GET_CONSUMER_LIST_BY_GROUP (38).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rocketmq_common::body::{ConsumerListBody, HeartbeatData};
+use rocketmq_common::protocol::headers::broker::{
+    GetConsumerListByGroupRequestHeader, UnregisterClientRequestHeader,
+};
+use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
+use rocketmq_common::remoting::{
+    ProcessError, ProcessResult, Reply, RequestContext, RequestProcessor,
+};
+use rocketmq_common::route::{PERM_READ, PERM_WRITE, TopicConfig};
+use rocketmq_common::topic::retry_topic;
+
+use super::{BrokerContext, json_body, metadata_error, unsupported};
+use crate::clients::ClientChannel;
+
+/// Handles client registration.
+pub struct ClientProcessor {
+    ctx: Arc<BrokerContext>,
+}
+
+impl ClientProcessor {
+    /// A processor over the shared context.
+    pub fn new(ctx: Arc<BrokerContext>) -> Self {
+        Self { ctx }
+    }
+
+    fn heartbeat(&self, rctx: &RequestContext, request: &RemotingCommand) -> ProcessResult {
+        let data: HeartbeatData = rocketmq_common::json::from_slice_lenient(&request.body)
+            .map_err(|e| {
+                ProcessError::new(
+                    ResponseCode::SystemError,
+                    format!("invalid heartbeat body: {e}"),
+                )
+            })?;
+        let channel = ClientChannel {
+            client_id: data.client_id.clone(),
+            connection: rctx.connection.clone(),
+            last_update: Instant::now(),
+        };
+        for consumer in &data.consumer_data_set {
+            let group = self
+                .ctx
+                .groups
+                .get_or_create(
+                    &consumer.group_name,
+                    self.ctx.config.auto_create_subscription_group,
+                )
+                .map_err(metadata_error)?;
+            if let Some(group) = &group {
+                // Every consumer group has a retry topic it also consumes.
+                let (_, created) = self
+                    .ctx
+                    .topics
+                    .get_or_create(TopicConfig {
+                        perm: PERM_READ | PERM_WRITE,
+                        ..TopicConfig::new(
+                            retry_topic(&group.group_name),
+                            group.retry_queue_nums.max(1),
+                        )
+                    })
+                    .map_err(metadata_error)?;
+                if created {
+                    self.ctx.registration.trigger();
+                }
+            }
+            let changed = self
+                .ctx
+                .clients
+                .register_consumer(consumer, channel.clone());
+            if changed && group.is_none_or(|g| g.notify_consumer_ids_changed_enable) {
+                self.ctx
+                    .clients
+                    .notify_consumer_ids_changed(&consumer.group_name);
+            }
+        }
+        for producer in &data.producer_data_set {
+            self.ctx
+                .clients
+                .register_producer(&producer.group_name, channel.clone());
+        }
+        Ok(Some(RemotingCommand::success()))
+    }
+
+    fn unregister(&self, rctx: &RequestContext, request: &RemotingCommand) -> ProcessResult {
+        let h: UnregisterClientRequestHeader = request.decode_header()?;
+        let id = rctx.connection.id();
+        if let Some(group) = h.producer_group.as_deref().filter(|g| !g.is_empty()) {
+            self.ctx.clients.unregister_producer(group, id);
+        }
+        if let Some(group) = h.consumer_group.as_deref().filter(|g| !g.is_empty())
+            && self.ctx.clients.unregister_consumer(group, id)
+        {
+            self.ctx.clients.notify_consumer_ids_changed(group);
+        }
+        Ok(Some(RemotingCommand::success()))
+    }
+
+    fn consumer_list(&self, request: &RemotingCommand) -> ProcessResult {
+        let h: GetConsumerListByGroupRequestHeader = request.decode_header()?;
+        let ids = self.ctx.clients.consumer_ids(&h.consumer_group);
+        if ids.is_empty() {
+            return Err(ProcessError::new(
+                ResponseCode::SystemError,
+                format!("no consumer for this group, {}", h.consumer_group),
+            ));
+        }
+        Ok(Some(RemotingCommand::success().with_body(json_body(
+            &ConsumerListBody {
+                consumer_id_list: ids,
+            },
+        ))))
+    }
+}
+
+impl RequestProcessor for ClientProcessor {
+    fn process(&self, rctx: &RequestContext, request: RemotingCommand) -> Reply {
+        Reply::Now(match request.request_code() {
+            Some(RequestCode::HEART_BEAT) => self.heartbeat(rctx, &request),
+            Some(RequestCode::UNREGISTER_CLIENT) => self.unregister(rctx, &request),
+            Some(RequestCode::GET_CONSUMER_LIST_BY_GROUP) => self.consumer_list(&request),
+            _ => Err(unsupported(request.code)),
+        })
+    }
+}

@@ -1,0 +1,153 @@
+//! Request processors, one per request family; [`dispatcher`] is the table from request
+//! code to processor. Each processor holds an `Arc` of the shared [`BrokerContext`].
+
+mod admin;
+mod client;
+mod offset;
+mod pull;
+mod query;
+mod send;
+mod send_back;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rocketmq_common::protocol::{RequestCode, ResponseCode};
+use rocketmq_common::remoting::{Dispatcher, ProcessError};
+
+use crate::clients::ClientManager;
+use crate::config::BrokerConfig;
+use crate::long_polling::LongPolling;
+use crate::metadata::{
+    ConsumerOffsetManager, MetadataError, SubscriptionGroupManager, TopicConfigManager,
+};
+use crate::registration::NamesrvRegistration;
+use crate::schedule::ScheduleMessageService;
+use crate::server::BrokerMetrics;
+use crate::store::{MessageStore, StoreError};
+
+pub use pull::PullMessageProcessor;
+pub use send::SendMessageProcessor;
+
+/// Everything processors share.
+pub struct BrokerContext {
+    /// Configuration.
+    pub config: BrokerConfig,
+    /// The address written into records and offset message ids.
+    pub store_host: SocketAddr,
+    /// The message store.
+    pub store: Arc<MessageStore>,
+    /// Topic configs.
+    pub topics: Arc<TopicConfigManager>,
+    /// Subscription groups.
+    pub groups: Arc<SubscriptionGroupManager>,
+    /// Committed offsets.
+    pub offsets: Arc<ConsumerOffsetManager>,
+    /// Producer and consumer tables.
+    pub clients: Arc<ClientManager>,
+    /// Held pulls.
+    pub long_polling: Arc<LongPolling>,
+    /// Delay-level delivery.
+    pub schedule: Arc<ScheduleMessageService>,
+    /// Name server registration (re-registers on topic changes).
+    pub registration: Arc<NamesrvRegistration>,
+    /// Metrics.
+    pub metrics: BrokerMetrics,
+    /// Set when shutdown begins: sends are refused with SERVICE_NOT_AVAILABLE.
+    pub shutting_down: AtomicBool,
+    /// Puts in progress, for back-pressure.
+    pub in_flight_puts: std::sync::atomic::AtomicUsize,
+}
+
+impl BrokerContext {
+    /// Whether the broker accepts writes right now.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+}
+
+/// Builds the broker's dispatch table.
+pub fn dispatcher(ctx: Arc<BrokerContext>) -> Dispatcher {
+    let mut d = Dispatcher::new();
+    d.register_all(
+        &[
+            RequestCode::SEND_MESSAGE,
+            RequestCode::SEND_MESSAGE_V2,
+            RequestCode::SEND_BATCH_MESSAGE,
+        ],
+        Arc::new(SendMessageProcessor::new(ctx.clone())),
+    );
+    d.register(
+        RequestCode::CONSUMER_SEND_MSG_BACK,
+        Arc::new(send_back::SendBackProcessor::new(ctx.clone())),
+    );
+    d.register_all(
+        &[RequestCode::PULL_MESSAGE, RequestCode::LITE_PULL_MESSAGE],
+        Arc::new(PullMessageProcessor::new(ctx.clone())),
+    );
+    d.register_all(
+        &[
+            RequestCode::QUERY_CONSUMER_OFFSET,
+            RequestCode::UPDATE_CONSUMER_OFFSET,
+            RequestCode::GET_MAX_OFFSET,
+            RequestCode::GET_MIN_OFFSET,
+            RequestCode::SEARCH_OFFSET_BY_TIMESTAMP,
+            RequestCode::GET_EARLIEST_MSG_STORETIME,
+        ],
+        Arc::new(offset::OffsetProcessor::new(ctx.clone())),
+    );
+    d.register_all(
+        &[
+            RequestCode::HEART_BEAT,
+            RequestCode::UNREGISTER_CLIENT,
+            RequestCode::GET_CONSUMER_LIST_BY_GROUP,
+        ],
+        Arc::new(client::ClientProcessor::new(ctx.clone())),
+    );
+    d.register_all(
+        &[
+            RequestCode::UPDATE_AND_CREATE_TOPIC,
+            RequestCode::DELETE_TOPIC_IN_BROKER,
+            RequestCode::GET_ALL_TOPIC_CONFIG,
+            RequestCode::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+            RequestCode::DELETE_SUBSCRIPTIONGROUP,
+            RequestCode::GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+            RequestCode::GET_TOPIC_STATS_INFO,
+            RequestCode::GET_CONSUME_STATS,
+        ],
+        Arc::new(admin::AdminProcessor::new(ctx.clone())),
+    );
+    d.register_all(
+        &[RequestCode::QUERY_MESSAGE, RequestCode::VIEW_MESSAGE_BY_ID],
+        Arc::new(query::QueryProcessor::new(ctx)),
+    );
+    d
+}
+
+fn store_error(e: StoreError) -> ProcessError {
+    match e {
+        StoreError::ShutDown => {
+            ProcessError::new(ResponseCode::ServiceNotAvailable, "store is shutting down")
+        }
+        StoreError::MessageTooLarge { .. } | StoreError::InvalidMessage(_) => {
+            ProcessError::new(ResponseCode::MessageIllegal, e.to_string())
+        }
+        other => ProcessError::new(ResponseCode::SystemError, other.to_string()),
+    }
+}
+
+fn metadata_error(e: MetadataError) -> ProcessError {
+    ProcessError::new(ResponseCode::SystemError, e.to_string())
+}
+
+fn json_body<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("bodies serialise to JSON")
+}
+
+fn unsupported(code: i32) -> ProcessError {
+    ProcessError::new(
+        ResponseCode::RequestCodeNotSupported,
+        format!(" request type {code} not supported"),
+    )
+}

@@ -1,0 +1,430 @@
+//! SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use rocketmq_common::message::RecordInput;
+use rocketmq_common::message::{
+    encode_offset_message_id, get_property, parse_properties, rewrite_properties,
+};
+use rocketmq_common::protocol::headers::broker::{
+    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
+};
+use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
+use rocketmq_common::remoting::{
+    ProcessError, ProcessResult, Reply, RequestContext, RequestProcessor,
+};
+use rocketmq_common::route::{PERM_INHERIT, PERM_WRITE, TopicConfig};
+use rocketmq_common::topic::{SCHEDULE_TOPIC, is_not_allowed_send_topic, validate_topic};
+
+use super::{BrokerContext, metadata_error, store_error};
+use crate::schedule::{delay_rewrite, requested_delay_level};
+use crate::store::PutStatus;
+
+/// Property the broker adds: the cluster that stored the message.
+const PROPERTY_CLUSTER: &str = "CLUSTER";
+
+/// Handles the produce codes.
+pub struct SendMessageProcessor {
+    core: Arc<SendCore>,
+}
+
+/// The processor's state; shared with the tasks that wait for the store.
+struct SendCore {
+    ctx: Arc<BrokerContext>,
+    next_queue: AtomicU32,
+}
+
+/// One message of a request, parsed.
+struct Incoming {
+    flag: i32,
+    body: bytes::Bytes,
+    properties: String,
+}
+
+impl SendMessageProcessor {
+    /// A processor over the shared context.
+    pub fn new(ctx: Arc<BrokerContext>) -> Self {
+        Self {
+            core: Arc::new(SendCore {
+                ctx,
+                next_queue: AtomicU32::new(0),
+            }),
+        }
+    }
+}
+
+impl SendCore {
+    fn header(request: &RemotingCommand) -> Result<SendMessageRequestHeader, ProcessError> {
+        Ok(match request.request_code() {
+            Some(RequestCode::SEND_MESSAGE) => request.decode_header()?,
+            _ => request
+                .decode_header::<SendMessageRequestHeaderV2>()?
+                .into(),
+        })
+    }
+
+    /// The topic's config, auto-creating it from the template when allowed.
+    fn topic_config(&self, header: &SendMessageRequestHeader) -> Result<TopicConfig, ProcessError> {
+        if let Some(c) = self.ctx.topics.get(&header.topic) {
+            return Ok(c);
+        }
+        let not_exist = || {
+            ProcessError::new(
+                ResponseCode::TopicNotExist,
+                format!("topic[{}] not exist, apply first please!", header.topic),
+            )
+        };
+        if !self.ctx.config.auto_create_topic_enable {
+            return Err(not_exist());
+        }
+        let template = self
+            .ctx
+            .topics
+            .get(&header.default_topic)
+            .ok_or_else(not_exist)?;
+        if template.perm & PERM_INHERIT == 0 {
+            return Err(ProcessError::new(
+                ResponseCode::NoPermission,
+                format!(
+                    "the default topic[{}] has no inherit permission",
+                    header.default_topic
+                ),
+            ));
+        }
+        let queues = header
+            .default_topic_queue_nums
+            .clamp(1, template.write_queue_nums.max(1));
+        let config = TopicConfig {
+            perm: template.perm & !PERM_INHERIT,
+            ..TopicConfig::new(&header.topic, queues)
+        };
+        let (config, created) = self
+            .ctx
+            .topics
+            .get_or_create(config)
+            .map_err(metadata_error)?;
+        if created {
+            tracing::info!(topic = %config.topic_name, queues, "auto-created topic");
+            self.ctx.registration.trigger();
+        }
+        Ok(config)
+    }
+
+    fn check(&self, header: &SendMessageRequestHeader) -> Result<TopicConfig, ProcessError> {
+        if self.ctx.is_shutting_down() {
+            return Err(ProcessError::new(
+                ResponseCode::ServiceNotAvailable,
+                "broker is shutting down",
+            ));
+        }
+        if self.ctx.config.broker_permission & PERM_WRITE == 0 {
+            return Err(ProcessError::new(
+                ResponseCode::NoPermission,
+                format!(
+                    "the broker[{}] sending message is forbidden",
+                    self.ctx.config.broker_name
+                ),
+            ));
+        }
+        validate_topic(&header.topic)
+            .map_err(|e| ProcessError::new(ResponseCode::MessageIllegal, e))?;
+        if is_not_allowed_send_topic(&header.topic) {
+            return Err(ProcessError::new(
+                ResponseCode::NoPermission,
+                format!("Sending message to topic[{}] is forbidden.", header.topic),
+            ));
+        }
+        let config = self.topic_config(header)?;
+        if config.perm & PERM_WRITE == 0 {
+            return Err(ProcessError::new(
+                ResponseCode::NoPermission,
+                format!("the topic[{}] sending message is forbidden", header.topic),
+            ));
+        }
+        if header.queue_id >= config.write_queue_nums {
+            return Err(ProcessError::new(
+                ResponseCode::SystemError,
+                format!(
+                    "request queueId[{}] is illegal, {:?} Producer: {}",
+                    header.queue_id, config, header.producer_group
+                ),
+            ));
+        }
+        Ok(config)
+    }
+
+    fn pick_queue(&self, header: &SendMessageRequestHeader, config: &TopicConfig) -> i32 {
+        if header.queue_id >= 0 {
+            header.queue_id
+        } else {
+            (self.next_queue.fetch_add(1, Ordering::Relaxed)
+                % config.write_queue_nums.max(1) as u32) as i32
+        }
+    }
+
+    /// Size check and broker-added properties.
+    fn prepare(&self, incoming: &mut Incoming) -> Result<(), ProcessError> {
+        let max = self.ctx.store.config().max_message_size;
+        if incoming.body.len() > max {
+            return Err(ProcessError::new(
+                ResponseCode::MessageIllegal,
+                format!(
+                    "the message body size {} is over the limit {max}",
+                    incoming.body.len()
+                ),
+            ));
+        }
+        if get_property(&incoming.properties, PROPERTY_CLUSTER).is_none() {
+            incoming.properties = rewrite_properties(
+                &incoming.properties,
+                &[(PROPERTY_CLUSTER, &self.ctx.config.broker_cluster_name)],
+                &[],
+            );
+        }
+        Ok(())
+    }
+
+    async fn send(
+        self: Arc<Self>,
+        peer: std::net::SocketAddr,
+        request: RemotingCommand,
+    ) -> ProcessResult {
+        let header = Self::header(&request)?;
+        let config = self.check(&header)?;
+        let queue_id = self.pick_queue(&header, &config);
+        let batch = request.request_code() == Some(RequestCode::SEND_BATCH_MESSAGE);
+        let mut messages = if batch {
+            decode_batch(&request.body)?
+        } else {
+            vec![Incoming {
+                flag: header.flag,
+                body: request.body.clone(),
+                properties: header.properties.clone().unwrap_or_default(),
+            }]
+        };
+        if messages.is_empty() {
+            return Err(ProcessError::new(
+                ResponseCode::MessageIllegal,
+                "empty batch",
+            ));
+        }
+        for m in &mut messages {
+            self.prepare(m)?;
+        }
+        // A delayed message waits in the schedule topic; the response still names the queue
+        // the producer chose, as Java's does.
+        let mut store_topic = header.topic.as_str();
+        let mut store_queue = queue_id;
+        let delay_level = requested_delay_level(&messages[0].properties);
+        if messages
+            .iter()
+            .any(|m| requested_delay_level(&m.properties) > 0)
+        {
+            if batch {
+                return Err(ProcessError::new(
+                    ResponseCode::MessageIllegal,
+                    "delay level is not supported for batch messages",
+                ));
+            }
+            let (queue, props) = delay_rewrite(
+                self.ctx.schedule.levels(),
+                delay_level,
+                &header.topic,
+                queue_id,
+                &messages[0].properties,
+            );
+            messages[0].properties = props;
+            store_topic = SCHEDULE_TOPIC;
+            store_queue = queue;
+        }
+
+        let in_flight = self.ctx.in_flight_puts.fetch_add(1, Ordering::AcqRel);
+        let _guard = InFlightGuard(&self.ctx.in_flight_puts);
+        if in_flight >= self.ctx.config.max_in_flight_puts {
+            return Err(ProcessError::new(
+                ResponseCode::SystemBusy,
+                "[PCBUSY_CLEAN_QUEUE]broker busy, start flow control for a while",
+            ));
+        }
+        let store_host = self.ctx.store_host;
+        let inputs: Vec<RecordInput<'_>> = messages
+            .iter()
+            .map(|m| RecordInput {
+                topic: store_topic,
+                queue_id: store_queue,
+                flag: m.flag,
+                sys_flag: header.sys_flag,
+                born_timestamp: header.born_timestamp,
+                born_host: peer,
+                store_host,
+                reconsume_times: header.reconsume_times.unwrap_or(0),
+                prepared_transaction_offset: 0,
+                body: &m.body,
+                properties: &m.properties,
+            })
+            .collect();
+        let started = Instant::now();
+        let (status, appends) = if inputs.len() == 1 {
+            let r = self
+                .ctx
+                .store
+                .put_message(&inputs[0])
+                .await
+                .map_err(store_error)?;
+            (r.status, vec![r.append])
+        } else {
+            let r = self
+                .ctx
+                .store
+                .put_messages(&inputs)
+                .await
+                .map_err(store_error)?;
+            (r.status, r.appends)
+        };
+        self.ctx.metrics.record_put(
+            &header.topic,
+            &messages.iter().map(|m| m.body.len()).collect::<Vec<_>>(),
+            started.elapsed(),
+        );
+
+        let code = match status {
+            PutStatus::PutOk => ResponseCode::Success,
+            PutStatus::FlushDiskTimeout => ResponseCode::FlushDiskTimeout,
+        };
+        let msg_ids: Vec<String> = appends
+            .iter()
+            .map(|a| encode_offset_message_id(store_host, a.physical_offset))
+            .collect();
+        let first = &appends[0];
+        let mut response =
+            RemotingCommand::response(code, None).with_header(&SendMessageResponseHeader {
+                msg_id: msg_ids.join(","),
+                queue_id,
+                queue_offset: first.queue_offset,
+                transaction_id: None,
+                batch_uniq_id: None,
+                recall_handle: None,
+            });
+        let ext = response.ext_fields.get_or_insert_with(Default::default);
+        ext.insert("MSG_REGION".into(), "DefaultRegion".into());
+        ext.insert("TRACE_ON".into(), "true".into());
+        Ok(Some(response))
+    }
+}
+
+struct InFlightGuard<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl RequestProcessor for SendMessageProcessor {
+    fn process(&self, ctx: &RequestContext, request: RemotingCommand) -> Reply {
+        let core = self.core.clone();
+        let peer = ctx.connection.peer();
+        Reply::Later(Box::pin(core.send(peer, request)))
+    }
+}
+
+/// Decodes a SEND_BATCH_MESSAGE body: per message `i32 totalSize | i32 magic | i32 bodyCRC
+/// | i32 flag | i32 bodyLen + body | i16 propsLen + props`.
+fn decode_batch(body: &bytes::Bytes) -> Result<Vec<Incoming>, ProcessError> {
+    let illegal = |why: &str| {
+        ProcessError::new(
+            ResponseCode::MessageIllegal,
+            format!("bad batch body: {why}"),
+        )
+    };
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    let read_i32 = |at: usize| -> Result<i32, ProcessError> {
+        body.get(at..at + 4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| illegal("truncated"))
+    };
+    while pos < body.len() {
+        let total = usize::try_from(read_i32(pos)?).map_err(|_| illegal("negative size"))?;
+        if total < 22 || pos + total > body.len() {
+            return Err(illegal("message size out of range"));
+        }
+        let flag = read_i32(pos + 12)?;
+        let body_len =
+            usize::try_from(read_i32(pos + 16)?).map_err(|_| illegal("negative body length"))?;
+        let body_start = pos + 20;
+        let props_len_at = body_start + body_len;
+        if props_len_at + 2 > pos + total {
+            return Err(illegal("body length past message end"));
+        }
+        let props_len = u16::from_be_bytes([body[props_len_at], body[props_len_at + 1]]) as usize;
+        let props_start = props_len_at + 2;
+        if props_start + props_len > pos + total {
+            return Err(illegal("properties length past message end"));
+        }
+        let properties = std::str::from_utf8(&body[props_start..props_start + props_len])
+            .map_err(|_| illegal("properties are not UTF-8"))?
+            .to_string();
+        out.push(Incoming {
+            flag,
+            body: body.slice(body_start..props_len_at),
+            properties,
+        });
+        pos += total;
+    }
+    // Properties must parse as pairs; a malformed string would poison consumers later.
+    for m in &out {
+        for (k, _) in parse_properties(&m.properties) {
+            if k.is_empty() {
+                return Err(illegal("empty property name"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode_batch(messages: &[(&[u8], &str)]) -> bytes::Bytes {
+        let mut out = Vec::new();
+        for (body, props) in messages {
+            let total = 4 + 4 + 4 + 4 + 4 + body.len() + 2 + props.len();
+            out.extend_from_slice(&(total as i32).to_be_bytes());
+            out.extend_from_slice(&0i32.to_be_bytes());
+            out.extend_from_slice(&0i32.to_be_bytes());
+            out.extend_from_slice(&7i32.to_be_bytes());
+            out.extend_from_slice(&(body.len() as i32).to_be_bytes());
+            out.extend_from_slice(body);
+            out.extend_from_slice(&(props.len() as i16).to_be_bytes());
+            out.extend_from_slice(props.as_bytes());
+        }
+        out.into()
+    }
+
+    #[test]
+    fn batch_body_round_trip_and_rejects_garbage() {
+        let body = encode_batch(&[
+            (b"one", "KEYS\u{1}k1\u{2}"),
+            (b"", ""),
+            (b"three", "TAGS\u{1}A\u{2}"),
+        ]);
+        let msgs = decode_batch(&body).unwrap();
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs[0].body.as_ref(), b"one");
+        assert_eq!(msgs[0].flag, 7);
+        assert_eq!(msgs[2].properties, "TAGS\u{1}A\u{2}");
+        for cut in 1..body.len() {
+            assert!(
+                decode_batch(&body.slice(..cut)).is_err(),
+                "truncated at {cut} must fail"
+            );
+        }
+        let mut bad = body.to_vec();
+        bad[16..20].copy_from_slice(&1000i32.to_be_bytes());
+        assert!(decode_batch(&bad.into()).is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! CONSUMER_SEND_MSG_BACK (36): a consumer gives a message back for redelivery. It goes to
+//! the group's retry topic `%RETRY%<group>` after delay level `3 + reconsumeTimes` (or the
+//! level asked for), or to the dead-letter topic `%DLQ%<group>` once it has been consumed
+//! `maxReconsumeTimes` times (default 16) or the consumer asks for it (level < 0).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rocketmq_common::message::{RecordInput, get_property, rewrite_properties};
+use rocketmq_common::protocol::headers::broker::ConsumerSendMsgBackRequestHeader;
+use rocketmq_common::protocol::{RemotingCommand, ResponseCode};
+use rocketmq_common::remoting::{
+    ProcessError, ProcessResult, Reply, RequestContext, RequestProcessor,
+};
+use rocketmq_common::route::{PERM_READ, PERM_WRITE, TopicConfig};
+use rocketmq_common::topic::{SCHEDULE_TOPIC, dlq_topic, retry_topic};
+
+use super::{BrokerContext, metadata_error, store_error};
+use crate::schedule::{PROPERTY_REAL_TOPIC, delay_rewrite};
+
+/// Property: the topic a retried message was first sent to.
+const PROPERTY_RETRY_TOPIC: &str = "RETRY_TOPIC";
+/// Property: the id of the message as first sent.
+const PROPERTY_ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+/// Property: client-side unique id.
+const PROPERTY_UNIQ_KEY: &str = "UNIQ_KEY";
+/// Property: topic of a dead-lettered message.
+const PROPERTY_DLQ_ORIGIN_TOPIC: &str = "DLQ_ORIGIN_TOPIC";
+/// Property: message id of a dead-lettered message.
+const PROPERTY_DLQ_ORIGIN_MESSAGE_ID: &str = "DLQ_ORIGIN_MESSAGE_ID";
+
+/// Handles send-back.
+pub struct SendBackProcessor {
+    core: Arc<SendBackCore>,
+}
+
+struct SendBackCore {
+    ctx: Arc<BrokerContext>,
+    next_queue: AtomicU32,
+}
+
+impl SendBackProcessor {
+    /// A processor over the shared context.
+    pub fn new(ctx: Arc<BrokerContext>) -> Self {
+        Self {
+            core: Arc::new(SendBackCore {
+                ctx,
+                next_queue: AtomicU32::new(0),
+            }),
+        }
+    }
+}
+
+impl RequestProcessor for SendBackProcessor {
+    fn process(&self, _ctx: &RequestContext, request: RemotingCommand) -> Reply {
+        let core = self.core.clone();
+        Reply::Later(Box::pin(async move { core.send_back(request).await }))
+    }
+}
+
+impl SendBackCore {
+    async fn send_back(&self, request: RemotingCommand) -> ProcessResult {
+        let ctx = &self.ctx;
+        let h: ConsumerSendMsgBackRequestHeader = request.decode_header()?;
+        if ctx.is_shutting_down() {
+            return Err(ProcessError::new(
+                ResponseCode::ServiceNotAvailable,
+                "broker is shutting down",
+            ));
+        }
+        let group = ctx
+            .groups
+            .get_or_create(&h.group, ctx.config.auto_create_subscription_group)
+            .map_err(metadata_error)?
+            .ok_or_else(|| {
+                ProcessError::new(
+                    ResponseCode::SubscriptionGroupNotExist,
+                    format!("subscription group not exist, {}", h.group),
+                )
+            })?;
+        if ctx.config.broker_permission & PERM_WRITE == 0 {
+            return Err(ProcessError::new(
+                ResponseCode::NoPermission,
+                format!(
+                    "the broker[{}] sending message is forbidden",
+                    ctx.config.broker_name
+                ),
+            ));
+        }
+        if group.retry_queue_nums <= 0 {
+            // The group opted out of retries: the message is dropped, as in Java.
+            return Ok(Some(RemotingCommand::success()));
+        }
+        let buf = ctx
+            .store
+            .get_message_by_offset(h.offset)
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                ProcessError::new(
+                    ResponseCode::SystemError,
+                    format!("look message by offset failed, {}", h.offset),
+                )
+            })?;
+        let m = buf.decode().map_err(store_error)?;
+
+        let max_reconsume_times = h.max_reconsume_times.unwrap_or(group.retry_max_times);
+        let to_dlq = m.reconsume_times >= max_reconsume_times || h.delay_level < 0;
+        let origin_topic = get_property(m.properties, PROPERTY_RETRY_TOPIC)
+            .unwrap_or(m.topic)
+            .to_string();
+        let origin_id = get_property(m.properties, PROPERTY_ORIGIN_MESSAGE_ID)
+            .or(h.origin_msg_id.as_deref())
+            .or(get_property(m.properties, PROPERTY_UNIQ_KEY))
+            .unwrap_or_default()
+            .to_string();
+        let (topic, queue_count, perm) = if to_dlq {
+            (dlq_topic(&h.group), 1, PERM_READ | PERM_WRITE)
+        } else {
+            (
+                retry_topic(&h.group),
+                group.retry_queue_nums,
+                PERM_READ | PERM_WRITE,
+            )
+        };
+        let (_, created) = ctx
+            .topics
+            .get_or_create(TopicConfig {
+                perm,
+                ..TopicConfig::new(&topic, queue_count)
+            })
+            .map_err(metadata_error)?;
+        if created {
+            ctx.registration.trigger();
+        }
+        let queue_id =
+            (self.next_queue.fetch_add(1, Ordering::Relaxed) % queue_count as u32) as i32;
+        let mut set: Vec<(&str, &str)> = vec![
+            (PROPERTY_RETRY_TOPIC, &origin_topic),
+            (PROPERTY_ORIGIN_MESSAGE_ID, &origin_id),
+        ];
+        if to_dlq {
+            set.push((PROPERTY_DLQ_ORIGIN_TOPIC, &origin_topic));
+            set.push((PROPERTY_DLQ_ORIGIN_MESSAGE_ID, &origin_id));
+        }
+        let mut properties = rewrite_properties(
+            m.properties,
+            &set,
+            &[PROPERTY_REAL_TOPIC, "REAL_QID", "DELAY"],
+        );
+        let (store_topic, store_queue) = if to_dlq {
+            (topic.as_str(), queue_id)
+        } else {
+            let level = if h.delay_level == 0 {
+                3 + m.reconsume_times
+            } else {
+                h.delay_level
+            };
+            let (queue, props) =
+                delay_rewrite(ctx.schedule.levels(), level, &topic, queue_id, &properties);
+            properties = props;
+            (SCHEDULE_TOPIC, queue)
+        };
+        let input = RecordInput {
+            topic: store_topic,
+            queue_id: store_queue,
+            flag: m.flag,
+            sys_flag: m.sys_flag,
+            born_timestamp: m.born_timestamp,
+            born_host: m.born_host,
+            store_host: ctx.store_host,
+            reconsume_times: m.reconsume_times + 1,
+            prepared_transaction_offset: 0,
+            body: m.body,
+            properties: &properties,
+        };
+        ctx.store.put_message(&input).await.map_err(store_error)?;
+        if to_dlq {
+            tracing::info!(group = %h.group, topic = %origin_topic, id = %origin_id, "message moved to the dead-letter queue");
+        }
+        Ok(Some(RemotingCommand::success()))
+    }
+}

@@ -1,0 +1,135 @@
+//! Registration with the name servers (`BrokerOuterAPI`): the broker registers its topics
+//! with every name server at start, every `registerNameServerPeriod` (30 s), and at once
+//! after its topics change; it unregisters on graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocketmq_common::protocol::headers::namesrv::{
+    RegisterBrokerRequestHeader, UnregisterBrokerRequestHeader,
+};
+use rocketmq_common::protocol::{RemotingCommand, RequestCode};
+use rocketmq_common::remoting::RemotingClient;
+use rocketmq_common::route::RegisterBrokerBody;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::config::BrokerConfig;
+use crate::metadata::TopicConfigManager;
+
+/// Java's `registerBrokerTimeoutMills`.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(24);
+
+/// Talks to the name servers on the broker's behalf.
+pub struct NamesrvRegistration {
+    client: RemotingClient,
+    config: BrokerConfig,
+    topics: Arc<TopicConfigManager>,
+    changed: Notify,
+}
+
+impl NamesrvRegistration {
+    /// A registration for the broker described by `config`.
+    pub fn new(
+        client: RemotingClient,
+        config: BrokerConfig,
+        topics: Arc<TopicConfigManager>,
+    ) -> Self {
+        Self {
+            client,
+            config,
+            topics,
+            changed: Notify::new(),
+        }
+    }
+
+    /// Asks for a registration now (topics changed).
+    pub fn trigger(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Registers with every name server concurrently; returns how many accepted.
+    pub async fn register_all(&self) -> usize {
+        let snapshot = self.topics.snapshot();
+        let body = RegisterBrokerBody {
+            filter_server_list: Vec::new(),
+            topic_config_serialize_wrapper: snapshot,
+        };
+        let body = serde_json::to_vec(&body).expect("register body serialises to JSON");
+        let header = RegisterBrokerRequestHeader {
+            broker_name: self.config.broker_name.clone(),
+            broker_addr: self.config.broker_addr().to_string(),
+            cluster_name: self.config.broker_cluster_name.clone(),
+            ha_server_addr: self.config.ha_server_addr().to_string(),
+            broker_id: self.config.broker_id,
+            heartbeat_timeout_millis: None,
+            enable_acting_master: Some(false),
+            compressed: Some(false),
+            body_crc32: Some((crc32fast::hash(&body) & 0x7FFF_FFFF) as i32),
+        };
+        let request =
+            RemotingCommand::request(RequestCode::REGISTER_BROKER, &header).with_body(body);
+        let calls = self.config.namesrv_addr.iter().map(|addr| {
+            let request = request.clone();
+            async move {
+                match self.client.invoke_ok(addr, request, REGISTER_TIMEOUT).await {
+                    Ok(_) => {
+                        debug!(namesrv = %addr, "registered");
+                        true
+                    }
+                    Err(e) => {
+                        warn!(namesrv = %addr, error = %e, "register broker failed");
+                        false
+                    }
+                }
+            }
+        });
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .filter(|ok| *ok)
+            .count()
+    }
+
+    /// Unregisters from every name server (graceful shutdown).
+    pub async fn unregister_all(&self) {
+        let header = UnregisterBrokerRequestHeader {
+            broker_name: self.config.broker_name.clone(),
+            broker_addr: self.config.broker_addr().to_string(),
+            cluster_name: self.config.broker_cluster_name.clone(),
+            broker_id: self.config.broker_id,
+        };
+        let calls = self.config.namesrv_addr.iter().map(|addr| {
+            let request = RemotingCommand::request(RequestCode::UNREGISTER_BROKER, &header);
+            async move {
+                if let Err(e) = self
+                    .client
+                    .invoke_ok(addr, request, Duration::from_secs(3))
+                    .await
+                {
+                    warn!(namesrv = %addr, error = %e, "unregister broker failed");
+                }
+            }
+        });
+        futures_util::future::join_all(calls).await;
+    }
+
+    /// Registers now and then periodically or on [`trigger`](Self::trigger), until `stop`.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        if self.config.namesrv_addr.is_empty() {
+            warn!(
+                "no namesrvAddr configured: clients cannot find this broker through a name server"
+            );
+            return;
+        }
+        loop {
+            self.register_all().await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.config.register_name_server_period) => {}
+                _ = self.changed.notified() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! [`AdminClient`]: the requests mqadmin sends, one method per RocketMQ admin call, over a
+//! pooled [`RemotingClient`].
+//!
+//! Name server queries go to the first name server that answers, in the order given (Java
+//! picks one and fails over the same way); writes that every name server must see
+//! (DELETE_TOPIC_IN_NAMESRV, PUT_KV_CONFIG) go to each of them.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rocketmq_common::admin::{ConsumeStats, TopicStatsTable};
+use rocketmq_common::json::from_slice_lenient;
+use rocketmq_common::protocol::headers::broker::{
+    CreateTopicRequestHeader, DeleteSubscriptionGroupRequestHeader, DeleteTopicRequestHeader,
+    GetConsumeStatsRequestHeader, GetTopicStatsInfoRequestHeader, QueryMessageRequestHeader,
+    ViewMessageRequestHeader,
+};
+use rocketmq_common::protocol::headers::namesrv::{
+    DeleteTopicFromNamesrvRequestHeader, GetKvConfigResponseHeader, GetRouteInfoRequestHeader,
+    KvConfigKeyRequestHeader, PutKvConfigRequestHeader,
+};
+use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
+use rocketmq_common::remoting::{ClientConfig, RemotingClient, RemotingError};
+use rocketmq_common::route::{
+    BrokerData, ClusterInfo, KvTable, MASTER_ID, TopicConfig, TopicList, TopicRouteData,
+};
+
+use super::error::AdminError;
+use super::message::StoredMessage;
+
+/// Template topic brokers copy settings from when creating a topic
+/// (`TopicValidator.AUTO_CREATE_TOPIC_KEY_TOPIC`).
+pub const AUTO_CREATE_TOPIC_KEY: &str = "TBW102";
+/// Extension field that turns QUERY_MESSAGE into a lookup by unique key
+/// (`MixAll.UNIQUE_MSG_QUERY_FLAG`).
+pub const UNIQUE_KEY_QUERY_FLAG: &str = "_UNIQUE_KEY_QUERY";
+/// KV namespace of ordered-topic queue layouts (`NamesrvUtil.NAMESPACE_ORDER_TOPIC_CONFIG`).
+pub const ORDER_TOPIC_CONFIG_NAMESPACE: &str = "ORDER_TOPIC_CONFIG";
+/// Default request timeout (`DefaultMQAdminExt.timeoutMillis`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client for the admin requests of name servers and brokers.
+#[derive(Clone)]
+pub struct AdminClient {
+    remoting: RemotingClient,
+    namesrv_addrs: Vec<String>,
+    timeout: Duration,
+}
+
+/// Splits a `-n` value (`host:port;host:port`) into addresses, dropping blanks.
+pub fn parse_namesrv_addrs(list: &str) -> Vec<String> {
+    list.split(';')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl AdminClient {
+    /// A client for the name servers in `namesrv_list` (`;`-separated) with a per-request
+    /// `timeout`.
+    pub fn new(namesrv_list: &str, timeout: Duration) -> Result<Self, AdminError> {
+        let namesrv_addrs = parse_namesrv_addrs(namesrv_list);
+        if namesrv_addrs.is_empty() {
+            return Err(AdminError::NoNameServer);
+        }
+        let config = ClientConfig {
+            // Connecting never takes longer than a request may, nor than Java's 3 s limit.
+            connect_timeout: timeout.min(Duration::from_secs(3)),
+            ..ClientConfig::default()
+        };
+        Ok(Self {
+            remoting: RemotingClient::new(config),
+            namesrv_addrs,
+            timeout,
+        })
+    }
+
+    /// The name server addresses, in the order they are tried.
+    pub fn namesrv_addrs(&self) -> &[String] {
+        &self.namesrv_addrs
+    }
+
+    /// Sends `request` to the first name server that answers; returns the answer whatever
+    /// its code, with the address that gave it.
+    async fn namesrv_invoke(
+        &self,
+        request: RemotingCommand,
+    ) -> Result<(String, RemotingCommand), AdminError> {
+        let mut last_error = None;
+        for addr in &self.namesrv_addrs {
+            match self
+                .remoting
+                .invoke(addr, request.clone(), self.timeout)
+                .await
+            {
+                Ok(response) => return Ok((addr.clone(), response)),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.map_or(AdminError::NoNameServer, AdminError::from))
+    }
+
+    /// Like [`namesrv_invoke`](Self::namesrv_invoke), but an error code is an error.
+    async fn namesrv_invoke_ok(
+        &self,
+        request: RemotingCommand,
+    ) -> Result<(String, RemotingCommand), AdminError> {
+        let (addr, response) = self.namesrv_invoke(request).await?;
+        check_success(&addr, response).map(|r| (addr, r))
+    }
+
+    async fn broker_invoke_ok(
+        &self,
+        addr: &str,
+        request: RemotingCommand,
+    ) -> Result<RemotingCommand, AdminError> {
+        Ok(self.remoting.invoke_ok(addr, request, self.timeout).await?)
+    }
+
+    /// GET_BROKER_CLUSTER_INFO (106).
+    pub async fn cluster_info(&self) -> Result<ClusterInfo, AdminError> {
+        let request = RemotingCommand::bare_request(RequestCode::GET_BROKER_CLUSTER_INFO);
+        let (addr, response) = self.namesrv_invoke_ok(request).await?;
+        from_slice_lenient(&response.body)
+            .map_err(|e| AdminError::bad_body(&addr, "cluster info (ClusterInfo)", e))
+    }
+
+    /// GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206).
+    pub async fn topic_list(&self) -> Result<TopicList, AdminError> {
+        let request =
+            RemotingCommand::bare_request(RequestCode::GET_ALL_TOPIC_LIST_FROM_NAMESERVER);
+        let (addr, response) = self.namesrv_invoke_ok(request).await?;
+        from_slice_lenient(&response.body)
+            .map_err(|e| AdminError::bad_body(&addr, "topic list (TopicList)", e))
+    }
+
+    /// GET_ROUTEINFO_BY_TOPIC (105); TOPIC_NOT_EXIST becomes [`AdminError::TopicNotFound`].
+    pub async fn topic_route(&self, topic: &str) -> Result<TopicRouteData, AdminError> {
+        let header = GetRouteInfoRequestHeader {
+            topic: topic.to_string(),
+            accept_standard_json_only: Some(true),
+        };
+        let request = RemotingCommand::request(RequestCode::GET_ROUTEINFO_BY_TOPIC, &header);
+        let (addr, response) = self.namesrv_invoke(request).await?;
+        if response.code == ResponseCode::TopicNotExist.as_i32() {
+            return Err(AdminError::TopicNotFound {
+                topic: topic.to_string(),
+            });
+        }
+        let response = check_success(&addr, response)?;
+        from_slice_lenient(&response.body)
+            .map_err(|e| AdminError::bad_body(&addr, "topic route (TopicRouteData)", e))
+    }
+
+    /// Master addresses of every broker group of `cluster`, sorted
+    /// (`CommandUtil.fetchMasterAddrByClusterName`).
+    pub async fn cluster_master_addrs(&self, cluster: &str) -> Result<Vec<String>, AdminError> {
+        let info = self.cluster_info().await?;
+        master_addrs_of_cluster(&info, cluster)
+    }
+
+    /// UPDATE_AND_CREATE_TOPIC (17) to the broker at `addr`.
+    pub async fn create_topic(&self, addr: &str, config: &TopicConfig) -> Result<(), AdminError> {
+        let request = RemotingCommand::request(
+            RequestCode::UPDATE_AND_CREATE_TOPIC,
+            &create_topic_header(config),
+        );
+        self.broker_invoke_ok(addr, request).await.map(drop)
+    }
+
+    /// DELETE_TOPIC_IN_BROKER (215) to the broker at `addr`.
+    pub async fn delete_topic_in_broker(&self, addr: &str, topic: &str) -> Result<(), AdminError> {
+        let header = DeleteTopicRequestHeader {
+            topic: topic.to_string(),
+        };
+        let request = RemotingCommand::request(RequestCode::DELETE_TOPIC_IN_BROKER, &header);
+        self.broker_invoke_ok(addr, request).await.map(drop)
+    }
+
+    /// DELETE_TOPIC_IN_NAMESRV (216) to the name server at `namesrv_addr`, limited to the
+    /// brokers of `cluster` when given.
+    pub async fn delete_topic_in_namesrv(
+        &self,
+        namesrv_addr: &str,
+        topic: &str,
+        cluster: Option<&str>,
+    ) -> Result<(), AdminError> {
+        let header = DeleteTopicFromNamesrvRequestHeader {
+            topic: topic.to_string(),
+            cluster_name: cluster.map(str::to_string),
+        };
+        let request = RemotingCommand::request(RequestCode::DELETE_TOPIC_IN_NAMESRV, &header);
+        let response = self
+            .remoting
+            .invoke(namesrv_addr, request, self.timeout)
+            .await?;
+        check_success(namesrv_addr, response).map(drop)
+    }
+
+    /// PUT_KV_CONFIG (100) to every name server; fails if any of them refuses.
+    pub async fn put_kv_config_everywhere(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), AdminError> {
+        let header = PutKvConfigRequestHeader {
+            namespace: namespace.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+        };
+        for addr in &self.namesrv_addrs {
+            let request = RemotingCommand::request(RequestCode::PUT_KV_CONFIG, &header);
+            let response = self.remoting.invoke(addr, request, self.timeout).await?;
+            check_success(addr, response)?;
+        }
+        Ok(())
+    }
+
+    /// GET_KV_CONFIG (101) from the first name server that answers; `None` when the key is
+    /// not set (or the name server refuses to say).
+    pub async fn kv_config(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<String>, AdminError> {
+        let header = KvConfigKeyRequestHeader {
+            namespace: namespace.to_string(),
+            key: key.to_string(),
+        };
+        let request = RemotingCommand::request(RequestCode::GET_KV_CONFIG, &header);
+        let (addr, response) = self.namesrv_invoke(request).await?;
+        if response.code != ResponseCode::Success.as_i32() {
+            return Ok(None);
+        }
+        let header: GetKvConfigResponseHeader = response
+            .decode_header()
+            .map_err(|e| AdminError::bad_body(&addr, "GET_KV_CONFIG response header", e))?;
+        Ok(header.value)
+    }
+
+    /// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200) with a SubscriptionGroupConfig JSON body.
+    pub async fn create_subscription_group(
+        &self,
+        addr: &str,
+        body: Vec<u8>,
+    ) -> Result<(), AdminError> {
+        let request =
+            RemotingCommand::bare_request(RequestCode::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
+                .with_body(body);
+        self.broker_invoke_ok(addr, request).await.map(drop)
+    }
+
+    /// DELETE_SUBSCRIPTIONGROUP (207) to the broker at `addr`; `clean_offset` also drops the
+    /// group's committed offsets.
+    pub async fn delete_subscription_group(
+        &self,
+        addr: &str,
+        group: &str,
+        clean_offset: bool,
+    ) -> Result<(), AdminError> {
+        let header = DeleteSubscriptionGroupRequestHeader {
+            group_name: group.to_string(),
+            clean_offset: Some(clean_offset),
+        };
+        let request = RemotingCommand::request(RequestCode::DELETE_SUBSCRIPTIONGROUP, &header);
+        self.broker_invoke_ok(addr, request).await.map(drop)
+    }
+
+    /// GET_TOPIC_STATS_INFO (202) from the broker at `addr`.
+    pub async fn topic_stats(
+        &self,
+        addr: &str,
+        topic: &str,
+    ) -> Result<TopicStatsTable, AdminError> {
+        let header = GetTopicStatsInfoRequestHeader {
+            topic: topic.to_string(),
+        };
+        let request = RemotingCommand::request(RequestCode::GET_TOPIC_STATS_INFO, &header);
+        let response = self.broker_invoke_ok(addr, request).await?;
+        TopicStatsTable::from_fastjson(&response.body).map_err(|e| (addr, e).into())
+    }
+
+    /// GET_CONSUME_STATS (208) from the broker at `addr`, optionally for one topic.
+    pub async fn consume_stats(
+        &self,
+        addr: &str,
+        group: &str,
+        topic: Option<&str>,
+    ) -> Result<ConsumeStats, AdminError> {
+        let header = GetConsumeStatsRequestHeader {
+            consumer_group: group.to_string(),
+            topic: topic.map(str::to_string),
+            topic_list: None,
+        };
+        let request = RemotingCommand::request(RequestCode::GET_CONSUME_STATS, &header);
+        let response = self.broker_invoke_ok(addr, request).await?;
+        ConsumeStats::from_fastjson(&response.body).map_err(|e| (addr, e).into())
+    }
+
+    /// QUERY_MESSAGE (12) to the broker at `addr`; `unique_key` asks for a lookup by the
+    /// producer's unique id instead of a business key. QUERY_NOT_FOUND is an empty answer.
+    pub async fn query_message(
+        &self,
+        addr: &str,
+        header: &QueryMessageRequestHeader,
+        unique_key: bool,
+    ) -> Result<Vec<StoredMessage>, AdminError> {
+        let mut request = RemotingCommand::request(RequestCode::QUERY_MESSAGE, header);
+        request
+            .ext_fields
+            .get_or_insert_with(Default::default)
+            .insert(UNIQUE_KEY_QUERY_FLAG.to_string(), unique_key.to_string());
+        let response = self.remoting.invoke(addr, request, self.timeout).await?;
+        if response.code == ResponseCode::QueryNotFound.as_i32() {
+            return Ok(Vec::new());
+        }
+        let response = check_success(addr, response)?;
+        StoredMessage::decode_all(&response.body).map_err(|e| (addr, e).into())
+    }
+
+    /// VIEW_MESSAGE_BY_ID (33): the record at CommitLog `offset` on the broker at `addr`.
+    pub async fn view_message(
+        &self,
+        addr: &str,
+        topic: &str,
+        offset: i64,
+    ) -> Result<StoredMessage, AdminError> {
+        let header = ViewMessageRequestHeader {
+            topic: Some(topic.to_string()),
+            offset,
+        };
+        let request = RemotingCommand::request(RequestCode::VIEW_MESSAGE_BY_ID, &header);
+        let response = self.broker_invoke_ok(addr, request).await?;
+        StoredMessage::decode(&response.body).map_err(|e| (addr, e).into())
+    }
+
+    /// GET_BROKER_RUNTIME_INFO (28): the broker's runtime figures (TPS, version, ...).
+    pub async fn broker_runtime_info(&self, addr: &str) -> Result<KvTable, AdminError> {
+        let request = RemotingCommand::bare_request(RequestCode::GET_BROKER_RUNTIME_INFO);
+        let response = self.broker_invoke_ok(addr, request).await?;
+        from_slice_lenient(&response.body)
+            .map_err(|e| AdminError::bad_body(addr, "runtime info (KVTable)", e))
+    }
+}
+
+/// Turns an error response into [`RemotingError::Response`].
+fn check_success(addr: &str, response: RemotingCommand) -> Result<RemotingCommand, AdminError> {
+    if response.code == ResponseCode::Success.as_i32() {
+        Ok(response)
+    } else {
+        Err(RemotingError::Response {
+            addr: addr.to_string(),
+            code: response.code,
+            remark: response.remark.unwrap_or_default(),
+        }
+        .into())
+    }
+}
+
+/// The UPDATE_AND_CREATE_TOPIC header Java's `MQClientAPIImpl.createTopic` builds.
+pub fn create_topic_header(config: &TopicConfig) -> CreateTopicRequestHeader {
+    CreateTopicRequestHeader {
+        topic: config.topic_name.clone(),
+        default_topic: AUTO_CREATE_TOPIC_KEY.to_string(),
+        read_queue_nums: config.read_queue_nums,
+        write_queue_nums: config.write_queue_nums,
+        perm: config.perm,
+        topic_filter_type: config.topic_filter_type.clone(),
+        topic_sys_flag: Some(config.topic_sys_flag),
+        order: config.order,
+        // Java always sends the field, empty when there are no attributes.
+        attributes: Some(attributes_to_string(&config.attributes)),
+        force: Some(false),
+    }
+}
+
+/// `AttributeParser.parseToString`: `+k=v,-k2` (a key with an empty value stands alone).
+pub fn attributes_to_string(attributes: &std::collections::BTreeMap<String, String>) -> String {
+    attributes
+        .iter()
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.clone()
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Master addresses of every broker group of `cluster`, sorted and de-duplicated.
+pub fn master_addrs_of_cluster(
+    info: &ClusterInfo,
+    cluster: &str,
+) -> Result<Vec<String>, AdminError> {
+    let Some(names) = info.cluster_addr_table.get(cluster) else {
+        return Err(AdminError::ClusterNotFound {
+            cluster: cluster.to_string(),
+        });
+    };
+    let masters: BTreeSet<String> = names
+        .iter()
+        .filter_map(|name| info.broker_addr_table.get(name))
+        .filter_map(|data| data.broker_addrs.get(&MASTER_ID).cloned())
+        .collect();
+    if masters.is_empty() {
+        return Err(AdminError::NoMasterInCluster {
+            cluster: cluster.to_string(),
+        });
+    }
+    Ok(masters.into_iter().collect())
+}
+
+/// The address to ask a broker group (`BrokerData.selectBrokerAddr`): its master, or else
+/// its lowest-id slave (Java picks a random one; lowest keeps output reproducible).
+pub fn select_broker_addr(data: &BrokerData) -> Option<&str> {
+    data.broker_addrs
+        .get(&MASTER_ID)
+        .or_else(|| data.broker_addrs.values().next())
+        .map(String::as_str)
+}

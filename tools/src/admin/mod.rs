@@ -1,0 +1,37 @@
+//! `mqadmin`: RocketMQ's administration commands over the Remoting protocol.
+//!
+//! - [`cli`] — the command line (RocketMQ's command names and flags);
+//! - [`client`] — [`AdminClient`](client::AdminClient), one method per admin request;
+//! - [`commands`] — what each command does and prints ([`commands::run`]);
+//! - [`message`] — stored messages as query answers carry them;
+//! - [`format`] — Java-compatible time, permission and column formatting;
+//! - [`error`] — [`AdminError`](error::AdminError).
+//!
+//! The binary (`src/bin/mqadmin.rs`) only parses arguments, builds a client and calls
+//! [`run_cli`]; everything else lives here so tests can drive it in-process.
+
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod error;
+pub mod format;
+pub mod message;
+
+use std::io::Write;
+use std::time::Duration;
+
+pub use cli::{Cli, Command};
+pub use client::AdminClient;
+pub use error::AdminError;
+
+/// Runs a parsed command line, writing the command's output to `out`.
+pub async fn run_cli(cli: &Cli, out: &mut dyn Write) -> Result<(), AdminError> {
+    let namesrv = cli
+        .namesrv_addr
+        .as_deref()
+        .ok_or(AdminError::NoNameServer)?;
+    let client = AdminClient::new(namesrv, Duration::from_millis(cli.timeout_millis))?;
+    commands::run(&client, &cli.command, out).await?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,442 @@
+//! `mqbench produce`: producer throughput and latency against a broker, with an optional
+//! consumer measuring end-to-end latency, beside the raw write bandwidth of the broker's
+//! disk measured in the same run.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rocketmq_common::message::{RecordEntry, decode_record, encode_properties, get_property};
+use rocketmq_common::protocol::headers::broker::{
+    CreateTopicRequestHeader, GetMaxOffsetRequestHeader, OffsetResponseHeader,
+    PullMessageRequestHeader, PullMessageResponseHeader, SendMessageRequestHeader,
+    SendMessageRequestHeaderV2,
+};
+use rocketmq_common::protocol::{RemotingCommand, RequestCode};
+use rocketmq_common::remoting::{ClientConfig, RemotingClient};
+use rocketmq_common::route::ClusterInfo;
+use rocketmq_tools::{Latencies, rss_kib};
+
+/// Settings of one produce run.
+pub struct ProduceArgs {
+    pub namesrv_addr: Option<String>,
+    pub broker_addr: Option<String>,
+    pub topic: String,
+    pub connections: usize,
+    pub size: usize,
+    pub batch: usize,
+    pub duration: Duration,
+    pub queues: i32,
+    pub consumer: bool,
+    pub store_dir: Option<PathBuf>,
+}
+
+const SENT_MICROS: &str = "BENCH_SENT_US";
+const T: Duration = Duration::from_secs(10);
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+struct Local {
+    children: Vec<Child>,
+    broker_pid: u32,
+    store: PathBuf,
+    broker: String,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn sibling(name: &str) -> PathBuf {
+    let bin = std::env::current_exe()
+        .expect("current exe")
+        .with_file_name(name);
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --release --bins) or pass -b/-n",
+        bin.display()
+    );
+    bin
+}
+
+fn start_local(store_dir: Option<&Path>) -> Local {
+    let (ns_port, broker_port) = (free_port(), free_port());
+    let store = store_dir.map(Path::to_path_buf).unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("mqbench-store-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&store).expect("create store dir");
+    let namesrv = Command::new(sibling("mqnamesrv"))
+        .args([
+            "--bindAddress",
+            "127.0.0.1",
+            "--listenPort",
+            &ns_port.to_string(),
+            "--metricsPort",
+            "0",
+        ])
+        .arg("--kvConfigPath")
+        .arg(store.join("kv.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mqnamesrv");
+    let conf = store.join("broker.conf");
+    std::fs::File::create(&conf)
+        .and_then(|mut f| {
+            writeln!(
+                f,
+                "brokerIP1=127.0.0.1\nbindAddress=127.0.0.1\nlistenPort={broker_port}\nnamesrvAddr=127.0.0.1:{ns_port}\n\
+                 storePathRootDir={}\nmetricsPort=0",
+                store.join("data").display()
+            )
+        })
+        .expect("write broker.conf");
+    let broker = Command::new(sibling("mqbroker"))
+        .args(["-c", conf.to_str().expect("utf-8 path")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mqbroker");
+    let broker_pid = broker.id();
+    Local {
+        children: vec![broker, namesrv],
+        broker_pid,
+        store,
+        broker: format!("127.0.0.1:{broker_port}"),
+    }
+}
+
+async fn wait_until_serving(client: &RemotingClient, addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = RemotingCommand::bare_request(RequestCode::GET_ALL_TOPIC_CONFIG);
+        if client
+            .invoke_ok(addr, probe, Duration::from_secs(1))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker at {addr} did not come up"
+        );
+        client.close(addr);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The first master of the first cluster a name server knows.
+async fn broker_from_namesrv(client: &RemotingClient, namesrv: &str) -> String {
+    let resp = client
+        .invoke_ok(
+            namesrv,
+            RemotingCommand::bare_request(RequestCode::GET_BROKER_CLUSTER_INFO),
+            T,
+        )
+        .await
+        .expect("cluster info from the name server");
+    let info: ClusterInfo = serde_json::from_slice(&resp.body).expect("cluster info body");
+    info.broker_addr_table
+        .values()
+        .find_map(|b| b.broker_addrs.get(&0).cloned())
+        .expect("the name server knows no master broker")
+}
+
+/// Buffered 1 MiB writes then one fsync, in `dir`: the disk's sequential write ceiling.
+fn raw_write_bandwidth(dir: &Path, seconds: f64) -> f64 {
+    let path = dir.join("raw-bandwidth.tmp");
+    let mut f = std::fs::File::create(&path).expect("create raw file");
+    let chunk = vec![0x5Au8; 1 << 20];
+    let start = Instant::now();
+    let mut written = 0u64;
+    while start.elapsed().as_secs_f64() < seconds && written < (2 << 30) {
+        f.write_all(&chunk).expect("raw write");
+        written += chunk.len() as u64;
+    }
+    f.sync_all().expect("fsync");
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    written as f64 / elapsed
+}
+
+fn send_request(topic: &str, payload: &[u8], batch: usize) -> RemotingCommand {
+    let sent = now_micros().to_string();
+    let props = encode_properties([(SENT_MICROS, sent.as_str())]);
+    let header = |code_batch: bool| -> SendMessageRequestHeaderV2 {
+        SendMessageRequestHeader {
+            producer_group: "BenchProducer".into(),
+            topic: topic.into(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 8,
+            queue_id: -1,
+            born_timestamp: now_micros() / 1000,
+            properties: Some(props.clone()),
+            batch: Some(code_batch),
+            ..Default::default()
+        }
+        .into()
+    };
+    if batch <= 1 {
+        return RemotingCommand::request(RequestCode::SEND_MESSAGE_V2, &header(false))
+            .with_body(payload.to_vec());
+    }
+    let mut body = Vec::with_capacity(batch * (payload.len() + 64));
+    for _ in 0..batch {
+        let total = 20 + payload.len() + 2 + props.len();
+        body.extend_from_slice(&(total as i32).to_be_bytes());
+        body.extend_from_slice(&0i32.to_be_bytes());
+        body.extend_from_slice(&0i32.to_be_bytes());
+        body.extend_from_slice(&0i32.to_be_bytes());
+        body.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+        body.extend_from_slice(payload);
+        body.extend_from_slice(&(props.len() as i16).to_be_bytes());
+        body.extend_from_slice(props.as_bytes());
+    }
+    RemotingCommand::request(RequestCode::SEND_BATCH_MESSAGE, &header(true)).with_body(body)
+}
+
+async fn max_offsets(
+    client: &RemotingClient,
+    broker: &str,
+    topic: &str,
+    queues: i32,
+) -> BTreeMap<i32, i64> {
+    let mut out = BTreeMap::new();
+    for q in 0..queues {
+        let req = RemotingCommand::request(
+            RequestCode::GET_MAX_OFFSET,
+            &GetMaxOffsetRequestHeader {
+                topic: topic.into(),
+                queue_id: q,
+                committed: None,
+                broker_name: None,
+            },
+        );
+        let h: OffsetResponseHeader = client
+            .invoke_ok(broker, req, T)
+            .await
+            .expect("max offset")
+            .decode_header()
+            .expect("offset header");
+        out.insert(q, h.offset);
+    }
+    out
+}
+
+/// Pulls one queue with long polling from `offset` until `stop`, recording end-to-end
+/// latency per message.
+async fn consume_queue(
+    broker: String,
+    topic: String,
+    queue: i32,
+    mut offset: i64,
+    stop: Arc<AtomicBool>,
+) -> (u64, Latencies) {
+    let client = RemotingClient::new(ClientConfig::default());
+    let mut latencies = Latencies::default();
+    let mut count = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let req = RemotingCommand::request(
+            RequestCode::PULL_MESSAGE,
+            &PullMessageRequestHeader {
+                consumer_group: "BenchConsumer".into(),
+                topic: topic.clone(),
+                queue_id: queue,
+                queue_offset: offset,
+                max_msg_nums: 256,
+                sys_flag: 0x2 | 0x4,
+                suspend_timeout_millis: 1000,
+                subscription: Some("*".into()),
+                expression_type: Some("TAG".into()),
+                max_msg_bytes: Some(4 << 20),
+                ..Default::default()
+            },
+        );
+        let Ok(resp) = client.invoke(&broker, req, T).await else {
+            continue;
+        };
+        if let Ok(h) = resp.decode_header::<PullMessageResponseHeader>() {
+            offset = h.next_begin_offset.max(offset);
+        }
+        if resp.code != 0 {
+            continue;
+        }
+        let now = now_micros();
+        let mut pos = 0;
+        while pos < resp.body.len() {
+            let Ok(RecordEntry::Message(m)) = decode_record(&resp.body[pos..], false) else {
+                break;
+            };
+            if let Some(sent) =
+                get_property(m.properties, SENT_MICROS).and_then(|s| s.parse::<i64>().ok())
+            {
+                latencies.record(Duration::from_micros((now - sent).max(0) as u64));
+            }
+            count += 1;
+            pos += m.total_size as usize;
+        }
+    }
+    (count, latencies)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(args: ProduceArgs) {
+    let client = RemotingClient::new(ClientConfig::default());
+    let local = if args.broker_addr.is_none() && args.namesrv_addr.is_none() {
+        Some(start_local(args.store_dir.as_deref()))
+    } else {
+        None
+    };
+    let broker = match (&args.broker_addr, &args.namesrv_addr, &local) {
+        (Some(b), _, _) => b.clone(),
+        (None, _, Some(l)) => l.broker.clone(),
+        (None, Some(ns), None) => broker_from_namesrv(&client, ns).await,
+        (None, None, None) => unreachable!("local mode starts a broker"),
+    };
+    wait_until_serving(&client, &broker).await;
+    let create = RemotingCommand::request(
+        RequestCode::UPDATE_AND_CREATE_TOPIC,
+        &CreateTopicRequestHeader {
+            topic: args.topic.clone(),
+            default_topic: "TBW102".into(),
+            read_queue_nums: args.queues,
+            write_queue_nums: args.queues,
+            perm: 6,
+            topic_filter_type: "SINGLE_TAG".into(),
+            ..Default::default()
+        },
+    );
+    client
+        .invoke_ok(&broker, create, T)
+        .await
+        .expect("create the benchmark topic");
+    let raw = local.as_ref().map(|l| raw_write_bandwidth(&l.store, 3.0));
+    let idle_rss = local.as_ref().and_then(|l| rss_kib(l.broker_pid));
+
+    let stop_consumers = Arc::new(AtomicBool::new(false));
+    let mut consumers = Vec::new();
+    if args.consumer {
+        for (queue, offset) in max_offsets(&client, &broker, &args.topic, args.queues).await {
+            consumers.push(tokio::spawn(consume_queue(
+                broker.clone(),
+                args.topic.clone(),
+                queue,
+                offset,
+                stop_consumers.clone(),
+            )));
+        }
+    }
+
+    let payload = vec![b'x'; args.size];
+    let sent = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let stop_at = start + args.duration;
+    let mut producers = Vec::new();
+    for _ in 0..args.connections {
+        let (broker, topic, payload) = (broker.clone(), args.topic.clone(), payload.clone());
+        let (sent, errors, batch) = (sent.clone(), errors.clone(), args.batch);
+        producers.push(tokio::spawn(async move {
+            let client = RemotingClient::new(ClientConfig::default());
+            let mut latencies = Latencies::default();
+            while Instant::now() < stop_at {
+                let t = Instant::now();
+                match client
+                    .invoke(&broker, send_request(&topic, &payload, batch), T)
+                    .await
+                {
+                    Ok(r) if r.code == 0 => {
+                        latencies.record(t.elapsed());
+                        sent.fetch_add(batch.max(1) as u64, Ordering::Relaxed);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    let mut send_latency = Latencies::default();
+    for p in producers {
+        send_latency.merge(p.await.expect("producer task"));
+    }
+    let elapsed = start.elapsed();
+    let loaded_rss = local.as_ref().and_then(|l| rss_kib(l.broker_pid));
+    // Give the consumers a moment to drain what was sent, then stop them.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop_consumers.store(true, Ordering::Relaxed);
+    let mut e2e = Latencies::default();
+    let mut consumed = 0;
+    for c in consumers {
+        let (n, l) = c.await.expect("consumer task");
+        consumed += n;
+        e2e.merge(l);
+    }
+
+    let sent = sent.load(Ordering::Relaxed);
+    let msgs_per_sec = sent as f64 / elapsed.as_secs_f64();
+    let mb_per_sec = msgs_per_sec * args.size as f64 / 1e6;
+    println!(
+        "mqbench produce: broker {broker}, topic {} ({} queues), {} connections, {} B messages, batch {}, {:?}",
+        args.topic, args.queues, args.connections, args.size, args.batch, args.duration
+    );
+    println!(
+        "  sent           {sent} messages, {} errors",
+        errors.load(Ordering::Relaxed)
+    );
+    println!("  throughput     {msgs_per_sec:.0} msgs/s, {mb_per_sec:.1} MB/s");
+    println!(
+        "  send latency   p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms (per request)",
+        ms(send_latency.quantile(0.5)),
+        ms(send_latency.quantile(0.99)),
+        ms(send_latency.quantile(0.999))
+    );
+    if args.consumer {
+        println!(
+            "  end-to-end     p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms ({consumed} consumed)",
+            ms(e2e.quantile(0.5)),
+            ms(e2e.quantile(0.99)),
+            ms(e2e.quantile(0.999))
+        );
+    }
+    if let Some(raw) = raw {
+        println!(
+            "  raw disk       {:.1} MB/s sequential buffered write + fsync in the store directory; produce reached {:.1} %",
+            raw / 1e6,
+            mb_per_sec * 1e6 / raw * 100.0
+        );
+    }
+    if let (Some((rss0, anon0)), Some((rss1, anon1))) = (idle_rss, loaded_rss) {
+        println!(
+            "  broker memory  idle RSS {rss0} KiB (anon {anon0} KiB), under load RSS {rss1} KiB (anon {anon1} KiB)"
+        );
+    }
+}
