@@ -25,6 +25,9 @@ const FLAG_SUSPEND: i32 = 0x2;
 /// PullSysFlag: the request carries its subscription expression.
 const FLAG_SUBSCRIPTION: i32 = 0x4;
 
+/// Longest a pull may be held, whatever the client asks.
+const MAX_SUSPEND_MILLIS: i64 = 60_000;
+
 /// Largest body a pull returns when the client does not say (Java's
 /// `maxTransferBytesOnMessageInMemory`, 256 KiB).
 const DEFAULT_MAX_PULL_BYTES: usize = 256 * 1024;
@@ -170,7 +173,9 @@ async fn pull(ctx: Arc<BrokerContext>, request: RemotingCommand) -> ProcessResul
     let mut outcome = read(&ctx, &h, &filter)?;
     if outcome.code == ResponseCode::PullNotFound && h.sys_flag & FLAG_SUSPEND != 0 {
         let hold = if ctx.config.long_polling_enable {
-            Duration::from_millis(h.suspend_timeout_millis.max(0) as u64)
+            // The client picks the hold time (15 s in Java clients); cap it so a request
+            // cannot pin a task for hours.
+            Duration::from_millis(h.suspend_timeout_millis.clamp(0, MAX_SUSPEND_MILLIS) as u64)
         } else {
             ctx.config.short_polling_time
         };
