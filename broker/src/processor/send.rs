@@ -417,11 +417,28 @@ mod tests {
         assert_eq!(msgs[0].body.as_ref(), b"one");
         assert_eq!(msgs[0].flag, 7);
         assert_eq!(msgs[2].properties, "TAGS\u{1}A\u{2}");
+        // Message boundaries: a cut there is a valid, shorter batch; anywhere else it must fail.
+        let sizes = [20 + 3 + 2 + 8, 20 + 2, 20 + 5 + 2 + 7];
+        let boundaries: Vec<usize> = sizes
+            .iter()
+            .scan(0, |end, s| {
+                *end += s;
+                Some(*end)
+            })
+            .collect();
+        assert_eq!(*boundaries.last().unwrap(), body.len());
         for cut in 1..body.len() {
-            assert!(
-                decode_batch(&body.slice(..cut)).is_err(),
-                "truncated at {cut} must fail"
-            );
+            match boundaries.iter().position(|b| *b == cut) {
+                Some(i) => assert_eq!(
+                    decode_batch(&body.slice(..cut)).unwrap().len(),
+                    i + 1,
+                    "cut at {cut}"
+                ),
+                None => assert!(
+                    decode_batch(&body.slice(..cut)).is_err(),
+                    "truncated at {cut} must fail"
+                ),
+            }
         }
         let mut bad = body.to_vec();
         bad[16..20].copy_from_slice(&1000i32.to_be_bytes());
