@@ -190,6 +190,15 @@ impl MessageStore {
         std::fs::create_dir_all(&config.store_path_root_dir)?;
         let lock = lock_dir(&config)?;
         let abnormal = config.abort_path().exists();
+        // Abort file: present from now until a clean shutdown. Created before recovery, so
+        // a crash *during* recovery or rebuild is again recovered as a crash (normal
+        // recovery trusts the ConsumeQueues, which are only complete after a clean stop).
+        {
+            let mut f = File::create(config.abort_path())?;
+            write!(f, "{}", std::process::id())?;
+            f.sync_all()?;
+            File::open(&config.store_path_root_dir)?.sync_all()?;
+        }
         let checkpoint = Arc::new(StoreCheckpoint::open(&config.checkpoint_path())?);
         let cp = checkpoint.values();
 
@@ -278,14 +287,6 @@ impl MessageStore {
         }
         commitlog.set_queue_offsets(table);
 
-        // Abort file: present from now until a clean shutdown.
-        {
-            let mut f = File::create(config.abort_path())?;
-            write!(f, "{}", std::process::id())?;
-            f.sync_all()?;
-            File::open(&config.store_path_root_dir)?.sync_all()?;
-        }
-
         let cleanup = Arc::new(CleanupService::new(
             config.clone(),
             commitlog.clone(),
@@ -357,8 +358,14 @@ impl MessageStore {
                         loop {
                             let stopping = stop.load(Ordering::Acquire);
                             if let Err(e) = d.dispatch_available() {
-                                tracing::error!(error = %e, "dispatch stopped");
-                                return;
+                                // Retry: an I/O error (e.g. disk full) may clear; consumers
+                                // simply see no new messages meanwhile.
+                                tracing::error!(error = %e, "dispatch failed; retrying in 1 s");
+                                if stopping {
+                                    return;
+                                }
+                                std::thread::sleep(Duration::from_secs(1));
+                                continue;
                             }
                             if stopping {
                                 return;
