@@ -130,7 +130,9 @@ impl ConsumeQueue {
                 if !e.is_written() {
                     break 'scan;
                 }
-                if !e.is_blank() && e.physical_offset + i64::from(e.size) > commitlog_end {
+                if !e.is_blank()
+                    && e.physical_offset.saturating_add(i64::from(e.size)) > commitlog_end
+                {
                     break 'scan;
                 }
                 end = f.file_from_offset() + ((i + 1) * CQ_ENTRY_SIZE) as i64;
@@ -142,7 +144,7 @@ impl ConsumeQueue {
             .store(self.files.min_offset(), Ordering::Release);
         Ok(self
             .last_entry()
-            .map_or(0, |e| e.physical_offset + i64::from(e.size)))
+            .map_or(0, |e| e.physical_offset.saturating_add(i64::from(e.size))))
     }
 
     fn last_entry(&self) -> Option<CqEntry> {

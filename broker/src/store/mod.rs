@@ -610,7 +610,18 @@ impl MessageStore {
                 next += 1;
                 continue;
             };
-            buf.decode()?;
+            // The record must be the one the entry claims: never serve another queue's
+            // message, whatever state the ConsumeQueue is in.
+            let m = buf.decode()?;
+            if m.topic != topic || m.queue_id != queue_id || m.queue_offset != next {
+                return Err(StoreError::Corrupt {
+                    offset: e.physical_offset,
+                    reason: format!(
+                        "ConsumeQueue {topic}/{queue_id}@{next} points at {}/{}@{}",
+                        m.topic, m.queue_id, m.queue_offset
+                    ),
+                });
+            }
             bytes += e.size as usize;
             messages.push((next, buf));
             next += 1;
