@@ -375,6 +375,10 @@ impl MappedFileQueue {
             }
         }
         let f = Arc::new(MappedFile::open(&self.dir, offset, self.file_size)?);
+        // Make the new directory entry durable: flushing the file's data later does not
+        // persist its name, and a SYNC_FLUSH ack must not depend on a file that could
+        // vanish from the directory after a power loss.
+        File::open(&self.dir)?.sync_all()?;
         files.push(f.clone());
         Ok(f)
     }
