@@ -211,6 +211,12 @@ impl MappedFile {
         Ok(wrote)
     }
 
+    /// Writes back every dirty page of the file, whoever dirtied it (after a process crash
+    /// the page cache can still hold the dead process's unwritten pages).
+    pub fn sync_file(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
     /// Number of written-but-unflushed pages.
     pub fn dirty_pages(&self) -> usize {
         let w = self.wrote_position();

@@ -245,7 +245,7 @@ impl MessageStore {
         // After a process crash the page cache may still hold unwritten pages of the
         // recovered range: make them durable before anything is acknowledged on top.
         for f in files.files().iter().skip(start_index) {
-            f.flush()?;
+            f.sync_file()?;
         }
 
         let mut dispatched_after = 0i64;
