@@ -241,6 +241,13 @@ impl CommitLog {
         self.state.lock().queue_offsets = table;
     }
 
+    /// Recovery: later appends get store timestamps of at least `ts`.
+    pub(crate) fn set_min_store_timestamp(&self, ts: i64) {
+        let mut st = self.state.lock();
+        st.last_store_timestamp = st.last_store_timestamp.max(ts);
+        self.last_appended_timestamp.fetch_max(ts, Ordering::AcqRel);
+    }
+
     /// Next queue offset of a queue (what its ConsumeQueue max will become).
     pub fn next_queue_offset(&self, topic: &str, queue_id: i32) -> i64 {
         self.state.lock().queue_offsets.get(topic, queue_id)

@@ -231,7 +231,8 @@ impl MessageStore {
             .get(start_index)
             .map_or(files.min_offset(), |f| f.file_from_offset());
         let verify = abnormal || config.check_crc_on_recover;
-        let (end, scanned, garbage) = recovery::scan_valid_end(&files, start_index, verify);
+        let scan = recovery::scan_valid_end(&files, start_index, verify);
+        let (end, scanned, garbage) = (scan.end, scan.messages, scan.garbage);
         if abnormal {
             tracing::warn!(
                 scan_from,
@@ -273,6 +274,8 @@ impl MessageStore {
             config.max_message_size,
             QueueOffsetTable::default(),
         ));
+        // Store timestamps never go backwards within the log, even if the clock did.
+        commitlog.set_min_store_timestamp(scan.last_store_timestamp);
         let dispatcher = Arc::new(Dispatcher::new(
             commitlog.clone(),
             queues.clone(),
