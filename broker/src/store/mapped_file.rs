@@ -467,11 +467,6 @@ impl MappedFileQueue {
         Ok(())
     }
 
-    /// Recovery only: gives exclusive access to every file.
-    pub fn files_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Vec<Arc<MappedFile>>> {
-        self.files.write()
-    }
-
     /// Deletes the first file if `pred` holds for it and no reader holds it; returns whether
     /// it was deleted. Never deletes the last file (the write head).
     pub fn delete_first_if(&self, pred: impl FnOnce(&MappedFile) -> bool) -> io::Result<bool> {
