@@ -218,3 +218,27 @@ fn clean_restart_scans_only_the_tail() {
         appended[42].physical_offset
     );
 }
+
+#[test]
+fn crash_recovery_starts_at_the_checkpoint_not_at_the_first_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let old = fill(&store, 40); // ~3 segments
+    // RocketMQ starts the scan at the newest segment whose first message is at least 3 s
+    // older than the checkpoint; wait that long before writing the newer segments.
+    std::thread::sleep(std::time::Duration::from_millis(3200));
+    let new = fill(&store, 40);
+    store.shutdown().unwrap();
+    drop(store);
+    mark_crashed(dir.path());
+    let store = open(dir.path());
+    let r = *store.recovery_report();
+    assert!(r.abnormal);
+    let seg = 16 * 1024i64;
+    assert!(
+        r.scan_from > 0 && r.scan_from <= old.last().unwrap().physical_offset / seg * seg,
+        "scan should start in the old segments but not at 0: {r:?}"
+    );
+    assert_eq!(r.commitlog_end, new.last().unwrap().end_offset());
+    assert_eq!(store.max_offset_in_queue("TopicA", 0), 80);
+}

@@ -4,7 +4,7 @@
 //! message only after the store acknowledged it. The test SIGKILLs this process at a random
 //! moment and checks that every acknowledged message survived.
 //!
-//! Usage: `store-crash-child <store dir> <first seq> <writers>`
+//! Usage: `store-crash-child <store dir> <first seq> <writers> [sync|async]` (default sync)
 
 use std::io::Write;
 use std::sync::Arc;
@@ -32,15 +32,22 @@ pub mod shared {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        eprintln!("usage: store-crash-child <store dir> <first seq> <writers>");
+    if args.len() != 4 && args.len() != 5 {
+        eprintln!("usage: store-crash-child <store dir> <first seq> <writers> [sync|async]");
         std::process::exit(2);
     }
     let dir = &args[1];
     let first: u64 = args[2].parse().expect("first seq is a number");
     let writers: usize = args[3].parse().expect("writers is a number");
     let mut config = MessageStoreConfig::with_root(dir);
-    config.flush_disk_type = FlushDiskType::SyncFlush;
+    config.flush_disk_type = match args.get(4).map(String::as_str) {
+        None | Some("sync") => FlushDiskType::SyncFlush,
+        Some("async") => FlushDiskType::AsyncFlush,
+        Some(other) => {
+            eprintln!("unknown flush mode {other}");
+            std::process::exit(2);
+        }
+    };
     config.mapped_file_size_commit_log = 64 * 1024;
     config.mapped_file_size_consume_queue = 100 * 20;
     config.max_hash_slot_num = 64;

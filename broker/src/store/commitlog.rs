@@ -99,6 +99,9 @@ impl QueueOffsetTable {
 struct AppendState {
     queue_offsets: QueueOffsetTable,
     last_store_timestamp: i64,
+    /// The head segment, cached so appends skip the file list's lock. Only the append path
+    /// changes the head; retention never removes it.
+    head: Option<Arc<MappedFile>>,
 }
 
 /// A message prepared for the append lock: its CRC and length computed outside the lock.
@@ -192,6 +195,7 @@ impl CommitLog {
             state: Mutex::new(AppendState {
                 queue_offsets,
                 last_store_timestamp: 0,
+                head: None,
             }),
             last_appended_timestamp: AtomicI64::new(0),
             watermark: FlushWatermark::new(flushed),
@@ -235,6 +239,13 @@ impl CommitLog {
     /// Sets the next queue offsets (recovery, before appends start).
     pub(crate) fn set_queue_offsets(&self, table: QueueOffsetTable) {
         self.state.lock().queue_offsets = table;
+    }
+
+    /// Recovery: later appends get store timestamps of at least `ts`.
+    pub(crate) fn set_min_store_timestamp(&self, ts: i64) {
+        let mut st = self.state.lock();
+        st.last_store_timestamp = st.last_store_timestamp.max(ts);
+        self.last_appended_timestamp.fetch_max(ts, Ordering::AcqRel);
     }
 
     /// Next queue offset of a queue (what its ConsumeQueue max will become).
@@ -310,13 +321,17 @@ impl CommitLog {
 
     /// The head segment with room for `len` bytes plus a BLANK marker, rolling over (and
     /// writing the BLANK) when the current one is too full.
-    fn head_for(&self, len: usize) -> Result<Arc<MappedFile>, StoreError> {
-        let head = match self.files.last() {
-            Some(f) => f,
-            None => self.files.create_file(0)?,
+    fn head_for(&self, state: &mut AppendState, len: usize) -> Result<Arc<MappedFile>, StoreError> {
+        let head = match &state.head {
+            Some(h) => h.clone(),
+            None => match self.files.last() {
+                Some(f) => f,
+                None => self.files.create_file(0)?,
+            },
         };
         let remaining = head.size() - head.wrote_position();
         if len + END_FILE_MIN_BLANK_LENGTH <= remaining {
+            state.head = Some(head.clone());
             return Ok(head);
         }
         if remaining >= END_FILE_MIN_BLANK_LENGTH {
@@ -327,7 +342,9 @@ impl CommitLog {
         }
         head.mark_full();
         let next = head.file_from_offset() + head.size() as i64;
-        Ok(self.files.create_file(next)?)
+        let next = self.files.create_file(next)?;
+        state.head = Some(next.clone());
+        Ok(next)
     }
 
     fn append_locked(
@@ -335,7 +352,7 @@ impl CommitLog {
         state: &mut AppendState,
         p: &Prepared<'_>,
     ) -> Result<AppendResult, StoreError> {
-        let head = self.head_for(p.len)?;
+        let head = self.head_for(state, p.len)?;
         let pos = head.wrote_position();
         let physical_offset = head.file_from_offset() + pos as i64;
         let store_timestamp = now_ms().max(state.last_store_timestamp);

@@ -130,10 +130,28 @@ impl ConsumeQueue {
                 if !e.is_written() {
                     break 'scan;
                 }
-                if !e.is_blank() && e.physical_offset + i64::from(e.size) > commitlog_end {
+                if !e.is_blank()
+                    && e.physical_offset.saturating_add(i64::from(e.size)) > commitlog_end
+                {
                     break 'scan;
                 }
                 end = f.file_from_offset() + ((i + 1) * CQ_ENTRY_SIZE) as i64;
+            }
+        }
+        // Everything scanned pointed past the CommitLog's end (it lost a lot in a crash):
+        // older files may too. Walk back until an entry fits.
+        if start > 0 && end == files[start].file_from_offset() {
+            let first = files[0].file_from_offset();
+            while end > first {
+                let e = self
+                    .get_raw((end / CQ_ENTRY_SIZE as i64) - 1)
+                    .expect("loaded files are readable");
+                if e.is_blank()
+                    || e.physical_offset.saturating_add(i64::from(e.size)) <= commitlog_end
+                {
+                    break;
+                }
+                end -= CQ_ENTRY_SIZE as i64;
             }
         }
         drop(files);
@@ -142,7 +160,7 @@ impl ConsumeQueue {
             .store(self.files.min_offset(), Ordering::Release);
         Ok(self
             .last_entry()
-            .map_or(0, |e| e.physical_offset + i64::from(e.size)))
+            .map_or(0, |e| e.physical_offset.saturating_add(i64::from(e.size))))
     }
 
     fn last_entry(&self) -> Option<CqEntry> {
@@ -451,6 +469,29 @@ mod tests {
         assert_eq!(cq.min_offset(), 6);
         assert!(cq.get(5).is_none());
         assert_eq!(cq.get(6).unwrap().physical_offset, 600);
+    }
+
+    #[test]
+    fn recovery_cuts_back_past_the_last_three_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cq = ConsumeQueue::open(dir.path(), "T", 0, 100).unwrap(); // 5 entries per file
+        for i in 0..30 {
+            cq.put(
+                i,
+                CqEntry {
+                    physical_offset: i * 10,
+                    size: 10,
+                    tags_code: 0,
+                },
+            )
+            .unwrap();
+        }
+        drop(cq);
+        // The CommitLog now ends at 70: entries 0..7 survive, files 2.. go.
+        let cq = ConsumeQueue::open(dir.path(), "T", 0, 100).unwrap();
+        assert_eq!(cq.recover(70).unwrap(), 70);
+        assert_eq!(cq.max_offset(), 7);
+        assert_eq!(cq.files().len(), 2);
     }
 
     #[test]

@@ -211,6 +211,12 @@ impl MappedFile {
         Ok(wrote)
     }
 
+    /// Writes back every dirty page of the file, whoever dirtied it (after a process crash
+    /// the page cache can still hold the dead process's unwritten pages).
+    pub fn sync_file(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
     /// Number of written-but-unflushed pages.
     pub fn dirty_pages(&self) -> usize {
         let w = self.wrote_position();
@@ -375,6 +381,10 @@ impl MappedFileQueue {
             }
         }
         let f = Arc::new(MappedFile::open(&self.dir, offset, self.file_size)?);
+        // Make the new directory entry durable: flushing the file's data later does not
+        // persist its name, and a SYNC_FLUSH ack must not depend on a file that could
+        // vanish from the directory after a power loss.
+        File::open(&self.dir)?.sync_all()?;
         files.push(f.clone());
         Ok(f)
     }
@@ -455,11 +465,6 @@ impl MappedFileQueue {
             f.truncate_to(pos)?;
         }
         Ok(())
-    }
-
-    /// Recovery only: gives exclusive access to every file.
-    pub fn files_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Vec<Arc<MappedFile>>> {
-        self.files.write()
     }
 
     /// Deletes the first file if `pred` holds for it and no reader holds it; returns whether

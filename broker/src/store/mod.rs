@@ -190,6 +190,15 @@ impl MessageStore {
         std::fs::create_dir_all(&config.store_path_root_dir)?;
         let lock = lock_dir(&config)?;
         let abnormal = config.abort_path().exists();
+        // Abort file: present from now until a clean shutdown. Created before recovery, so
+        // a crash *during* recovery or rebuild is again recovered as a crash (normal
+        // recovery trusts the ConsumeQueues, which are only complete after a clean stop).
+        {
+            let mut f = File::create(config.abort_path())?;
+            write!(f, "{}", std::process::id())?;
+            f.sync_all()?;
+            File::open(&config.store_path_root_dir)?.sync_all()?;
+        }
         let checkpoint = Arc::new(StoreCheckpoint::open(&config.checkpoint_path())?);
         let cp = checkpoint.values();
 
@@ -222,7 +231,8 @@ impl MessageStore {
             .get(start_index)
             .map_or(files.min_offset(), |f| f.file_from_offset());
         let verify = abnormal || config.check_crc_on_recover;
-        let (end, scanned, garbage) = recovery::scan_valid_end(&files, start_index, verify);
+        let scan = recovery::scan_valid_end(&files, start_index, verify);
+        let (end, scanned, garbage) = (scan.end, scan.messages, scan.garbage);
         if abnormal {
             tracing::warn!(
                 scan_from,
@@ -236,7 +246,7 @@ impl MessageStore {
         // After a process crash the page cache may still hold unwritten pages of the
         // recovered range: make them durable before anything is acknowledged on top.
         for f in files.files().iter().skip(start_index) {
-            f.flush()?;
+            f.sync_file()?;
         }
 
         let mut dispatched_after = 0i64;
@@ -264,6 +274,8 @@ impl MessageStore {
             config.max_message_size,
             QueueOffsetTable::default(),
         ));
+        // Store timestamps never go backwards within the log, even if the clock did.
+        commitlog.set_min_store_timestamp(scan.last_store_timestamp);
         let dispatcher = Arc::new(Dispatcher::new(
             commitlog.clone(),
             queues.clone(),
@@ -277,14 +289,6 @@ impl MessageStore {
             table.set(cq.topic(), cq.queue_id(), cq.max_offset());
         }
         commitlog.set_queue_offsets(table);
-
-        // Abort file: present from now until a clean shutdown.
-        {
-            let mut f = File::create(config.abort_path())?;
-            write!(f, "{}", std::process::id())?;
-            f.sync_all()?;
-            File::open(&config.store_path_root_dir)?.sync_all()?;
-        }
 
         let cleanup = Arc::new(CleanupService::new(
             config.clone(),
@@ -357,8 +361,14 @@ impl MessageStore {
                         loop {
                             let stopping = stop.load(Ordering::Acquire);
                             if let Err(e) = d.dispatch_available() {
-                                tracing::error!(error = %e, "dispatch stopped");
-                                return;
+                                // Retry: an I/O error (e.g. disk full) may clear; consumers
+                                // simply see no new messages meanwhile.
+                                tracing::error!(error = %e, "dispatch failed; retrying in 1 s");
+                                if stopping {
+                                    return;
+                                }
+                                std::thread::sleep(Duration::from_secs(1));
+                                continue;
                             }
                             if stopping {
                                 return;
@@ -607,7 +617,18 @@ impl MessageStore {
                 next += 1;
                 continue;
             };
-            buf.decode()?;
+            // The record must be the one the entry claims: never serve another queue's
+            // message, whatever state the ConsumeQueue is in.
+            let m = buf.decode()?;
+            if m.topic != topic || m.queue_id != queue_id || m.queue_offset != next {
+                return Err(StoreError::Corrupt {
+                    offset: e.physical_offset,
+                    reason: format!(
+                        "ConsumeQueue {topic}/{queue_id}@{next} points at {}/{}@{}",
+                        m.topic, m.queue_id, m.queue_offset
+                    ),
+                });
+            }
             bytes += e.size as usize;
             messages.push((next, buf));
             next += 1;

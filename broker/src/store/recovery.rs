@@ -63,19 +63,31 @@ pub fn segment_index_of(files: &MappedFileQueue, offset: i64) -> usize {
         .unwrap_or(0)
 }
 
-/// Scans segments from `start_index` and returns `(valid end offset, messages seen,
-/// non-zero bytes after the end in its segment)`.
-pub fn scan_valid_end(
-    files: &MappedFileQueue,
-    start_index: usize,
-    verify_crc: bool,
-) -> (i64, u64, u64) {
+/// What [`scan_valid_end`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanResult {
+    /// Offset just past the last valid record.
+    pub end: i64,
+    /// Valid messages seen.
+    pub messages: u64,
+    /// Non-zero bytes after `end` in its segment (torn data).
+    pub garbage: u64,
+    /// Store timestamp of the last valid message (0 if none).
+    pub last_store_timestamp: i64,
+}
+
+/// Scans segments from `start_index` for the end of valid data.
+pub fn scan_valid_end(files: &MappedFileQueue, start_index: usize, verify_crc: bool) -> ScanResult {
     let all = files.files();
     let Some(first) = all.get(start_index) else {
-        return (files.min_offset(), 0, 0);
+        return ScanResult {
+            end: files.min_offset(),
+            ..ScanResult::default()
+        };
     };
     let mut end = first.file_from_offset();
     let mut messages = 0u64;
+    let mut last_store_timestamp = 0i64;
     for f in &all[start_index..] {
         if f.file_from_offset() != end {
             // Previous segment ended early (torn): nothing after it is valid.
@@ -97,6 +109,7 @@ pub fn scan_valid_end(
                 {
                     pos += m.total_size as usize;
                     messages += 1;
+                    last_store_timestamp = m.store_timestamp;
                 }
                 Ok(RecordEntry::Blank { size }) if size as usize == remaining => {
                     segment_complete = true;
@@ -110,8 +123,18 @@ pub fn scan_valid_end(
         } else {
             end = f.file_from_offset() + pos as i64;
             let garbage = buf[pos..].iter().filter(|b| **b != 0).count() as u64;
-            return (end, messages, garbage);
+            return ScanResult {
+                end,
+                messages,
+                garbage,
+                last_store_timestamp,
+            };
         }
     }
-    (end, messages, 0)
+    ScanResult {
+        end,
+        messages,
+        garbage: 0,
+        last_store_timestamp,
+    }
 }
