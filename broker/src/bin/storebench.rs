@@ -9,12 +9,12 @@
 //! `cargo run --release -p rocketmq-broker --bin storebench -- [--dir D] [--secs S]
 //!  [--bytes B] [--sizes 1024,16384] [--writers 1,8,64] [--modes async,sync] [--prefault BYTES]`
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rocketmq_broker::store::disk::{raw_write_bandwidth, settle};
 use rocketmq_broker::store::{FlushDiskType, MessageStore, MessageStoreConfig, PutStatus};
 use rocketmq_common::message::RecordInput;
 
@@ -86,33 +86,6 @@ fn parse_args() -> Args {
 }
 
 const MB: f64 = 1024.0 * 1024.0;
-
-/// Lets the previous run's deletions (discards on `-o discard` mounts) and writeback finish
-/// so they do not slow down the next measurement.
-fn settle() {
-    // SAFETY: sync(2) has no preconditions.
-    unsafe { libc::sync() };
-    std::thread::sleep(Duration::from_secs(1));
-}
-
-/// Raw bandwidth: buffered 1 MiB writes, one fsync at the end, bounded by time and bytes.
-fn raw_write_bandwidth(dir: &Path, secs: f64, max_bytes: u64) -> f64 {
-    let path = dir.join("raw-bandwidth.tmp");
-    let mut f = std::fs::File::create(&path).expect("create raw file");
-    let chunk = vec![0x5Au8; 1 << 20];
-    let start = Instant::now();
-    let mut written = 0u64;
-    while written < max_bytes && start.elapsed().as_secs_f64() < secs {
-        f.write_all(&chunk).expect("raw write");
-        written += chunk.len() as u64;
-    }
-    f.sync_all().expect("fsync");
-    let elapsed = start.elapsed().as_secs_f64();
-    drop(f);
-    std::fs::remove_file(&path).ok();
-    settle();
-    written as f64 / elapsed
-}
 
 struct RunResult {
     msgs: u64,
@@ -243,7 +216,9 @@ fn main() {
     // tenants): measure it three times now and three times at the end, and compare
     // against the median of all six (the best is printed too).
     let mut raws: Vec<f64> = (0..args.raw_runs)
-        .map(|_| raw_write_bandwidth(&args.dir, args.secs, args.bytes))
+        .map(|_| {
+            raw_write_bandwidth(&args.dir, args.secs, args.bytes).expect("raw write measurement")
+        })
         .collect();
     println!(
         "raw sequential write (1 MiB write() + fsync), before: {} MB/s",
@@ -266,7 +241,9 @@ fn main() {
             }
         }
     }
-    raws.extend((0..args.raw_runs).map(|_| raw_write_bandwidth(&args.dir, args.secs, args.bytes)));
+    raws.extend((0..args.raw_runs).map(|_| {
+        raw_write_bandwidth(&args.dir, args.secs, args.bytes).expect("raw write measurement")
+    }));
     println!(
         "raw sequential write (1 MiB write() + fsync), after:  {} MB/s",
         raws[args.raw_runs..]

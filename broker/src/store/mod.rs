@@ -19,6 +19,7 @@ pub mod cleanup;
 pub mod commitlog;
 pub mod config;
 pub mod consume_queue;
+pub mod disk;
 pub mod dispatch;
 pub mod flush;
 pub mod index;

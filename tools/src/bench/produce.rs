@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rocketmq_broker::store::disk::raw_write_bandwidth;
 use rocketmq_common::message::{RecordEntry, decode_record, encode_properties, get_property};
 use rocketmq_common::protocol::headers::broker::{
     CreateTopicRequestHeader, GetMaxOffsetRequestHeader, OffsetResponseHeader,
@@ -162,24 +163,6 @@ async fn broker_from_namesrv(client: &RemotingClient, namesrv: &str) -> String {
         .values()
         .find_map(|b| b.broker_addrs.get(&0).cloned())
         .expect("the name server knows no master broker")
-}
-
-/// Buffered 1 MiB writes then one fsync, in `dir`: the disk's sequential write ceiling.
-fn raw_write_bandwidth(dir: &Path, seconds: f64) -> f64 {
-    let path = dir.join("raw-bandwidth.tmp");
-    let mut f = std::fs::File::create(&path).expect("create raw file");
-    let chunk = vec![0x5Au8; 1 << 20];
-    let start = Instant::now();
-    let mut written = 0u64;
-    while start.elapsed().as_secs_f64() < seconds && written < (2 << 30) {
-        f.write_all(&chunk).expect("raw write");
-        written += chunk.len() as u64;
-    }
-    f.sync_all().expect("fsync");
-    let elapsed = start.elapsed().as_secs_f64();
-    drop(f);
-    let _ = std::fs::remove_file(&path);
-    written as f64 / elapsed
 }
 
 fn send_request(topic: &str, payload: &[u8], batch: usize) -> RemotingCommand {
@@ -337,7 +320,9 @@ pub async fn run(args: ProduceArgs) {
         .invoke_ok(&broker, create, T)
         .await
         .expect("create the benchmark topic");
-    let raw = local.as_ref().map(|l| raw_write_bandwidth(&l.store, 3.0));
+    let raw = local
+        .as_ref()
+        .and_then(|l| raw_write_bandwidth(&l.store, 3.0, 2 << 30).ok());
     let idle_rss = local.as_ref().and_then(|l| rss_kib(l.broker_pid));
 
     let stop_consumers = Arc::new(AtomicBool::new(false));
