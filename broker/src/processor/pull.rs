@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rocketmq_common::message::get_property;
 use rocketmq_common::message::keys::TAGS;
+use rocketmq_common::message::{get_property, java_string_hash};
 use rocketmq_common::protocol::headers::broker::{
     PullMessageRequestHeader, PullMessageResponseHeader,
 };
@@ -37,9 +37,11 @@ pub struct PullMessageProcessor {
     ctx: Arc<BrokerContext>,
 }
 
-/// Which tags a subscription accepts; `None` accepts everything.
+/// Which tags a subscription accepts; `None` accepts everything. The tag hash codes let
+/// the store skip ConsumeQueue entries without reading their records; the exact tag check
+/// then rules out hash collisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct TagFilter(Option<BTreeSet<String>>);
+struct TagFilter(Option<(BTreeSet<String>, BTreeSet<i64>)>);
 
 impl TagFilter {
     /// Parses a TAG expression: `*`, empty, or `TagA || TagB`.
@@ -48,20 +50,29 @@ impl TagFilter {
         if expression.is_empty() || expression == "*" {
             return Self(None);
         }
-        Self(Some(
-            expression
-                .split("||")
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-                .collect(),
-        ))
+        let tags: BTreeSet<String> = expression
+            .split("||")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        let codes = tags
+            .iter()
+            .map(|t| i64::from(java_string_hash(t)))
+            .collect();
+        Self(Some((tags, codes)))
+    }
+
+    fn accepts_code(&self, tags_code: i64) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|(_, codes)| codes.contains(&tags_code))
     }
 
     fn accepts(&self, properties: &str) -> bool {
         match &self.0 {
             None => true,
-            Some(tags) => get_property(properties, TAGS).is_some_and(|t| tags.contains(t)),
+            Some((tags, _)) => get_property(properties, TAGS).is_some_and(|t| tags.contains(t)),
         }
     }
 }
@@ -216,7 +227,14 @@ fn read(
         .map_or(DEFAULT_MAX_PULL_BYTES, |b| b as usize);
     let result = ctx
         .store
-        .get_messages(&h.topic, h.queue_id, h.queue_offset, max_msgs, max_bytes)
+        .get_messages_filtered(
+            &h.topic,
+            h.queue_id,
+            h.queue_offset,
+            max_msgs,
+            max_bytes,
+            &|code| filter.accepts_code(code),
+        )
         .map_err(store_error)?;
     let mut body = Vec::new();
     let mut messages = 0;
@@ -265,6 +283,12 @@ mod tests {
     #[test]
     fn tag_expressions() {
         assert_eq!(TagFilter::parse("*"), TagFilter(None));
+        assert!(
+            TagFilter::parse("TagA").accepts_code(2_598_919),
+            "Java's \"TagA\".hashCode()"
+        );
+        assert!(!TagFilter::parse("TagA").accepts_code(0));
+        assert!(TagFilter(None).accepts_code(12345));
         assert_eq!(TagFilter::parse(""), TagFilter(None));
         let f = TagFilter::parse("TagA || TagB ||");
         assert!(f.accepts("TAGS\u{1}TagA\u{2}"));

@@ -144,6 +144,9 @@ pub struct GetMessageResult {
     pub messages: Vec<(i64, SelectedBuffer)>,
 }
 
+/// Most ConsumeQueue entries one filtered read scans (Java's `maxFilterMessageCount`).
+pub const MAX_FILTER_SCAN: i64 = 16_000;
+
 /// The message store.
 #[derive(Debug)]
 pub struct MessageStore {
@@ -573,6 +576,23 @@ impl MessageStore {
         max_msgs: usize,
         max_bytes: usize,
     ) -> Result<GetMessageResult, StoreError> {
+        self.get_messages_filtered(topic, queue_id, offset, max_msgs, max_bytes, &|_| true)
+    }
+
+    /// Like [`get_messages`](Self::get_messages), but skips ConsumeQueue entries whose tag
+    /// code `accept_tags_code` rejects without reading their CommitLog record (the tag-hash
+    /// prefilter of a subscription). At most [`MAX_FILTER_SCAN`] entries are scanned per
+    /// call, so a queue full of other tags still answers quickly (with `Found` and no
+    /// messages, and a `next_begin_offset` past what was scanned).
+    pub fn get_messages_filtered(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max_msgs: usize,
+        max_bytes: usize,
+        accept_tags_code: &dyn Fn(i64) -> bool,
+    ) -> Result<GetMessageResult, StoreError> {
         let Some(cq) = self.queues.get(topic, queue_id) else {
             return Ok(GetMessageResult {
                 status: GetStatus::NoMessageInQueue,
@@ -605,11 +625,16 @@ impl MessageStore {
         let mut messages = Vec::new();
         let mut bytes = 0usize;
         let mut next = offset;
-        while next < max && messages.len() < max_msgs {
+        let scan_limit = next + MAX_FILTER_SCAN.max(max_msgs as i64);
+        while next < max && messages.len() < max_msgs && next < scan_limit {
             let Some(e) = cq.get(next) else {
                 next += 1;
                 continue;
             };
+            if !accept_tags_code(e.tags_code) {
+                next += 1;
+                continue;
+            }
             if !messages.is_empty() && bytes + e.size as usize > max_bytes {
                 break;
             }
