@@ -95,6 +95,45 @@ fn pull(
     )
 }
 
+/// Waits until the broker reports at least `expected` messages readable in a queue:
+/// messages become readable once dispatched to the ConsumeQueue, shortly after the send is
+/// acknowledged (longer for the first message of a new queue, whose file is created then).
+async fn wait_for_max_offset(
+    client: &RemotingClient,
+    addr: &str,
+    topic: &str,
+    queue_id: i32,
+    expected: i64,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let request = RemotingCommand::request(
+            RequestCode::GET_MAX_OFFSET,
+            &GetMaxOffsetRequestHeader {
+                topic: topic.into(),
+                queue_id,
+                committed: None,
+                broker_name: None,
+            },
+        );
+        let h: OffsetResponseHeader = client
+            .invoke_ok(addr, request, T)
+            .await
+            .unwrap()
+            .decode_header()
+            .unwrap();
+        if h.offset >= expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}/{queue_id} stuck at max offset {} < {expected}",
+            h.offset
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Decodes a pull body into (queue offset, body, properties).
 fn records(body: &[u8]) -> Vec<(i64, Vec<u8>, String)> {
     let mut out = Vec::new();
@@ -202,6 +241,7 @@ async fn produce_consume_offsets_queries_and_restart() {
 
     // Pull everything back, in order per queue.
     for (queue, bodies) in &expected {
+        wait_for_max_offset(&client, &addr, "TopicTest", *queue, bodies.len() as i64).await;
         let mut offset = 0;
         let mut got = Vec::new();
         loop {
@@ -441,11 +481,12 @@ async fn heartbeat_groups_and_auto_created_topics() {
     wait_for_route(&client, &ns, "%RETRY%CG").await;
 
     // Pull without an expression uses the heartbeat's subscription.
+    wait_for_max_offset(&client, &addr, "AutoTopic", h.queue_id, 1).await;
     let resp = client
         .invoke(&addr, pull("AutoTopic", h.queue_id, 0, None, 0), T)
         .await
         .unwrap();
-    assert_eq!(resp.code, 0, "{:?}", resp.remark);
+    assert_eq!(resp.code, 0, "{:?} {:?}", resp.remark, resp.ext_fields);
 
     // Closing the consumer's connection removes it from the group.
     client.close(&addr);

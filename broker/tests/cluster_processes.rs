@@ -178,6 +178,39 @@ fn query_offset_request(queue: i32) -> RemotingCommand {
     )
 }
 
+/// Waits until each queue's max offset reaches `needed[queue]`.
+async fn wait_for_max_offsets(client: &RemotingClient, addr: &str, needed: &BTreeMap<i32, i64>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (queue, expected) in needed {
+        loop {
+            let request = RemotingCommand::request(
+                RequestCode::GET_MAX_OFFSET,
+                &GetMaxOffsetRequestHeader {
+                    topic: TOPIC.into(),
+                    queue_id: *queue,
+                    committed: None,
+                    broker_name: None,
+                },
+            );
+            let h: OffsetResponseHeader = client
+                .invoke_ok(addr, request, T)
+                .await
+                .unwrap()
+                .decode_header()
+                .unwrap();
+            if h.offset >= *expected {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "queue {queue} stuck at {} < {expected}",
+                h.offset
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// Consumed message: its key index and queue offset.
 type Consumed = BTreeMap<i32, Vec<(i64, usize)>>;
 
@@ -336,6 +369,14 @@ async fn hundred_thousand_messages_survive_sigkill_and_consumers_resume() {
         acked.len()
     );
 
+    // Messages become readable once dispatched; wait until every acknowledged one is.
+    let mut needed: BTreeMap<i32, i64> = BTreeMap::new();
+    for (queue, offset) in acked.values() {
+        let n = needed.entry(*queue).or_default();
+        *n = (*n).max(offset + 1);
+    }
+    wait_for_max_offsets(&client, &addr, &needed).await;
+
     // Consume about half, commit, let the broker persist the offsets, then SIGKILL it.
     let zero: BTreeMap<i32, i64> = (0..QUEUES).map(|q| (q, 0)).collect();
     let mut consumed = Consumed::new();
@@ -357,6 +398,7 @@ async fn hundred_thousand_messages_survive_sigkill_and_consumers_resume() {
     sigkill(&mut broker);
     let _broker = start_broker(&store, broker_port, ns_port);
     wait_until_serving(&client, &addr).await;
+    wait_for_max_offsets(&client, &addr, &needed).await;
 
     // The consumer resumes from exactly the committed offsets.
     let mut resumed = BTreeMap::new();

@@ -163,7 +163,24 @@ async fn admin_commands_against_a_real_broker() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let status = mqadmin(&ns, &["topicStatus", "-t", "AdminTopic"]);
+    // Sent messages become readable (and counted) once dispatched: poll, with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = mqadmin(&ns, &["topicStatus", "-t", "AdminTopic"]);
+        if status
+            .lines()
+            .filter(|l| l.contains("broker-a") && l.contains('5'))
+            .count()
+            >= 2
+        {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topicStatus never showed 5 messages per queue:\n{status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         status
             .lines()

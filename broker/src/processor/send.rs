@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use rocketmq_common::message::RecordInput;
-use rocketmq_common::message::{
-    encode_offset_message_id, get_property, parse_properties, rewrite_properties,
-};
+use rocketmq_common::message::batch::decode_batch;
+use rocketmq_common::message::{encode_offset_message_id, get_property, rewrite_properties};
 use rocketmq_common::protocol::headers::broker::{
     SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
 };
@@ -196,7 +195,15 @@ impl SendCore {
         let queue_id = self.pick_queue(&header, &config);
         let batch = request.request_code() == Some(RequestCode::SEND_BATCH_MESSAGE);
         let mut messages = if batch {
-            decode_batch(&request.body)?
+            decode_batch(&request.body)
+                .map_err(|e| ProcessError::new(ResponseCode::MessageIllegal, e.to_string()))?
+                .into_iter()
+                .map(|m| Incoming {
+                    flag: m.flag,
+                    body: m.body,
+                    properties: m.properties,
+                })
+                .collect()
         } else {
             vec![Incoming {
                 flag: header.flag,
@@ -327,121 +334,5 @@ impl RequestProcessor for SendMessageProcessor {
         let core = self.core.clone();
         let peer = ctx.connection.peer();
         Reply::Later(Box::pin(core.send(peer, request)))
-    }
-}
-
-/// Decodes a SEND_BATCH_MESSAGE body: per message `i32 totalSize | i32 magic | i32 bodyCRC
-/// | i32 flag | i32 bodyLen + body | i16 propsLen + props`.
-fn decode_batch(body: &bytes::Bytes) -> Result<Vec<Incoming>, ProcessError> {
-    let illegal = |why: &str| {
-        ProcessError::new(
-            ResponseCode::MessageIllegal,
-            format!("bad batch body: {why}"),
-        )
-    };
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    let read_i32 = |at: usize| -> Result<i32, ProcessError> {
-        body.get(at..at + 4)
-            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| illegal("truncated"))
-    };
-    while pos < body.len() {
-        let total = usize::try_from(read_i32(pos)?).map_err(|_| illegal("negative size"))?;
-        if total < 22 || pos + total > body.len() {
-            return Err(illegal("message size out of range"));
-        }
-        let flag = read_i32(pos + 12)?;
-        let body_len =
-            usize::try_from(read_i32(pos + 16)?).map_err(|_| illegal("negative body length"))?;
-        let body_start = pos + 20;
-        let props_len_at = body_start + body_len;
-        if props_len_at + 2 > pos + total {
-            return Err(illegal("body length past message end"));
-        }
-        let props_len = u16::from_be_bytes([body[props_len_at], body[props_len_at + 1]]) as usize;
-        let props_start = props_len_at + 2;
-        if props_start + props_len > pos + total {
-            return Err(illegal("properties length past message end"));
-        }
-        let properties = std::str::from_utf8(&body[props_start..props_start + props_len])
-            .map_err(|_| illegal("properties are not UTF-8"))?
-            .to_string();
-        out.push(Incoming {
-            flag,
-            body: body.slice(body_start..props_len_at),
-            properties,
-        });
-        pos += total;
-    }
-    // Properties must parse as pairs; a malformed string would poison consumers later.
-    for m in &out {
-        for (k, _) in parse_properties(&m.properties) {
-            if k.is_empty() {
-                return Err(illegal("empty property name"));
-            }
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn encode_batch(messages: &[(&[u8], &str)]) -> bytes::Bytes {
-        let mut out = Vec::new();
-        for (body, props) in messages {
-            let total = 4 + 4 + 4 + 4 + 4 + body.len() + 2 + props.len();
-            out.extend_from_slice(&(total as i32).to_be_bytes());
-            out.extend_from_slice(&0i32.to_be_bytes());
-            out.extend_from_slice(&0i32.to_be_bytes());
-            out.extend_from_slice(&7i32.to_be_bytes());
-            out.extend_from_slice(&(body.len() as i32).to_be_bytes());
-            out.extend_from_slice(body);
-            out.extend_from_slice(&(props.len() as i16).to_be_bytes());
-            out.extend_from_slice(props.as_bytes());
-        }
-        out.into()
-    }
-
-    #[test]
-    fn batch_body_round_trip_and_rejects_garbage() {
-        let body = encode_batch(&[
-            (b"one", "KEYS\u{1}k1\u{2}"),
-            (b"", ""),
-            (b"three", "TAGS\u{1}A\u{2}"),
-        ]);
-        let msgs = decode_batch(&body).unwrap();
-        assert_eq!(msgs.len(), 3);
-        assert_eq!(msgs[0].body.as_ref(), b"one");
-        assert_eq!(msgs[0].flag, 7);
-        assert_eq!(msgs[2].properties, "TAGS\u{1}A\u{2}");
-        // Message boundaries: a cut there is a valid, shorter batch; anywhere else it must fail.
-        let sizes = [20 + 3 + 2 + 8, 20 + 2, 20 + 5 + 2 + 7];
-        let boundaries: Vec<usize> = sizes
-            .iter()
-            .scan(0, |end, s| {
-                *end += s;
-                Some(*end)
-            })
-            .collect();
-        assert_eq!(*boundaries.last().unwrap(), body.len());
-        for cut in 1..body.len() {
-            match boundaries.iter().position(|b| *b == cut) {
-                Some(i) => assert_eq!(
-                    decode_batch(&body.slice(..cut)).unwrap().len(),
-                    i + 1,
-                    "cut at {cut}"
-                ),
-                None => assert!(
-                    decode_batch(&body.slice(..cut)).is_err(),
-                    "truncated at {cut} must fail"
-                ),
-            }
-        }
-        let mut bad = body.to_vec();
-        bad[16..20].copy_from_slice(&1000i32.to_be_bytes());
-        assert!(decode_batch(&bad.into()).is_err());
     }
 }

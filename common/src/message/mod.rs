@@ -6,6 +6,7 @@
 //! ([`java_string_hash`]) and the 16-byte offset message id ([`message_id`]).
 //! All integers are big-endian, as in Java's `ByteBuffer`.
 
+pub mod batch;
 pub mod message_id;
 pub mod properties;
 pub mod record;

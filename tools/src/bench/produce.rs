@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rocketmq_broker::store::disk::raw_write_bandwidth;
+use rocketmq_common::message::batch::encode_batch_message;
 use rocketmq_common::message::{RecordEntry, decode_record, encode_properties, get_property};
 use rocketmq_common::protocol::headers::broker::{
     CreateTopicRequestHeader, GetMaxOffsetRequestHeader, OffsetResponseHeader,
@@ -188,15 +189,7 @@ fn send_request(topic: &str, payload: &[u8], batch: usize) -> RemotingCommand {
     }
     let mut body = Vec::with_capacity(batch * (payload.len() + 64));
     for _ in 0..batch {
-        let total = 20 + payload.len() + 2 + props.len();
-        body.extend_from_slice(&(total as i32).to_be_bytes());
-        body.extend_from_slice(&0i32.to_be_bytes());
-        body.extend_from_slice(&0i32.to_be_bytes());
-        body.extend_from_slice(&0i32.to_be_bytes());
-        body.extend_from_slice(&(payload.len() as i32).to_be_bytes());
-        body.extend_from_slice(payload);
-        body.extend_from_slice(&(props.len() as i16).to_be_bytes());
-        body.extend_from_slice(props.as_bytes());
+        encode_batch_message(&mut body, 0, payload, &props);
     }
     RemotingCommand::request(RequestCode::SEND_BATCH_MESSAGE, &header(true)).with_body(body)
 }
