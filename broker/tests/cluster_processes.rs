@@ -81,7 +81,8 @@ fn start_broker(store: &Path, port: u16, namesrv_port: u16) -> Proc {
         format!(
             "brokerName=broker-a\nbindAddress=127.0.0.1\nbrokerIP1=127.0.0.1\nlistenPort={port}\n\
              namesrvAddr=127.0.0.1:{namesrv_port}\nstorePathRootDir={}\nmappedFileSizeCommitLog=8388608\n\
-             metricsPort=0\nflushConsumerOffsetInterval=200\n",
+             metricsPort=0\nflushConsumerOffsetInterval=200\n\
+             messageDelayLevel=1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 2h\n",
             store.display()
         ),
     )
@@ -94,6 +95,14 @@ fn start_broker(store: &Path, port: u16, namesrv_port: u16) -> Proc {
             .spawn()
             .unwrap(),
     )
+}
+
+/// Graceful stop: SIGTERM, then wait for the exit.
+fn sigterm(p: &mut Proc) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(p.0.id() as i32, libc::SIGTERM) };
+    let status = p.0.wait().unwrap();
+    assert!(status.success(), "broker exited with {status} on SIGTERM");
 }
 
 fn sigkill(p: &mut Proc) {
@@ -439,4 +448,198 @@ async fn hundred_thousand_messages_survive_sigkill_and_consumers_resume() {
         seen.len(),
         acked.len()
     );
+}
+
+fn send_with(topic: &str, queue: i32, body: &str, props: &[(&str, &str)]) -> RemotingCommand {
+    let header: SendMessageRequestHeaderV2 = SendMessageRequestHeader {
+        producer_group: "E2EProducer".into(),
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        default_topic_queue_nums: 1,
+        queue_id: queue,
+        properties: Some(encode_properties(props.iter().copied())),
+        ..Default::default()
+    }
+    .into();
+    RemotingCommand::request(RequestCode::SEND_MESSAGE_V2, &header)
+        .with_body(body.as_bytes().to_vec())
+}
+
+/// Pulls one message of `topic`/`queue` at `offset`, polling until `within` passes.
+async fn pull_at(
+    client: &RemotingClient,
+    addr: &str,
+    topic: &str,
+    offset: i64,
+    within: Duration,
+) -> Option<(Vec<u8>, String, i32, i64)> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let request = RemotingCommand::request(
+            RequestCode::PULL_MESSAGE,
+            &PullMessageRequestHeader {
+                consumer_group: GROUP.into(),
+                topic: topic.into(),
+                queue_id: 0,
+                queue_offset: offset,
+                max_msg_nums: 1,
+                sys_flag: 0x2 | 0x4,
+                suspend_timeout_millis: 500,
+                subscription: Some("*".into()),
+                expression_type: Some("TAG".into()),
+                ..Default::default()
+            },
+        );
+        if let Ok(resp) = client.invoke(addr, request, T).await
+            && resp.code == 0
+            && let Ok(RecordEntry::Message(m)) = decode_record(&resp.body, true)
+        {
+            return Some((
+                m.body.to_vec(),
+                m.properties.to_string(),
+                m.reconsume_times,
+                m.physical_offset,
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_retry_dlq_and_queries_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ns_port, broker_port) = (free_port(), free_port());
+    let _namesrv = start_namesrv(dir.path(), ns_port);
+    let store = dir.path().join("store");
+    let mut broker = start_broker(&store, broker_port, ns_port);
+    let addr = format!("127.0.0.1:{broker_port}");
+    let client = RemotingClient::new(ClientConfig::default());
+    wait_until_serving(&client, &addr).await;
+
+    // Delay: invisible until due, delivered after a graceful restart in between.
+    let sent_at = Instant::now();
+    client
+        .invoke_ok(
+            &addr,
+            send_with("DelayTopic", 0, "delayed", &[("DELAY", "3")]),
+            T,
+        )
+        .await
+        .unwrap();
+    sigterm(&mut broker);
+    broker = start_broker(&store, broker_port, ns_port);
+    wait_until_serving(&client, &addr).await;
+    let (body, props, _, _) = pull_at(&client, &addr, "DelayTopic", 0, Duration::from_secs(10))
+        .await
+        .expect("delayed message delivered after the restart");
+    assert!(sent_at.elapsed() >= Duration::from_millis(900));
+    assert_eq!(body, b"delayed");
+    assert_eq!(get_property(&props, "DELAY"), None);
+
+    // Query by key through the IndexFile.
+    let resp = client
+        .invoke_ok(
+            &addr,
+            send_with("QueryTopic", 0, "findme", &[("KEYS", "order-1 order-2")]),
+            T,
+        )
+        .await
+        .unwrap();
+    let msg_id = resp
+        .decode_header::<SendMessageResponseHeader>()
+        .unwrap()
+        .msg_id;
+    let query = |key: &str| {
+        RemotingCommand::request(
+            RequestCode::QUERY_MESSAGE,
+            &QueryMessageRequestHeader {
+                topic: "QueryTopic".into(),
+                key: key.into(),
+                max_num: 16,
+                begin_timestamp: 0,
+                end_timestamp: i64::MAX,
+            },
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let r = client.invoke(&addr, query("order-2"), T).await.unwrap();
+        if r.code == 0 {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "query by key never found the message"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let RecordEntry::Message(m) = decode_record(&found.body, true).unwrap() else {
+        panic!("blank")
+    };
+    assert_eq!(m.body, b"findme");
+    let (_, physical) = rocketmq_common::message::decode_offset_message_id(&msg_id).unwrap();
+    assert_eq!(m.physical_offset, physical);
+    assert_eq!(
+        client
+            .invoke(&addr, query("order-3"), T)
+            .await
+            .unwrap()
+            .code,
+        ResponseCode::QueryNotFound.as_i32()
+    );
+
+    // Retry then DLQ: two send-backs go to %RETRY%, the third (past maxReconsumeTimes 2) to %DLQ%.
+    client
+        .invoke_ok(&addr, send_with("RetryTopic", 0, "poison", &[]), T)
+        .await
+        .unwrap();
+    let (_, _, _, mut physical) = pull_at(&client, &addr, "RetryTopic", 0, Duration::from_secs(10))
+        .await
+        .unwrap();
+    for attempt in 0..3 {
+        let back = RemotingCommand::request(
+            RequestCode::CONSUMER_SEND_MSG_BACK,
+            &ConsumerSendMsgBackRequestHeader {
+                offset: physical,
+                group: GROUP.into(),
+                delay_level: 0,
+                origin_msg_id: None,
+                origin_topic: Some("RetryTopic".into()),
+                unit_mode: None,
+                max_reconsume_times: Some(2),
+                broker_name: None,
+            },
+        );
+        client.invoke_ok(&addr, back, T).await.unwrap();
+        if attempt < 2 {
+            let (body, props, times, at) = pull_at(
+                &client,
+                &addr,
+                &format!("%RETRY%{GROUP}"),
+                attempt,
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|| panic!("retry {attempt} not delivered"));
+            assert_eq!(
+                (body.as_slice(), times),
+                (b"poison".as_slice(), attempt as i32 + 1)
+            );
+            assert_eq!(get_property(&props, "RETRY_TOPIC"), Some("RetryTopic"));
+            physical = at;
+        }
+    }
+    let (body, props, _, _) = pull_at(
+        &client,
+        &addr,
+        &format!("%DLQ%{GROUP}"),
+        0,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("dead-lettered");
+    assert_eq!(body, b"poison");
+    assert_eq!(get_property(&props, "DLQ_ORIGIN_TOPIC"), Some("RetryTopic"));
+    sigterm(&mut broker);
 }
