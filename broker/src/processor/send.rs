@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use rocketmq_common::message::RecordInput;
-use rocketmq_common::message::batch::decode_batch;
+use rocketmq_common::message::batch::{BatchMessage, decode_batch};
 use rocketmq_common::message::{encode_offset_message_id, get_property, rewrite_properties};
 use rocketmq_common::protocol::headers::broker::{
     SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
@@ -33,13 +33,6 @@ pub struct SendMessageProcessor {
 struct SendCore {
     ctx: Arc<BrokerContext>,
     next_queue: AtomicU32,
-}
-
-/// One message of a request, parsed.
-struct Incoming {
-    flag: i32,
-    body: bytes::Bytes,
-    properties: String,
 }
 
 impl SendMessageProcessor {
@@ -164,7 +157,7 @@ impl SendCore {
     }
 
     /// Size check and broker-added properties.
-    fn prepare(&self, incoming: &mut Incoming) -> Result<(), ProcessError> {
+    fn prepare(&self, incoming: &mut BatchMessage) -> Result<(), ProcessError> {
         let max = self.ctx.store.config().max_message_size;
         if incoming.body.len() > max {
             return Err(ProcessError::new(
@@ -197,15 +190,8 @@ impl SendCore {
         let mut messages = if batch {
             decode_batch(&request.body)
                 .map_err(|e| ProcessError::new(ResponseCode::MessageIllegal, e.to_string()))?
-                .into_iter()
-                .map(|m| Incoming {
-                    flag: m.flag,
-                    body: m.body,
-                    properties: m.properties,
-                })
-                .collect()
         } else {
-            vec![Incoming {
+            vec![BatchMessage {
                 flag: header.flag,
                 body: request.body.clone(),
                 properties: header.properties.clone().unwrap_or_default(),
