@@ -33,7 +33,7 @@ use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_single::Message;
 use rocketmq_model::result::SendStatus;
 use rocketmq_namesrv::{NamesrvConfig, NamesrvServer};
-use rocketmq_runtime::RuntimeContext;
+use rocketmq_runtime::{BlockingPoolPolicy, RuntimeContext};
 
 const T: Duration = Duration::from_secs(5);
 /// Messages per scenario.
@@ -172,7 +172,20 @@ struct TpRuntime {
 
 impl TpRuntime {
     fn new(scope: &'static str) -> Self {
-        let context = RuntimeContext::from_current("compat-producer-consumer");
+        // The library runs listeners on a bounded blocking lane and, unlike Java's
+        // ConsumeMessageConcurrentlyService (which re-submits a rejected consume request
+        // later), treats a full lane as a failed consumption and sends the message back to
+        // the retry topic. Its default lanes scale with the host's cores (queue depth 8 on
+        // two cores), so a 32-message pull already overflows them; give the lanes room.
+        let lanes = BlockingPoolPolicy {
+            max_queue_depth: 4096,
+            ..BlockingPoolPolicy::default()
+        };
+        let context = RuntimeContext::try_from_current_with_blocking_policy(
+            "compat-producer-consumer",
+            lanes,
+        )
+        .unwrap_or_else(|e| panic!("runtime context: {e:?}"));
         let client = ClientRuntime::try_new(
             context.service_context(scope),
             ClientRuntimeConfig::default(),
@@ -298,21 +311,24 @@ impl MessageListenerConcurrently for Recorder {
     }
 }
 
-/// Starts a push consumer of `group` on `topic` with `expression`, consuming from the first
-/// offset.
+/// Starts a push consumer of `group` on `topic` with `expression`, consuming from `from`
+/// (the library's default, CONSUME_FROM_LAST_OFFSET, when `None`).
 async fn push_consumer(
     rt: &TpRuntime,
     ns: &str,
     group: &str,
     topic: &str,
     expression: &str,
+    from: Option<ConsumeFromWhere>,
 ) -> (DefaultMQPushConsumer, Arc<Received>) {
     let received = Arc::new(Received::default());
-    let mut consumer = DefaultMQPushConsumer::builder(rt.client.clone())
+    let mut builder = DefaultMQPushConsumer::builder(rt.client.clone())
         .client_config(tp_config(ns, &format!("compat-{group}")))
-        .consumer_group(group.to_string())
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .build();
+        .consumer_group(group.to_string());
+    if let Some(from) = from {
+        builder = builder.consume_from_where(from);
+    }
+    let mut consumer = builder.build();
     consumer
         .subscribe(topic.to_string(), expression.to_string())
         .await
@@ -409,9 +425,16 @@ async fn committed_offsets(
     out
 }
 
-/// Produce N messages with the library's producer, consume them with two push-consumer
-/// groups (all tags, one tag) and check the committed offsets on our broker.
+/// Produce N messages with the library's producer, consume them with three push-consumer
+/// groups (all tags from the first offset, one tag, all tags with the library's default
+/// starting point) and check the committed offsets on our broker.
 async fn produce_and_consume(cluster: &Cluster, topic: &str) {
+    // RUST_LOG=debug shows what the library and our servers do.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let started = Instant::now();
     let ours = RemotingClient::new(ClientConfig::default());
     let rt = TpRuntime::new("client");
 
@@ -419,14 +442,23 @@ async fn produce_and_consume(cluster: &Cluster, topic: &str) {
     assert_eq!(sent.len(), N);
     let max = max_offsets(&ours, &cluster.addr, topic).await;
     assert_eq!(max.values().sum::<i64>(), N as i64, "max offsets {max:?}");
+    eprintln!("{topic}: produced {N} in {:?}", started.elapsed());
 
+    let ns = &cluster.ns;
+    let first = Some(ConsumeFromWhere::ConsumeFromFirstOffset);
     let all_group = format!("CG_ALL_{topic}");
-    let (mut all, all_received) = push_consumer(&rt, &cluster.ns, &all_group, topic, "*").await;
+    let (mut all, all_received) = push_consumer(&rt, ns, &all_group, topic, "*", first).await;
     let tag_group = format!("CG_TAGB_{topic}");
-    let (mut tag_b, tag_received) =
-        push_consumer(&rt, &cluster.ns, &tag_group, topic, "TagB").await;
+    let (mut tag_b, tag_received) = push_consumer(&rt, ns, &tag_group, topic, "TagB", first).await;
+    // A new group starting from the last offset still gets every message while the queues
+    // start at offset 0 and their messages are in memory: the broker answers its
+    // QUERY_CONSUMER_OFFSET with 0, as Java's ConsumerManageProcessor does.
+    let last_group = format!("CG_LAST_{topic}");
+    let (mut last, last_received) = push_consumer(&rt, ns, &last_group, topic, "*", None).await;
 
     assert_received(&all_group, &all_received, &sent).await;
+    eprintln!("{topic}: {all_group} done at {:?}", started.elapsed());
+    assert_received(&last_group, &last_received, &sent).await;
     let only_b: BTreeMap<String, Sent> = sent
         .iter()
         .filter(|(_, s)| s.tag == "TagB")
@@ -435,14 +467,17 @@ async fn produce_and_consume(cluster: &Cluster, topic: &str) {
     assert_eq!(only_b.len(), N / 3);
     assert_received(&tag_group, &tag_received, &only_b).await;
 
-    // Offsets are committed while the consumers run (every second here), up to the end of
-    // every queue: for the tag group too, since filtered-out messages are consumed as well.
+    // Offsets are committed while the consumers run (every second here, after the client's
+    // first 10 s), up to the end of every queue: for the tag group too, since filtered-out
+    // messages count as consumed. As with Java's client, a queue whose tail is filtered out
+    // only reaches its end once the last long poll (15 s) returns, so allow for that.
     let expected: BTreeMap<i32, Option<i64>> = max.iter().map(|(q, o)| (*q, Some(*o))).collect();
-    for group in [&all_group, &tag_group] {
-        let deadline = Instant::now() + T * 3;
+    for group in [&all_group, &tag_group, &last_group] {
+        let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             let committed = committed_offsets(&ours, &cluster.addr, group, topic).await;
             if committed == expected {
+                eprintln!("{group}: committed at {:?}", started.elapsed());
                 break;
             }
             assert!(
@@ -453,11 +488,20 @@ async fn produce_and_consume(cluster: &Cluster, topic: &str) {
         }
     }
 
+    eprintln!("{topic}: offsets committed at {:?}", started.elapsed());
+
     // Nothing is delivered twice, even after a while.
     assert_received(&all_group, &all_received, &sent).await;
     all.shutdown().await;
     tag_b.shutdown().await;
+    last.shutdown().await;
     rt.shutdown().await;
+    // Shutting down persists offsets once more: they must not move.
+    for group in [&all_group, &tag_group, &last_group] {
+        let committed = committed_offsets(&ours, &cluster.addr, group, topic).await;
+        assert_eq!(committed, expected, "{group} after shutdown");
+    }
+    eprintln!("{topic}: done at {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
