@@ -9,7 +9,7 @@
 //! subscribed to one tag receives exactly that tag's messages; and the push consumer's
 //! offset commits are visible through our broker's `QUERY_CONSUMER_OFFSET`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -286,6 +286,12 @@ type Delivery = (String, Vec<u8>, usize);
 struct Received {
     /// key → its deliveries
     by_key: Mutex<HashMap<String, Delivery>>,
+    /// Keys whose first delivery the listener answers with RECONSUME_LATER.
+    fail_once: HashSet<String>,
+    /// Keys whose delivery was answered with RECONSUME_LATER.
+    rejected: Mutex<HashSet<String>>,
+    /// key → (topic, reconsume times) of its accepted delivery
+    accepted: Mutex<HashMap<String, (String, i32)>>,
 }
 
 struct Recorder(Arc<Received>);
@@ -296,13 +302,31 @@ impl MessageListenerConcurrently for Recorder {
         msgs: &[&MessageExt],
         _context: &ConsumeConcurrentlyContext,
     ) -> rocketmq_client_rust::ClientResult<ConsumeConcurrentlyStatus> {
-        let mut by_key = self.0.by_key.lock().unwrap();
-        for msg in msgs {
-            let key = msg
-                .message_inner()
+        let key_of = |msg: &MessageExt| {
+            msg.message_inner()
                 .keys()
                 .and_then(|k| k.into_iter().next())
-                .unwrap_or_default();
+                .unwrap_or_default()
+        };
+        {
+            let mut rejected = self.0.rejected.lock().unwrap();
+            let fail: Vec<String> = msgs
+                .iter()
+                .map(|m| key_of(m))
+                .filter(|k| self.0.fail_once.contains(k) && !rejected.contains(k))
+                .collect();
+            if !fail.is_empty() {
+                rejected.extend(fail);
+                return Ok(ConsumeConcurrentlyStatus::ReconsumeLater);
+            }
+        }
+        let mut by_key = self.0.by_key.lock().unwrap();
+        for msg in msgs {
+            let key = key_of(msg);
+            self.0.accepted.lock().unwrap().insert(
+                key.clone(),
+                (msg.topic().to_string(), msg.reconsume_times()),
+            );
             let tag = msg.get_tags().map(|t| t.to_string()).unwrap_or_default();
             let body = msg.body().map(|b| b.to_vec()).unwrap_or_default();
             by_key.entry(key).or_insert((tag, body, 0)).2 += 1;
@@ -321,7 +345,20 @@ async fn push_consumer(
     expression: &str,
     from: Option<ConsumeFromWhere>,
 ) -> (DefaultMQPushConsumer, Arc<Received>) {
-    let received = Arc::new(Received::default());
+    push_consumer_with(rt, ns, group, topic, expression, from, Received::default()).await
+}
+
+/// [`push_consumer`] with a listener state prepared by the caller.
+async fn push_consumer_with(
+    rt: &TpRuntime,
+    ns: &str,
+    group: &str,
+    topic: &str,
+    expression: &str,
+    from: Option<ConsumeFromWhere>,
+    received: Received,
+) -> (DefaultMQPushConsumer, Arc<Received>) {
+    let received = Arc::new(received);
     let mut builder = DefaultMQPushConsumer::builder(rt.client.clone())
         .client_config(tp_config(ns, &format!("compat-{group}")))
         .consumer_group(group.to_string());
@@ -517,5 +554,47 @@ async fn third_party_producer_and_push_consumer_on_a_created_topic() {
 async fn third_party_producer_and_push_consumer_on_a_topic_auto_created_from_tbw102() {
     let cluster = Cluster::start().await;
     produce_and_consume(&cluster, "CompatAutoCreated").await;
+    cluster.shutdown().await;
+}
+
+/// Messages the listener answers with RECONSUME_LATER come back once through the group's
+/// retry topic: the library sends them back with CONSUMER_SEND_MSG_BACK, our broker
+/// schedules them (delay level 3) and redelivers them with the original topic, key, tag and
+/// body and a reconsume count of 1; every other message arrives once, unretried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn third_party_push_consumer_retries_through_consumer_send_msg_back() {
+    let cluster = Cluster::start().await;
+    let ours = RemotingClient::new(ClientConfig::default());
+    let topic = "CompatRetry";
+    create_topic(&ours, &cluster, topic).await;
+    let rt = TpRuntime::new("client");
+    let sent = produce(&rt, &cluster.ns, topic).await;
+
+    let fail_once: HashSet<String> = (0..N).step_by(50).map(|i| format!("key-{i}")).collect();
+    let group = "CG_RETRY";
+    let (mut consumer, received) = push_consumer_with(
+        &rt,
+        &cluster.ns,
+        group,
+        topic,
+        "*",
+        Some(ConsumeFromWhere::ConsumeFromFirstOffset),
+        Received {
+            fail_once: fail_once.clone(),
+            ..Received::default()
+        },
+    )
+    .await;
+    assert_received(group, &received, &sent).await;
+    assert_eq!(*received.rejected.lock().unwrap(), fail_once);
+    let accepted = received.accepted.lock().unwrap().clone();
+    for key in sent.keys() {
+        let (got_topic, times) = &accepted[key];
+        assert_eq!(got_topic, topic, "{key}: topic as the listener saw it");
+        let expected_times = i32::from(fail_once.contains(key));
+        assert_eq!(*times, expected_times, "{key}: reconsume times");
+    }
+    consumer.shutdown().await;
+    rt.shutdown().await;
     cluster.shutdown().await;
 }
