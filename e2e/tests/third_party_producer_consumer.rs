@@ -598,3 +598,83 @@ async fn third_party_push_consumer_retries_through_consumer_send_msg_back() {
     rt.shutdown().await;
     cluster.shutdown().await;
 }
+
+/// The library's DefaultLitePullConsumer, subscribed to one tag, polls exactly that tag's
+/// messages once each with bodies intact, and its auto-commit reaches our broker. As in
+/// Java's DefaultLitePullConsumerImpl, the consume offset it commits is one past the last
+/// message it was handed (ProcessQueue.removeMessage), so a queue whose tail is filtered out
+/// stays committed just after its last matching message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn third_party_lite_pull_consumer_polls_one_tag_and_auto_commits() {
+    let cluster = Cluster::start().await;
+    let ours = RemotingClient::new(ClientConfig::default());
+    let topic = "CompatLitePull";
+    create_topic(&ours, &cluster, topic).await;
+    let rt = TpRuntime::new("client");
+    let sent = produce(&rt, &cluster.ns, topic).await;
+    let only_a: BTreeMap<String, Sent> = sent
+        .iter()
+        .filter(|(_, s)| s.tag == "TagA")
+        .map(|(k, s)| (k.clone(), s.clone()))
+        .collect();
+
+    let group = "CG_LITE";
+    let consumer = rocketmq_client_rust::DefaultLitePullConsumer::builder(rt.client.clone())
+        .name_server_addr(cluster.ns.clone())
+        .instance_name("compat-lite")
+        .consumer_group(group)
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .auto_commit(true)
+        .auto_commit_interval_millis(1_000)
+        .build()
+        .unwrap_or_else(|e| panic!("lite pull consumer: {e:?}"));
+    consumer
+        .subscribe_with_expression(topic, "TagA")
+        .await
+        .unwrap_or_else(|e| panic!("subscribe: {e:?}"));
+    consumer
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("start lite pull consumer: {e:?}"));
+
+    // Poll until every TagA message is in and the auto-commit (which runs inside poll)
+    // has reached every queue's end; keep polling to catch duplicates meanwhile.
+    let received = Received::default();
+    // queue id → one past the largest queue offset polled from it
+    let mut expected: BTreeMap<i32, Option<i64>> = (0..4).map(|q| (q, None)).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for msg in consumer.poll_with_timeout(200).await {
+            let end = expected.entry(msg.queue_id()).or_default();
+            *end = Some(end.unwrap_or(0).max(msg.queue_offset() + 1));
+            let key = msg
+                .message_inner()
+                .keys()
+                .and_then(|k| k.into_iter().next())
+                .unwrap_or_default();
+            let tag = msg.get_tags().map(|t| t.to_string()).unwrap_or_default();
+            let body = msg.body().map(|b| b.to_vec()).unwrap_or_default();
+            received
+                .by_key
+                .lock()
+                .unwrap()
+                .entry(key)
+                .or_insert((tag, body, 0))
+                .2 += 1;
+        }
+        let have = received.by_key.lock().unwrap().len();
+        let committed = committed_offsets(&ours, &cluster.addr, group, topic).await;
+        if have >= only_a.len() && committed == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group}: {have} of {} received; committed {committed:?}, expected {expected:?}",
+            only_a.len()
+        );
+    }
+    assert_received(group, &received, &only_a).await;
+    consumer.shutdown().await;
+    rt.shutdown().await;
+    cluster.shutdown().await;
+}
