@@ -7,6 +7,7 @@
 //! waiting for their next periodic rebalance.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -47,6 +48,7 @@ pub struct ConsumerGroupInfo {
 pub struct ClientManager {
     producers: RwLock<HashMap<String, HashMap<u64, ClientChannel>>>,
     consumers: RwLock<HashMap<String, ConsumerGroupInfo>>,
+    next_producer: AtomicUsize,
 }
 
 impl ClientManager {
@@ -87,6 +89,33 @@ impl ClientManager {
             }
         }
         new_member || subscriptions_changed
+    }
+
+    /// A live connection of a producer of `group`, rotating over the members so checks of
+    /// many half messages spread over them (`ProducerManager.getAvailableChannel`).
+    pub fn producer_connection(&self, group: &str) -> Option<ClientChannel> {
+        let producers = self.producers.read();
+        let mut members: Vec<&ClientChannel> = producers
+            .get(group)?
+            .values()
+            .filter(|c| c.connection.is_open())
+            .collect();
+        if members.is_empty() {
+            return None;
+        }
+        // HashMap order is arbitrary: sort so the rotation is stable.
+        members.sort_by_key(|c| c.connection.id());
+        let start = self.next_producer.fetch_add(1, Ordering::Relaxed);
+        Some(members[start % members.len()].clone())
+    }
+
+    /// Producer groups and their members (PRODUCER connection listing).
+    pub fn producer_group(&self, group: &str) -> Vec<ClientChannel> {
+        self.producers
+            .read()
+            .get(group)
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Removes a producer.

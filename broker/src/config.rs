@@ -68,6 +68,17 @@ pub struct BrokerConfig {
     pub message_delay_level: String,
     /// `metricsPort` (5557; 0 disables).
     pub metrics_port: u16,
+    /// `transactionTimeOut` (6 s): how old a half message must be before the broker asks
+    /// its producer about it.
+    pub transaction_timeout: Duration,
+    /// `transactionCheckMax` (15): checks of one half message before it is given up.
+    pub transaction_check_max: i32,
+    /// `transactionCheckInterval` (30 s): pause between check rounds.
+    pub transaction_check_interval: Duration,
+    /// `rejectTransactionMessage` (false): refuse half messages with NO_PERMISSION.
+    pub reject_transaction_message: bool,
+    /// `rebalanceLockMaxLiveTime` (60 s): a queue lock not renewed this long is free.
+    pub rebalance_lock_max_live_time: Duration,
     /// The store's settings.
     pub store: MessageStoreConfig,
 }
@@ -98,6 +109,11 @@ impl Default for BrokerConfig {
             message_delay_level: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
                 .into(),
             metrics_port: 5557,
+            transaction_timeout: Duration::from_secs(6),
+            transaction_check_max: 15,
+            transaction_check_interval: Duration::from_secs(30),
+            reject_transaction_message: false,
+            rebalance_lock_max_live_time: Duration::from_secs(60),
             store: MessageStoreConfig::with_root(home.join("store")),
         }
     }
@@ -147,10 +163,32 @@ impl BrokerConfig {
         props.apply("maxInFlightPuts", &mut c.max_in_flight_puts)?;
         props.apply("messageDelayLevel", &mut c.message_delay_level)?;
         props.apply("metricsPort", &mut c.metrics_port)?;
+        apply_millis(props, "transactionTimeOut", &mut c.transaction_timeout)?;
+        props.apply("transactionCheckMax", &mut c.transaction_check_max)?;
+        apply_millis(
+            props,
+            "transactionCheckInterval",
+            &mut c.transaction_check_interval,
+        )?;
+        props.apply(
+            "rejectTransactionMessage",
+            &mut c.reject_transaction_message,
+        )?;
+        apply_millis(
+            props,
+            "rebalanceLockMaxLiveTime",
+            &mut c.rebalance_lock_max_live_time,
+        )?;
         if c.default_topic_queue_nums < 1 {
             return Err(BrokerConfigError::Invalid {
                 key: "defaultTopicQueueNums",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if c.transaction_check_interval.is_zero() {
+            return Err(BrokerConfigError::Invalid {
+                key: "transactionCheckInterval",
+                reason: "must be positive".into(),
             });
         }
         if c.broker_name.is_empty() {

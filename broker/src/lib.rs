@@ -4,6 +4,8 @@
 
 pub mod clients;
 pub mod config;
+pub mod delivery;
+pub mod locks;
 pub mod long_polling;
 pub mod metadata;
 pub mod processor;
@@ -11,6 +13,7 @@ pub mod registration;
 pub mod schedule;
 mod server;
 pub mod store;
+pub mod transaction;
 
 pub use config::BrokerConfig;
 pub use server::{BrokerServer, StartError};

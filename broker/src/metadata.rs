@@ -16,7 +16,10 @@ use rocketmq_common::body::SubscriptionGroupConfig;
 use rocketmq_common::route::{
     DataVersion, PERM_INHERIT, PERM_READ, PERM_WRITE, TopicConfig, TopicConfigSerializeWrapper,
 };
-use rocketmq_common::topic::{AUTO_CREATE_TOPIC_KEY_TOPIC, SCHEDULE_TOPIC, SELF_TEST_TOPIC};
+use rocketmq_common::topic::{
+    AUTO_CREATE_TOPIC_KEY_TOPIC, SCHEDULE_TOPIC, SELF_TEST_TOPIC, TRANS_HALF_TOPIC,
+    TRANS_OP_HALF_TOPIC,
+};
 use serde::{Deserialize, Serialize};
 
 /// Why metadata could not be loaded or saved.
@@ -105,6 +108,8 @@ impl TopicConfigManager {
                 ..TopicConfig::new(broker_name, 1)
             },
             TopicConfig::new(SCHEDULE_TOPIC, 18),
+            TopicConfig::new(TRANS_HALF_TOPIC, 1),
+            TopicConfig::new(TRANS_OP_HALF_TOPIC, 1),
         ];
         if auto_create_topic_enable {
             system.push(TopicConfig {

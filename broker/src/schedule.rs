@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
+use rocketmq_common::message::keys::{DELAY, REAL_QUEUE_ID, REAL_TOPIC};
 use rocketmq_common::message::{RecordInput, get_property, rewrite_properties};
 use rocketmq_common::topic::SCHEDULE_TOPIC;
 use serde::{Deserialize, Serialize};
@@ -22,13 +23,6 @@ use tracing::{error, warn};
 use crate::long_polling::LongPolling;
 use crate::metadata::MetadataError;
 use crate::store::{GetStatus, MessageStore};
-
-/// Delay level property (1-based).
-pub const PROPERTY_DELAY_TIME_LEVEL: &str = "DELAY";
-/// Original topic of a delayed or retried message.
-pub const PROPERTY_REAL_TOPIC: &str = "REAL_TOPIC";
-/// Original queue of a delayed message.
-pub const PROPERTY_REAL_QUEUE_ID: &str = "REAL_QID";
 
 /// The configured delay of each level (`messageDelayLevel`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,9 +78,9 @@ pub fn delay_rewrite(
     let props = rewrite_properties(
         props,
         &[
-            (PROPERTY_DELAY_TIME_LEVEL, &level_text),
-            (PROPERTY_REAL_TOPIC, topic),
-            (PROPERTY_REAL_QUEUE_ID, &queue_text),
+            (DELAY, &level_text),
+            (REAL_TOPIC, topic),
+            (REAL_QUEUE_ID, &queue_text),
         ],
         &[],
     );
@@ -95,7 +89,7 @@ pub fn delay_rewrite(
 
 /// The delay level asked for by a properties string (0 when none).
 pub fn requested_delay_level(props: &str) -> i32 {
-    get_property(props, PROPERTY_DELAY_TIME_LEVEL)
+    get_property(props, DELAY)
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(0)
 }
@@ -252,13 +246,13 @@ impl ScheduleMessageService {
 
     async fn deliver(&self, buf: &crate::store::SelectedBuffer) -> Result<(), String> {
         let m = buf.decode().map_err(|e| e.to_string())?;
-        let Some(topic) = get_property(m.properties, PROPERTY_REAL_TOPIC) else {
+        let Some(topic) = get_property(m.properties, REAL_TOPIC) else {
             return Err("delayed message without REAL_TOPIC".into());
         };
-        let queue_id: i32 = get_property(m.properties, PROPERTY_REAL_QUEUE_ID)
+        let queue_id: i32 = get_property(m.properties, REAL_QUEUE_ID)
             .and_then(|q| q.parse().ok())
             .unwrap_or(0);
-        let properties = rewrite_properties(m.properties, &[], &[PROPERTY_DELAY_TIME_LEVEL]);
+        let properties = rewrite_properties(m.properties, &[], &[DELAY]);
         let input = RecordInput {
             topic,
             queue_id,
@@ -310,9 +304,9 @@ mod tests {
         let l = DelayLevels::parse("1s 5s").unwrap();
         let (queue, props) = delay_rewrite(&l, 9, "T", 3, "TAGS\u{1}A\u{2}DELAY\u{1}9\u{2}");
         assert_eq!(queue, 1, "level clamped to 2 → queue 1");
-        assert_eq!(get_property(&props, PROPERTY_REAL_TOPIC), Some("T"));
-        assert_eq!(get_property(&props, PROPERTY_REAL_QUEUE_ID), Some("3"));
-        assert_eq!(get_property(&props, PROPERTY_DELAY_TIME_LEVEL), Some("2"));
+        assert_eq!(get_property(&props, REAL_TOPIC), Some("T"));
+        assert_eq!(get_property(&props, REAL_QUEUE_ID), Some("3"));
+        assert_eq!(get_property(&props, DELAY), Some("2"));
         assert_eq!(get_property(&props, "TAGS"), Some("A"));
         assert_eq!(requested_delay_level(&props), 2);
         assert_eq!(requested_delay_level("TAGS\u{1}A\u{2}"), 0);

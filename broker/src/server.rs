@@ -234,6 +234,9 @@ impl BrokerServer {
             clients: clients.clone(),
             long_polling,
             schedule: schedule.clone(),
+            locks: Arc::new(crate::locks::QueueLockManager::new(
+                config.rebalance_lock_max_live_time,
+            )),
             registration: registration.clone(),
             metrics,
             shutting_down: Default::default(),
@@ -261,6 +264,10 @@ impl BrokerServer {
         tokio::spawn(registration.run(background.clone()));
         tokio::spawn(maintain(ctx.clone(), background.clone()));
         schedule.start(background.clone());
+        tokio::spawn(crate::transaction::run_check_service(
+            ctx.clone(),
+            background.clone(),
+        ));
         let metrics_addr = if config.metrics_port == 0 {
             None
         } else {

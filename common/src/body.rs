@@ -4,17 +4,40 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::lenient;
+
+fn optional_i32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    lenient::i32_from_any(d).map(Some)
+}
+
+fn optional_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    lenient::bool_from_any(d).map(Some)
+}
+
+/// `TAG` or `SQL92`; absent or null means `TAG` (what old clients mean).
+fn expression_type<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = lenient::string_from_any(d)?;
+    Ok(if s.trim().is_empty() {
+        "TAG".into()
+    } else {
+        s.trim().to_ascii_uppercase()
+    })
+}
 
 /// A topic queue on a broker group (`MessageQueue.java`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageQueue {
     /// Broker group name.
+    #[serde(deserialize_with = "lenient::string_from_any")]
     pub broker_name: String,
     /// Queue id.
+    #[serde(deserialize_with = "lenient::i32_from_any")]
     pub queue_id: i32,
     /// Topic.
+    #[serde(deserialize_with = "lenient::string_from_any")]
     pub topic: String,
 }
 
@@ -23,15 +46,21 @@ pub struct MessageQueue {
 #[serde(rename_all = "camelCase", default)]
 pub struct HeartbeatData {
     /// Client id, `ip@instance`.
-    #[serde(rename = "clientID")]
+    #[serde(rename = "clientID", deserialize_with = "lenient::string_from_any")]
     pub client_id: String,
     /// Consumer groups this client belongs to.
     pub consumer_data_set: Vec<ConsumerData>,
     /// Fingerprint of the heartbeat content (v2 heartbeats).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_i32"
+    )]
     pub heartbeat_fingerprint: Option<i32>,
     /// Whether subscriptions were left out because the fingerprint is unchanged.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_bool"
+    )]
     pub is_without_sub: Option<bool>,
     /// Producer groups this client belongs to.
     pub producer_data_set: Vec<ProducerData>,
@@ -42,6 +71,7 @@ pub struct HeartbeatData {
 #[serde(rename_all = "camelCase", default)]
 pub struct ProducerData {
     /// Producer group.
+    #[serde(deserialize_with = "lenient::string_from_any")]
     pub group_name: String,
 }
 
@@ -50,16 +80,21 @@ pub struct ProducerData {
 #[serde(rename_all = "camelCase", default)]
 pub struct ConsumerData {
     /// `CONSUME_FROM_LAST_OFFSET`, `CONSUME_FROM_FIRST_OFFSET` or `CONSUME_FROM_TIMESTAMP`.
+    #[serde(deserialize_with = "lenient::consume_from_where")]
     pub consume_from_where: String,
     /// `CONSUME_ACTIVELY` (pull), `CONSUME_PASSIVELY` (push) or `CONSUME_POP`.
+    #[serde(deserialize_with = "lenient::consume_type")]
     pub consume_type: String,
     /// Consumer group.
+    #[serde(deserialize_with = "lenient::string_from_any")]
     pub group_name: String,
     /// `CLUSTERING` or `BROADCASTING`.
+    #[serde(deserialize_with = "lenient::message_model")]
     pub message_model: String,
     /// Subscriptions.
     pub subscription_data_set: Vec<SubscriptionData>,
     /// Unit mode.
+    #[serde(deserialize_with = "lenient::bool_from_any")]
     pub unit_mode: bool,
 }
 
@@ -81,14 +116,19 @@ impl Default for ConsumerData {
 #[serde(rename_all = "camelCase", default)]
 pub struct SubscriptionData {
     /// Class filter mode (obsolete).
+    #[serde(deserialize_with = "lenient::bool_from_any")]
     pub class_filter_mode: bool,
     /// Hash codes of the tags, for ConsumeQueue filtering.
+    #[serde(deserialize_with = "lenient::i32_set_from_any")]
     pub code_set: BTreeSet<i32>,
     /// `TAG` or `SQL92`.
+    #[serde(deserialize_with = "expression_type")]
     pub expression_type: String,
     /// The expression, `*` for all.
+    #[serde(deserialize_with = "lenient::string_from_any")]
     pub sub_string: String,
     /// Version (a timestamp); newer replaces older.
+    #[serde(deserialize_with = "lenient::i64_from_any")]
     pub sub_version: i64,
     /// Tags of a TAG expression.
     pub tags_set: BTreeSet<String>,
@@ -185,12 +225,15 @@ pub struct ConsumerListBody {
 #[serde(rename_all = "camelCase", default)]
 pub struct LockBatchRequestBody {
     /// Client asking.
+    #[serde(deserialize_with = "lenient::string_from_any")]
     pub client_id: String,
     /// Consumer group.
+    #[serde(deserialize_with = "lenient::string_from_any")]
     pub consumer_group: String,
     /// Queues to lock.
     pub mq_set: BTreeSet<MessageQueue>,
     /// Lock only on this broker.
+    #[serde(deserialize_with = "lenient::bool_from_any")]
     pub only_this_broker: bool,
 }
 
@@ -228,6 +271,41 @@ mod tests {
             back.starts_with(r#"{"clientID":"10.0.0.1@1234","consumerDataSet":"#),
             "{back}"
         );
+    }
+
+    /// The body the C++ client core (rocketmq-client-cpp, as bundled by the Python wheel)
+    /// sends: enums as ordinals, the version as a string.
+    #[test]
+    fn heartbeat_parses_cpp_client_json() {
+        let json = r#"{"clientID":"172.17.0.2@4242#1714636#-1#1","consumerDataSet":[{"consumeFromWhere":0,
+            "consumeType":1,"groupName":"CppGroup","messageModel":1,"subscriptionDataSet":[{"classFilterMode":false,
+            "codeSet":[0,0],"expressionType":"TAG","subString":"*","subVersion":"1795848458226","tagsSet":[],
+            "topic":"T"}],"unitMode":false}],"producerDataSet":[]}"#;
+        let hb: HeartbeatData = crate::json::from_slice_lenient(json.as_bytes()).unwrap();
+        let c = &hb.consumer_data_set[0];
+        assert_eq!(c.consume_from_where, "CONSUME_FROM_LAST_OFFSET");
+        assert_eq!(c.consume_type, "CONSUME_PASSIVELY");
+        assert_eq!(c.message_model, "CLUSTERING");
+        let sub = &c.subscription_data_set[0];
+        assert_eq!(sub.sub_version, 1_795_848_458_226);
+        assert_eq!(sub.code_set, BTreeSet::from([0]));
+        // Broadcasting and first-offset by ordinal; a missing expression type means TAG.
+        let json = r#"{"clientID":"c","consumerDataSet":[{"consumeFromWhere":4,"consumeType":0,
+            "groupName":"G","messageModel":0,"subscriptionDataSet":[{"subString":"a||b","subVersion":1,
+            "topic":"T"}]}]}"#;
+        let hb: HeartbeatData = serde_json::from_str(json).unwrap();
+        let c = &hb.consumer_data_set[0];
+        assert_eq!(c.consume_from_where, "CONSUME_FROM_FIRST_OFFSET");
+        assert_eq!(c.consume_type, "CONSUME_ACTIVELY");
+        assert_eq!(c.message_model, "BROADCASTING");
+        assert_eq!(c.subscription_data_set[0].expression_type, "TAG");
+    }
+
+    #[test]
+    fn lock_body_from_cpp_client() {
+        let json = r#"{"consumerGroup":"G","clientId":"c1","mqSet":[{"topic":"T","brokerName":"b","queueId":"3"}]}"#;
+        let body: LockBatchRequestBody = serde_json::from_str(json).unwrap();
+        assert_eq!(body.mq_set.iter().next().unwrap().queue_id, 3);
     }
 
     #[test]

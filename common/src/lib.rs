@@ -5,12 +5,14 @@
 //! - [`route`]: route and registration bodies exchanged with the name server;
 //! - [`remoting`]: the tokio Remoting server and client;
 //! - [`config`]: `.properties` config files;
+//! - [`lenient`]: fastjson-tolerant readers for fields of client bodies;
 //! - [`observability`]: logging setup and the Prometheus endpoint every server exposes.
 
 pub mod admin;
 pub mod body;
 pub mod config;
 pub mod json;
+pub mod lenient;
 pub mod message;
 pub mod observability;
 pub mod persist;

@@ -10,15 +10,38 @@ pub const SELF_TEST_TOPIC: &str = "SELF_TEST_TOPIC";
 pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
 /// Prefix of a consumer group's dead-letter topic.
 pub const DLQ_GROUP_TOPIC_PREFIX: &str = "%DLQ%";
+/// Transactional half messages wait here until committed or rolled back.
+pub const TRANS_HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
+/// Commit/rollback records ("op" messages) of half messages.
+pub const TRANS_OP_HALF_TOPIC: &str = "RMQ_SYS_TRANS_OP_HALF_TOPIC";
+/// Half messages given up after too many checks.
+pub const TRANS_CHECK_MAX_TIME_TOPIC: &str = "TRANS_CHECK_MAX_TIME_TOPIC";
+/// Timer messages wait here until their delivery time.
+pub const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
 /// Longest topic name Java accepts.
 pub const TOPIC_MAX_LENGTH: usize = 127;
 
 /// Topics producers may never send to directly.
 const NOT_ALLOWED_SEND_TOPICS: &[&str] = &[
     SCHEDULE_TOPIC,
-    "RMQ_SYS_TRANS_HALF_TOPIC",
-    "RMQ_SYS_TRANS_OP_HALF_TOPIC",
-    "RMQ_SYS_TRANS_CHECK_MAX_TIME_TOPIC",
+    TRANS_HALF_TOPIC,
+    TRANS_OP_HALF_TOPIC,
+    TRANS_CHECK_MAX_TIME_TOPIC,
+    TIMER_TOPIC,
+];
+
+/// Topics the broker owns (`TopicValidator.SYSTEM_TOPIC_SET`); admin requests may not create
+/// or change them.
+const SYSTEM_TOPICS: &[&str] = &[
+    AUTO_CREATE_TOPIC_KEY_TOPIC,
+    SCHEDULE_TOPIC,
+    "BenchmarkTest",
+    TRANS_HALF_TOPIC,
+    TRANS_OP_HALF_TOPIC,
+    TRANS_CHECK_MAX_TIME_TOPIC,
+    "RMQ_SYS_TRACE_TOPIC",
+    SELF_TEST_TOPIC,
+    "OFFSET_MOVED_EVENT",
 ];
 
 /// Checks a topic name: non-empty, at most 127 chars of `[%|a-zA-Z0-9_-]`.
@@ -47,6 +70,12 @@ pub fn is_not_allowed_send_topic(topic: &str) -> bool {
     NOT_ALLOWED_SEND_TOPICS.contains(&topic)
 }
 
+/// Whether `topic` belongs to the broker itself: the well-known system topics and anything
+/// under the `rmq_sys_` / `RMQ_SYS_` prefixes.
+pub fn is_system_topic(topic: &str) -> bool {
+    SYSTEM_TOPICS.contains(&topic) || topic.starts_with("rmq_sys_") || topic.starts_with("RMQ_SYS_")
+}
+
 /// The retry topic of a consumer group.
 pub fn retry_topic(group: &str) -> String {
     format!("{RETRY_GROUP_TOPIC_PREFIX}{group}")
@@ -71,6 +100,20 @@ mod tests {
         assert!(validate_topic(&"x".repeat(127)).is_ok());
         assert!(is_not_allowed_send_topic(SCHEDULE_TOPIC));
         assert!(!is_not_allowed_send_topic("TopicTest"));
+        assert!(is_not_allowed_send_topic(TRANS_HALF_TOPIC));
+        assert!(is_not_allowed_send_topic(TIMER_TOPIC));
+        for system in [
+            "TBW102",
+            SCHEDULE_TOPIC,
+            TRANS_HALF_TOPIC,
+            TRANS_CHECK_MAX_TIME_TOPIC,
+            "RMQ_SYS_ANYTHING",
+            "rmq_sys_REVIVE_LOG_DefaultCluster",
+        ] {
+            assert!(is_system_topic(system), "{system}");
+        }
+        assert!(!is_system_topic("TopicTest"));
+        assert!(!is_system_topic("%RETRY%G"));
         assert_eq!(retry_topic("G"), "%RETRY%G");
         assert_eq!(dlq_topic("G"), "%DLQ%G");
     }

@@ -31,6 +31,11 @@ impl ClientProcessor {
     fn heartbeat(&self, rctx: &RequestContext, request: &RemotingCommand) -> ProcessResult {
         let data: HeartbeatData = rocketmq_common::json::from_slice_lenient(&request.body)
             .map_err(|e| {
+                // A refused heartbeat leaves the client without consumers or checks: say
+                // so where an operator looks, with enough of the body to see the dialect.
+                let shown = String::from_utf8_lossy(&request.body[..request.body.len().min(512)])
+                    .into_owned();
+                tracing::warn!(peer = %rctx.connection.peer(), error = %e, body = %shown, "heartbeat refused: body does not parse");
                 ProcessError::new(
                     ResponseCode::SystemError,
                     format!("invalid heartbeat body: {e}"),

@@ -3,6 +3,8 @@
 
 mod admin;
 mod client;
+mod end_transaction;
+mod lock;
 mod offset;
 mod pull;
 mod query;
@@ -18,6 +20,7 @@ use rocketmq_common::remoting::{Dispatcher, ProcessError};
 
 use crate::clients::ClientManager;
 use crate::config::BrokerConfig;
+use crate::locks::QueueLockManager;
 use crate::long_polling::LongPolling;
 use crate::metadata::{
     ConsumerOffsetManager, MetadataError, SubscriptionGroupManager, TopicConfigManager,
@@ -50,6 +53,8 @@ pub struct BrokerContext {
     pub long_polling: Arc<LongPolling>,
     /// Delay-level delivery.
     pub schedule: Arc<ScheduleMessageService>,
+    /// Queue locks of orderly consumers.
+    pub locks: Arc<QueueLockManager>,
     /// Name server registration (re-registers on topic changes).
     pub registration: Arc<NamesrvRegistration>,
     /// Metrics.
@@ -117,6 +122,14 @@ pub fn dispatcher(ctx: Arc<BrokerContext>) -> Dispatcher {
             RequestCode::GET_CONSUME_STATS,
         ],
         Arc::new(admin::AdminProcessor::new(ctx.clone())),
+    );
+    d.register_all(
+        &[RequestCode::LOCK_BATCH_MQ, RequestCode::UNLOCK_BATCH_MQ],
+        Arc::new(lock::LockProcessor::new(ctx.clone())),
+    );
+    d.register(
+        RequestCode::END_TRANSACTION,
+        Arc::new(end_transaction::EndTransactionProcessor::new(ctx.clone())),
     );
     d.register_all(
         &[RequestCode::QUERY_MESSAGE, RequestCode::VIEW_MESSAGE_BY_ID],

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use rocketmq_common::message::RecordInput;
 use rocketmq_common::message::batch::{BatchMessage, decode_batch};
+use rocketmq_common::message::keys::CLUSTER;
 use rocketmq_common::message::{encode_offset_message_id, get_property, rewrite_properties};
 use rocketmq_common::protocol::headers::broker::{
     SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
@@ -15,14 +16,13 @@ use rocketmq_common::remoting::{
     ProcessError, ProcessResult, Reply, RequestContext, RequestProcessor,
 };
 use rocketmq_common::route::{PERM_INHERIT, PERM_WRITE, TopicConfig};
-use rocketmq_common::topic::{SCHEDULE_TOPIC, is_not_allowed_send_topic, validate_topic};
+use rocketmq_common::topic::{TRANS_HALF_TOPIC, is_not_allowed_send_topic, validate_topic};
 
 use super::{BrokerContext, metadata_error, store_error};
-use crate::schedule::{delay_rewrite, requested_delay_level};
+use crate::delivery;
+use crate::schedule::requested_delay_level;
 use crate::store::PutStatus;
-
-/// Property the broker adds: the cluster that stored the message.
-const PROPERTY_CLUSTER: &str = "CLUSTER";
+use crate::transaction::{self, half_message, is_half_message};
 
 /// Handles the produce codes.
 pub struct SendMessageProcessor {
@@ -168,10 +168,10 @@ impl SendCore {
                 ),
             ));
         }
-        if get_property(&incoming.properties, PROPERTY_CLUSTER).is_none() {
+        if get_property(&incoming.properties, CLUSTER).is_none() {
             incoming.properties = rewrite_properties(
                 &incoming.properties,
-                &[(PROPERTY_CLUSTER, &self.ctx.config.broker_cluster_name)],
+                &[(CLUSTER, &self.ctx.config.broker_cluster_name)],
                 &[],
             );
         }
@@ -206,12 +206,44 @@ impl SendCore {
         for m in &mut messages {
             self.prepare(m)?;
         }
-        // A delayed message waits in the schedule topic; the response still names the queue
-        // the producer chose, as Java's does.
-        let mut store_topic = header.topic.as_str();
+        // A delayed message waits in the schedule topic and a half message in the half
+        // topic; the response still names the queue the producer chose, as Java's does.
+        let mut store_topic = header.topic.clone();
         let mut store_queue = queue_id;
-        let delay_level = requested_delay_level(&messages[0].properties);
-        if messages
+        let mut sys_flag = header.sys_flag;
+        let mut transaction_id = None;
+        let half = messages
+            .iter()
+            .any(|m| is_half_message(&m.properties, header.sys_flag));
+        if half {
+            if batch {
+                return Err(ProcessError::new(
+                    ResponseCode::MessageIllegal,
+                    "batch messages cannot be transactional",
+                ));
+            }
+            if self.ctx.config.reject_transaction_message {
+                return Err(ProcessError::new(
+                    ResponseCode::NoPermission,
+                    format!(
+                        "the broker[{}] sending transaction message is forbidden",
+                        self.ctx.config.broker_name
+                    ),
+                ));
+            }
+            let (props, flag) = half_message(
+                &messages[0].properties,
+                header.sys_flag,
+                &header.topic,
+                queue_id,
+                &header.producer_group,
+            );
+            transaction_id = transaction::transaction_id(&props);
+            messages[0].properties = props;
+            sys_flag = flag;
+            store_topic = TRANS_HALF_TOPIC.to_string();
+            store_queue = 0;
+        } else if messages
             .iter()
             .any(|m| requested_delay_level(&m.properties) > 0)
         {
@@ -221,16 +253,11 @@ impl SendCore {
                     "delay level is not supported for batch messages",
                 ));
             }
-            let (queue, props) = delay_rewrite(
-                self.ctx.schedule.levels(),
-                delay_level,
-                &header.topic,
-                queue_id,
-                &messages[0].properties,
-            );
-            messages[0].properties = props;
-            store_topic = SCHEDULE_TOPIC;
-            store_queue = queue;
+            let route =
+                delivery::route(&self.ctx, &header.topic, queue_id, &messages[0].properties)?;
+            messages[0].properties = route.properties;
+            store_topic = route.topic;
+            store_queue = route.queue_id;
         }
 
         let in_flight = self.ctx.in_flight_puts.fetch_add(1, Ordering::AcqRel);
@@ -245,10 +272,10 @@ impl SendCore {
         let inputs: Vec<RecordInput<'_>> = messages
             .iter()
             .map(|m| RecordInput {
-                topic: store_topic,
+                topic: &store_topic,
                 queue_id: store_queue,
                 flag: m.flag,
-                sys_flag: header.sys_flag,
+                sys_flag,
                 born_timestamp: header.born_timestamp,
                 born_host: peer,
                 store_host,
@@ -296,7 +323,7 @@ impl SendCore {
                 msg_id: msg_ids.join(","),
                 queue_id,
                 queue_offset: first.queue_offset,
-                transaction_id: None,
+                transaction_id,
                 batch_uniq_id: None,
                 recall_handle: None,
             });

@@ -6,6 +6,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use rocketmq_common::message::keys::{
+    DELAY, DLQ_ORIGIN_MESSAGE_ID, DLQ_ORIGIN_TOPIC, ORIGIN_MESSAGE_ID, REAL_QUEUE_ID, REAL_TOPIC,
+    RETRY_TOPIC, UNIQ_KEY,
+};
 use rocketmq_common::message::{RecordInput, get_property, rewrite_properties};
 use rocketmq_common::protocol::headers::broker::ConsumerSendMsgBackRequestHeader;
 use rocketmq_common::protocol::{RemotingCommand, ResponseCode};
@@ -16,18 +20,7 @@ use rocketmq_common::route::{PERM_READ, PERM_WRITE, TopicConfig};
 use rocketmq_common::topic::{SCHEDULE_TOPIC, dlq_topic, retry_topic};
 
 use super::{BrokerContext, metadata_error, store_error};
-use crate::schedule::{PROPERTY_REAL_TOPIC, delay_rewrite};
-
-/// Property: the topic a retried message was first sent to.
-const PROPERTY_RETRY_TOPIC: &str = "RETRY_TOPIC";
-/// Property: the id of the message as first sent.
-const PROPERTY_ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
-/// Property: client-side unique id.
-const PROPERTY_UNIQ_KEY: &str = "UNIQ_KEY";
-/// Property: topic of a dead-lettered message.
-const PROPERTY_DLQ_ORIGIN_TOPIC: &str = "DLQ_ORIGIN_TOPIC";
-/// Property: message id of a dead-lettered message.
-const PROPERTY_DLQ_ORIGIN_MESSAGE_ID: &str = "DLQ_ORIGIN_MESSAGE_ID";
+use crate::schedule::delay_rewrite;
 
 /// Handles send-back.
 pub struct SendBackProcessor {
@@ -105,12 +98,12 @@ impl SendBackCore {
 
         let max_reconsume_times = h.max_reconsume_times.unwrap_or(group.retry_max_times);
         let to_dlq = m.reconsume_times >= max_reconsume_times || h.delay_level < 0;
-        let origin_topic = get_property(m.properties, PROPERTY_RETRY_TOPIC)
+        let origin_topic = get_property(m.properties, RETRY_TOPIC)
             .unwrap_or(m.topic)
             .to_string();
-        let origin_id = get_property(m.properties, PROPERTY_ORIGIN_MESSAGE_ID)
+        let origin_id = get_property(m.properties, ORIGIN_MESSAGE_ID)
             .or(h.origin_msg_id.as_deref())
-            .or(get_property(m.properties, PROPERTY_UNIQ_KEY))
+            .or(get_property(m.properties, UNIQ_KEY))
             .unwrap_or_default()
             .to_string();
         let (topic, queue_count, perm) = if to_dlq {
@@ -135,18 +128,15 @@ impl SendBackCore {
         let queue_id =
             (self.next_queue.fetch_add(1, Ordering::Relaxed) % queue_count as u32) as i32;
         let mut set: Vec<(&str, &str)> = vec![
-            (PROPERTY_RETRY_TOPIC, &origin_topic),
-            (PROPERTY_ORIGIN_MESSAGE_ID, &origin_id),
+            (RETRY_TOPIC, &origin_topic),
+            (ORIGIN_MESSAGE_ID, &origin_id),
         ];
         if to_dlq {
-            set.push((PROPERTY_DLQ_ORIGIN_TOPIC, &origin_topic));
-            set.push((PROPERTY_DLQ_ORIGIN_MESSAGE_ID, &origin_id));
+            set.push((DLQ_ORIGIN_TOPIC, &origin_topic));
+            set.push((DLQ_ORIGIN_MESSAGE_ID, &origin_id));
         }
-        let mut properties = rewrite_properties(
-            m.properties,
-            &set,
-            &[PROPERTY_REAL_TOPIC, "REAL_QID", "DELAY"],
-        );
+        let mut properties =
+            rewrite_properties(m.properties, &set, &[REAL_TOPIC, REAL_QUEUE_ID, DELAY]);
         let (store_topic, store_queue) = if to_dlq {
             (topic.as_str(), queue_id)
         } else {

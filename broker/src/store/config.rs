@@ -243,6 +243,11 @@ impl MessageStoreConfig {
         Ok(())
     }
 
+    /// `fileReservedTime` in milliseconds: how long files (and half messages) are kept.
+    pub fn file_reserved_time_millis(&self) -> i64 {
+        (self.file_reserved_time as i64).saturating_mul(3_600_000)
+    }
+
     /// Hours of day at which expired files may be deleted.
     pub fn delete_hours(&self) -> Vec<u32> {
         self.delete_when

@@ -42,7 +42,8 @@ pub fn java_string_hash(s: &str) -> i32 {
     h
 }
 
-/// Well-known property keys (`MessageConst`) the store needs.
+/// Well-known property keys (`MessageConst`): one place for every name the broker, the
+/// proxy and the tools read or write.
 pub mod keys {
     /// Space-separated business keys, indexed by the IndexFile.
     pub const KEYS: &str = "KEYS";
@@ -52,6 +53,62 @@ pub mod keys {
     pub const UNIQ_KEY: &str = "UNIQ_KEY";
     /// Separator between keys inside the `KEYS` property.
     pub const KEY_SEPARATOR: char = ' ';
+    /// The cluster that stored the message (added by the broker).
+    pub const CLUSTER: &str = "CLUSTER";
+    /// Delay level (1-based) of a delayed message.
+    pub const DELAY: &str = "DELAY";
+    /// Real topic of a message parked in a system topic (delay, timer, half message).
+    pub const REAL_TOPIC: &str = "REAL_TOPIC";
+    /// Real queue of a message parked in a system topic.
+    pub const REAL_QUEUE_ID: &str = "REAL_QID";
+    /// `"true"` on a transactional half message.
+    pub const TRANSACTION_PREPARED: &str = "TRAN_MSG";
+    /// Producer group of a message (transaction checks go to a producer of this group).
+    pub const PRODUCER_GROUP: &str = "PGROUP";
+    /// Transaction id of a transactional message (the client's unique key).
+    pub const TRANSACTION_ID: &str = "__transactionId__";
+    /// Times the broker asked the producer about this half message.
+    pub const TRANSACTION_CHECK_TIMES: &str = "TRANSACTION_CHECK_TIMES";
+    /// Seconds after sending before the broker may check a half message.
+    pub const CHECK_IMMUNITY_TIME_IN_SECONDS: &str = "CHECK_IMMUNITY_TIME_IN_SECONDS";
+    /// Half-queue offset of the original half message behind an immunity copy.
+    pub const TRANSACTION_PREPARED_QUEUE_OFFSET: &str = "TRAN_PREPARED_QUEUE_OFFSET";
+    /// Original topic of a retried message.
+    pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
+    /// Unique id of the message a retry was made from.
+    pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+    /// Original topic of a dead-lettered message.
+    pub const DLQ_ORIGIN_TOPIC: &str = "DLQ_ORIGIN_TOPIC";
+    /// Unique id of a dead-lettered message.
+    pub const DLQ_ORIGIN_MESSAGE_ID: &str = "DLQ_ORIGIN_MESSAGE_ID";
+    /// Absolute delivery time (ms since the epoch) of a timer message.
+    pub const TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
+    /// Delay in seconds of a timer message.
+    pub const TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
+    /// Delay in milliseconds of a timer message.
+    pub const TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";
+    /// Delivery time the broker computed for a timer message.
+    pub const TIMER_OUT_MS: &str = "TIMER_OUT_MS";
+    /// When the timer took the message in (set on delivery).
+    pub const TIMER_ENQUEUE_MS: &str = "TIMER_ENQUEUE_MS";
+    /// When the timer delivered the message (set on delivery).
+    pub const TIMER_DEQUEUE_MS: &str = "TIMER_DEQUEUE_MS";
+    /// Times a long timer was rolled over the wheel.
+    pub const TIMER_ROLL_TIMES: &str = "TIMER_ROLL_TIMES";
+    /// Unique key of the timer message a delete marker cancels.
+    pub const TIMER_DEL_UNIQKEY: &str = "TIMER_DEL_UNIQKEY";
+    /// Legacy start-delivery time label (metrics only in Java).
+    pub const START_DELIVER_TIME: &str = "__STARTDELIVERTIME";
+    /// Lowest queue offset, set on pulled messages.
+    pub const MIN_OFFSET: &str = "MIN_OFFSET";
+    /// Highest queue offset, set on pulled messages.
+    pub const MAX_OFFSET: &str = "MAX_OFFSET";
+    /// Times a message was consumed and sent back (POP/retry).
+    pub const RECONSUME_TIME: &str = "RECONSUME_TIME";
+    /// Max reconsume times carried by a retried message.
+    pub const MAX_RECONSUME_TIMES: &str = "MAX_RECONSUME_TIMES";
+    /// Sharding key (message group) of a FIFO message.
+    pub const SHARDING_KEY: &str = "__SHARDINGKEY";
 }
 
 #[cfg(test)]

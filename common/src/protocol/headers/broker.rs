@@ -461,3 +461,24 @@ command_header! {
         transaction_id: Option<String> = "transactionId",
     }
 }
+
+command_header! {
+    /// CHECK_TRANSACTION_STATE (39) request, broker → producer (oneway). The body is the
+    /// half message in the CommitLog record layout, with its real topic and queue.
+    pub struct CheckTransactionStateRequestHeader {
+        /// Half-topic queue offset of the message asked about.
+        tran_state_table_offset: i64 = "tranStateTableOffset",
+        /// CommitLog offset of the message asked about.
+        commit_log_offset: i64 = "commitLogOffset",
+        /// The client's unique key.
+        msg_id: Option<String> = "msgId",
+        /// Transaction id (the unique key).
+        transaction_id: Option<String> = "transactionId",
+        /// Offset message id of the message asked about.
+        offset_msg_id: Option<String> = "offsetMsgId",
+        /// Half topic (clients ignore it).
+        topic: Option<String> = "topic",
+        /// Broker name (RpcRequestHeader `bname`).
+        broker_name: Option<String> = "bname",
+    }
+}
