@@ -7,6 +7,7 @@ use std::time::Duration;
 use rocketmq_common::config::{ConfigError, Properties};
 
 use crate::store::MessageStoreConfig;
+use crate::timer::TimerConfig;
 
 /// Why a broker config is invalid.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,11 @@ pub struct BrokerConfig {
     pub reject_transaction_message: bool,
     /// `rebalanceLockMaxLiveTime` (60 s): a queue lock not renewed this long is free.
     pub rebalance_lock_max_live_time: Duration,
+    /// `enablePropertyFilter`: accept SQL92 subscriptions. On by default here (Java's
+    /// default is off): evaluation costs only the consumers that ask for it.
+    pub enable_property_filter: bool,
+    /// Timer message settings (`timerWheelEnable`, `timerPrecisionMs`, ...).
+    pub timer: TimerConfig,
     /// The store's settings.
     pub store: MessageStoreConfig,
 }
@@ -114,6 +120,8 @@ impl Default for BrokerConfig {
             transaction_check_interval: Duration::from_secs(30),
             reject_transaction_message: false,
             rebalance_lock_max_live_time: Duration::from_secs(60),
+            enable_property_filter: true,
+            timer: TimerConfig::default(),
             store: MessageStoreConfig::with_root(home.join("store")),
         }
     }
@@ -125,6 +133,7 @@ impl BrokerConfig {
         let mut c = Self {
             store: MessageStoreConfig::from_properties(props)
                 .map_err(|e| BrokerConfigError::Store(e.to_string()))?,
+            timer: TimerConfig::from_properties(props).map_err(BrokerConfigError::Store)?,
             ..Self::default()
         };
         props.apply("brokerClusterName", &mut c.broker_cluster_name)?;

@@ -5,6 +5,7 @@
 pub mod clients;
 pub mod config;
 pub mod delivery;
+pub mod filter;
 pub mod locks;
 pub mod long_polling;
 pub mod metadata;
@@ -13,6 +14,7 @@ pub mod registration;
 pub mod schedule;
 mod server;
 pub mod store;
+pub mod timer;
 pub mod transaction;
 
 pub use config::BrokerConfig;

@@ -17,7 +17,7 @@ use rocketmq_common::route::{
     DataVersion, PERM_INHERIT, PERM_READ, PERM_WRITE, TopicConfig, TopicConfigSerializeWrapper,
 };
 use rocketmq_common::topic::{
-    AUTO_CREATE_TOPIC_KEY_TOPIC, SCHEDULE_TOPIC, SELF_TEST_TOPIC, TRANS_HALF_TOPIC,
+    AUTO_CREATE_TOPIC_KEY_TOPIC, SCHEDULE_TOPIC, SELF_TEST_TOPIC, TIMER_TOPIC, TRANS_HALF_TOPIC,
     TRANS_OP_HALF_TOPIC,
 };
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,7 @@ impl TopicConfigManager {
         broker_name: &str,
         auto_create_topic_enable: bool,
         default_queue_nums: i32,
+        timer_enable: bool,
     ) -> Result<Self, MetadataError> {
         let mut wrapper: TopicConfigSerializeWrapper = load_json(&path)?;
         let mut system = vec![
@@ -111,6 +112,9 @@ impl TopicConfigManager {
             TopicConfig::new(TRANS_HALF_TOPIC, 1),
             TopicConfig::new(TRANS_OP_HALF_TOPIC, 1),
         ];
+        if timer_enable {
+            system.push(TopicConfig::new(TIMER_TOPIC, 1));
+        }
         if auto_create_topic_enable {
             system.push(TopicConfig {
                 perm: PERM_INHERIT | PERM_READ | PERM_WRITE,
@@ -383,7 +387,7 @@ mod tests {
     fn topics_persist_and_bump_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config/topics.json");
-        let m = TopicConfigManager::load(path.clone(), "C", "b", true, 8).unwrap();
+        let m = TopicConfigManager::load(path.clone(), "C", "b", true, 8, true).unwrap();
         assert!(m.get(AUTO_CREATE_TOPIC_KEY_TOPIC).is_some());
         let v0 = m.data_version();
         assert!(m.upsert(TopicConfig::new("T", 4)).unwrap());
@@ -394,7 +398,7 @@ mod tests {
         assert!(m.data_version().counter > v0.counter);
         let (_, created) = m.get_or_create(TopicConfig::new("U", 2)).unwrap();
         assert!(created);
-        let m = TopicConfigManager::load(path, "C", "b", true, 8).unwrap();
+        let m = TopicConfigManager::load(path, "C", "b", true, 8, true).unwrap();
         assert_eq!(m.get("T").unwrap().write_queue_nums, 4);
         assert!(m.get("U").is_some());
         assert!(m.delete("T").unwrap());
@@ -438,7 +442,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("topics.json");
         std::fs::write(&path, "{broken").unwrap();
-        let err = TopicConfigManager::load(path, "C", "b", true, 8)
+        let err = TopicConfigManager::load(path, "C", "b", true, 8, true)
             .err()
             .unwrap()
             .to_string();

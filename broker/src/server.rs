@@ -29,6 +29,7 @@ use crate::processor::{self, BrokerContext};
 use crate::registration::NamesrvRegistration;
 use crate::schedule::{DelayLevels, ScheduleMessageService};
 use crate::store::{MessageStore, StoreError};
+use crate::timer::TimerMessageStore;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +198,7 @@ impl BrokerServer {
             &config.broker_name,
             config.auto_create_topic_enable,
             config.default_topic_queue_nums,
+            config.timer.enable,
         )?);
         let groups = Arc::new(SubscriptionGroupManager::load(
             config_dir.join("subscriptionGroup.json"),
@@ -216,6 +218,23 @@ impl BrokerServer {
             long_polling.clone(),
         )?);
 
+        let timer = if config.timer.enable {
+            let (root, timer_config, store, arrivals) = (
+                config.store.store_path_root_dir.clone(),
+                config.timer.clone(),
+                store.clone(),
+                long_polling.clone(),
+            );
+            let timer = tokio::task::spawn_blocking(move || {
+                TimerMessageStore::open(&root, timer_config, store, arrivals)
+            })
+            .await
+            .map_err(|e| StartError::Config(format!("timer open task failed: {e}")))??;
+            Some(Arc::new(timer))
+        } else {
+            None
+        };
+
         let mut registry = Registry::with_prefix("rocketmq_broker");
         let remoting_metrics = RemotingMetrics::register(&mut registry);
         let metrics = BrokerMetrics::register(&mut registry);
@@ -234,6 +253,10 @@ impl BrokerServer {
             clients: clients.clone(),
             long_polling,
             schedule: schedule.clone(),
+            timer: timer.clone(),
+            filters: Arc::new(crate::filter::FilterCompiler::new(
+                config.enable_property_filter,
+            )),
             locks: Arc::new(crate::locks::QueueLockManager::new(
                 config.rebalance_lock_max_live_time,
             )),
@@ -264,6 +287,9 @@ impl BrokerServer {
         tokio::spawn(registration.run(background.clone()));
         tokio::spawn(maintain(ctx.clone(), background.clone()));
         schedule.start(background.clone());
+        if let Some(timer) = &timer {
+            timer.start(background.clone());
+        }
         tokio::spawn(crate::transaction::run_check_service(
             ctx.clone(),
             background.clone(),
@@ -319,6 +345,11 @@ impl BrokerServer {
         }
         if let Err(e) = self.ctx.schedule.flush() {
             error!(error = %e, "flushing delay offsets at shutdown failed");
+        }
+        if let Some(timer) = &self.ctx.timer
+            && let Err(e) = timer.flush()
+        {
+            error!(error = %e, "flushing the timer at shutdown failed");
         }
         let store = self.ctx.store.clone();
         match tokio::task::spawn_blocking(move || store.shutdown()).await {

@@ -237,6 +237,24 @@ pub struct LockBatchRequestBody {
     pub only_this_broker: bool,
 }
 
+/// CHECK_CLIENT_CONFIG (46) request body: a consumer asks whether the broker accepts its
+/// subscription (sent for SQL92 subscriptions before consuming).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CheckClientRequestBody {
+    /// Client id.
+    #[serde(deserialize_with = "lenient::string_from_any")]
+    pub client_id: String,
+    /// Consumer group.
+    #[serde(deserialize_with = "lenient::string_from_any")]
+    pub group: String,
+    /// The subscription to check.
+    pub subscription_data: Option<SubscriptionData>,
+    /// Namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
 /// LOCK_BATCH_MQ response body.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

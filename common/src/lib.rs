@@ -5,12 +5,14 @@
 //! - [`route`]: route and registration bodies exchanged with the name server;
 //! - [`remoting`]: the tokio Remoting server and client;
 //! - [`config`]: `.properties` config files;
+//! - [`filter`]: the SQL92 property filter of subscriptions;
 //! - [`lenient`]: fastjson-tolerant readers for fields of client bodies;
 //! - [`observability`]: logging setup and the Prometheus endpoint every server exposes.
 
 pub mod admin;
 pub mod body;
 pub mod config;
+pub mod filter;
 pub mod json;
 pub mod lenient;
 pub mod message;

@@ -678,3 +678,121 @@ async fn third_party_lite_pull_consumer_polls_one_tag_and_auto_commits() {
     rt.shutdown().await;
     cluster.shutdown().await;
 }
+
+/// An SQL92 subscription (`MessageSelector::by_sql`) of the library's push consumer gets
+/// exactly the messages whose user properties satisfy it; a bad expression is refused with
+/// SUBSCRIPTION_PARSE_FAILED and the parser's message, both by CHECK_CLIENT_CONFIG and by a
+/// pull that carries the expression.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn third_party_sql92_subscription_receives_only_matching_messages() {
+    let cluster = Cluster::start().await;
+    let ours = RemotingClient::new(ClientConfig::default());
+    let topic = "CompatSql";
+    create_topic(&ours, &cluster, topic).await;
+    let rt = TpRuntime::new("client");
+
+    let mut producer = DefaultMQProducer::builder(rt.client.clone())
+        .client_config(tp_config(&cluster.ns, "compat-sql-producer"))
+        .producer_group("PG_SQL")
+        .build();
+    producer.start().await.unwrap();
+    let colors = ["red", "green", "blue"];
+    let mut expected = BTreeMap::new();
+    for i in 0..300usize {
+        let key = format!("sql-{i}");
+        let color = colors[i % 3];
+        let mut builder = Message::builder()
+            .topic(topic)
+            .tags(tag_of(i))
+            .key(key.clone())
+            .body(body_of(i))
+            .raw_property("color", color)
+            .unwrap();
+        // Every fifth message has no price: a comparison with a missing property is unknown.
+        if i % 5 != 0 {
+            builder = builder.raw_property("price", i.to_string()).unwrap();
+        }
+        let result = producer
+            .send(builder.build().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(result.send_status, SendStatus::SendOk);
+        if color == "red" && i % 5 != 0 && (100..200).contains(&i) {
+            expected.insert(
+                key,
+                Sent {
+                    tag: tag_of(i).into(),
+                    body: body_of(i),
+                },
+            );
+        }
+    }
+    producer.shutdown().await;
+    assert!(expected.len() > 20, "{} expected", expected.len());
+
+    let group = "CG_SQL";
+    let received = Arc::new(Received::default());
+    let mut consumer = DefaultMQPushConsumer::builder(rt.client.clone())
+        .client_config(tp_config(&cluster.ns, "compat-sql"))
+        .consumer_group(group.to_string())
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .build();
+    consumer
+        .subscribe_with_selector(
+            topic,
+            Some(rocketmq_client_rust::MessageSelector::by_sql(
+                "color = 'red' AND price BETWEEN 100 AND 199",
+            )),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("subscribe: {e:?}"));
+    consumer.register_message_listener_concurrently(Recorder(received.clone()));
+    consumer.start().await.unwrap();
+    assert_received(group, &received, &expected).await;
+    // Nothing else arrives later either.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(received.by_key.lock().unwrap().len(), expected.len());
+    consumer.shutdown().await;
+
+    // A bad expression: CHECK_CLIENT_CONFIG and a pull carrying it are refused.
+    let body = serde_json::json!({
+        "clientId": "probe", "group": "CG_BAD",
+        "subscriptionData": {"topic": topic, "subString": "color != 'red'", "expressionType": "SQL92",
+                             "subVersion": 1, "tagsSet": [], "codeSet": []}
+    });
+    let check = RemotingCommand::bare_request(RequestCode::CHECK_CLIENT_CONFIG)
+        .with_body(serde_json::to_vec(&body).unwrap());
+    let response = ours.invoke(&cluster.addr, check, T).await.unwrap();
+    assert_eq!(response.code, 23, "{:?}", response.remark);
+    assert!(
+        response
+            .remark
+            .as_deref()
+            .unwrap_or_default()
+            .contains("use <>"),
+        "{:?}",
+        response.remark
+    );
+    let pull = RemotingCommand::request(
+        RequestCode::PULL_MESSAGE,
+        &rocketmq_common::protocol::headers::broker::PullMessageRequestHeader {
+            consumer_group: "CG_BAD".into(),
+            topic: topic.into(),
+            queue_id: 0,
+            queue_offset: 0,
+            max_msg_nums: 32,
+            sys_flag: 0x4,
+            commit_offset: 0,
+            suspend_timeout_millis: 0,
+            subscription: Some("price >".into()),
+            sub_version: 1,
+            expression_type: Some("SQL92".into()),
+            ..Default::default()
+        },
+    );
+    let response = ours.invoke(&cluster.addr, pull, T).await.unwrap();
+    assert_eq!(response.code, 23, "{:?}", response.remark);
+    rt.shutdown().await;
+    cluster.shutdown().await;
+}

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rocketmq_common::body::{ConsumerListBody, HeartbeatData};
+use rocketmq_common::body::{CheckClientRequestBody, ConsumerListBody, HeartbeatData};
 use rocketmq_common::protocol::headers::broker::{
     GetConsumerListByGroupRequestHeader, UnregisterClientRequestHeader,
 };
@@ -72,6 +72,17 @@ impl ClientProcessor {
                     self.ctx.registration.trigger();
                 }
             }
+            for sub in &consumer.subscription_data_set {
+                if !crate::filter::is_tag_type(Some(&sub.expression_type))
+                    && let Err(e) = self
+                        .ctx
+                        .filters
+                        .compile(Some(&sub.expression_type), &sub.sub_string)
+                {
+                    // Java accepts the heartbeat and fails the pulls; say why once here.
+                    tracing::warn!(group = %consumer.group_name, topic = %sub.topic, expression = %sub.sub_string, error = %e.remark, "subscription filter refused");
+                }
+            }
             let changed = self
                 .ctx
                 .clients
@@ -104,6 +115,23 @@ impl ClientProcessor {
         Ok(Some(RemotingCommand::success()))
     }
 
+    /// CHECK_CLIENT_CONFIG: whether this broker accepts the subscription's filter.
+    fn check_client_config(&self, request: &RemotingCommand) -> ProcessResult {
+        let body: CheckClientRequestBody = rocketmq_common::json::from_slice_lenient(&request.body)
+            .map_err(|e| {
+                ProcessError::new(
+                    ResponseCode::SystemError,
+                    format!("invalid check-client body: {e}"),
+                )
+            })?;
+        if let Some(sub) = &body.subscription_data {
+            self.ctx
+                .filters
+                .compile(Some(&sub.expression_type), &sub.sub_string)?;
+        }
+        Ok(Some(RemotingCommand::success()))
+    }
+
     fn consumer_list(&self, request: &RemotingCommand) -> ProcessResult {
         let h: GetConsumerListByGroupRequestHeader = request.decode_header()?;
         let ids = self.ctx.clients.consumer_ids(&h.consumer_group);
@@ -127,6 +155,7 @@ impl RequestProcessor for ClientProcessor {
             Some(RequestCode::HEART_BEAT) => self.heartbeat(rctx, &request),
             Some(RequestCode::UNREGISTER_CLIENT) => self.unregister(rctx, &request),
             Some(RequestCode::GET_CONSUMER_LIST_BY_GROUP) => self.consumer_list(&request),
+            Some(RequestCode::CHECK_CLIENT_CONFIG) => self.check_client_config(&request),
             _ => Err(unsupported(request.code)),
         })
     }

@@ -20,6 +20,7 @@ use rocketmq_common::remoting::{Dispatcher, ProcessError};
 
 use crate::clients::ClientManager;
 use crate::config::BrokerConfig;
+use crate::filter::FilterCompiler;
 use crate::locks::QueueLockManager;
 use crate::long_polling::LongPolling;
 use crate::metadata::{
@@ -29,6 +30,7 @@ use crate::registration::NamesrvRegistration;
 use crate::schedule::ScheduleMessageService;
 use crate::server::BrokerMetrics;
 use crate::store::{MessageStore, StoreError};
+use crate::timer::TimerMessageStore;
 
 pub use pull::PullMessageProcessor;
 pub use send::SendMessageProcessor;
@@ -53,6 +55,10 @@ pub struct BrokerContext {
     pub long_polling: Arc<LongPolling>,
     /// Delay-level delivery.
     pub schedule: Arc<ScheduleMessageService>,
+    /// Timer message delivery (`None` when `timerWheelEnable=false`).
+    pub timer: Option<Arc<TimerMessageStore>>,
+    /// Compiled subscription filters (SQL92 parsed once).
+    pub filters: Arc<FilterCompiler>,
     /// Queue locks of orderly consumers.
     pub locks: Arc<QueueLockManager>,
     /// Name server registration (re-registers on topic changes).
@@ -107,6 +113,7 @@ pub fn dispatcher(ctx: Arc<BrokerContext>) -> Dispatcher {
             RequestCode::HEART_BEAT,
             RequestCode::UNREGISTER_CLIENT,
             RequestCode::GET_CONSUMER_LIST_BY_GROUP,
+            RequestCode::CHECK_CLIENT_CONFIG,
         ],
         Arc::new(client::ClientProcessor::new(ctx.clone())),
     );

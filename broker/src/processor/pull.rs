@@ -1,11 +1,8 @@
 //! PULL_MESSAGE (11) and LITE_PULL_MESSAGE (361), with long polling.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rocketmq_common::message::keys::TAGS;
-use rocketmq_common::message::{get_property, java_string_hash};
 use rocketmq_common::protocol::headers::broker::{
     PullMessageRequestHeader, PullMessageResponseHeader,
 };
@@ -16,6 +13,7 @@ use rocketmq_common::remoting::{
 use rocketmq_common::route::PERM_READ;
 
 use super::{BrokerContext, metadata_error, store_error};
+use crate::filter::MessageFilter;
 use crate::store::GetStatus;
 
 /// PullSysFlag: commit the offset carried in the request.
@@ -35,46 +33,6 @@ const DEFAULT_MAX_PULL_BYTES: usize = 256 * 1024;
 /// Handles pulls.
 pub struct PullMessageProcessor {
     ctx: Arc<BrokerContext>,
-}
-
-/// Which tags a subscription accepts; `None` accepts everything. The tag hash codes let
-/// the store skip ConsumeQueue entries without reading their records; the exact tag check
-/// then rules out hash collisions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct TagFilter(Option<(BTreeSet<String>, BTreeSet<i64>)>);
-
-impl TagFilter {
-    /// Parses a TAG expression: `*`, empty, or `TagA || TagB`.
-    fn parse(expression: &str) -> Self {
-        let expression = expression.trim();
-        if expression.is_empty() || expression == "*" {
-            return Self(None);
-        }
-        let tags: BTreeSet<String> = expression
-            .split("||")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect();
-        let codes = tags
-            .iter()
-            .map(|t| i64::from(java_string_hash(t)))
-            .collect();
-        Self(Some((tags, codes)))
-    }
-
-    fn accepts_code(&self, tags_code: i64) -> bool {
-        self.0
-            .as_ref()
-            .is_none_or(|(_, codes)| codes.contains(&tags_code))
-    }
-
-    fn accepts(&self, properties: &str) -> bool {
-        match &self.0 {
-            None => true,
-            Some((tags, _)) => get_property(properties, TAGS).is_some_and(|t| tags.contains(t)),
-        }
-    }
 }
 
 /// What one read of the queue produced.
@@ -102,21 +60,17 @@ impl RequestProcessor for PullMessageProcessor {
 fn filter_for(
     ctx: &BrokerContext,
     h: &PullMessageRequestHeader,
-) -> Result<TagFilter, ProcessError> {
+) -> Result<MessageFilter, ProcessError> {
     if h.sys_flag & FLAG_SUBSCRIPTION != 0 {
-        if h.expression_type
-            .as_deref()
-            .is_some_and(|t| !t.eq_ignore_ascii_case("TAG"))
-        {
-            return Err(ProcessError::new(
-                ResponseCode::SystemError,
-                "The broker does not support consumer to filter message by SQL92",
-            ));
-        }
-        return Ok(TagFilter::parse(h.subscription.as_deref().unwrap_or("*")));
+        return ctx.filters.compile(
+            h.expression_type.as_deref(),
+            h.subscription.as_deref().unwrap_or("*"),
+        );
     }
     match ctx.clients.subscription(&h.consumer_group, &h.topic) {
-        Some(sub) => Ok(TagFilter::parse(&sub.sub_string)),
+        Some(sub) => ctx
+            .filters
+            .compile(Some(&sub.expression_type), &sub.sub_string),
         None => Err(ProcessError::new(
             ResponseCode::SubscriptionNotExist,
             format!(
@@ -218,7 +172,7 @@ async fn pull(ctx: Arc<BrokerContext>, request: RemotingCommand) -> ProcessResul
 fn read(
     ctx: &BrokerContext,
     h: &PullMessageRequestHeader,
-    filter: &TagFilter,
+    filter: &MessageFilter,
 ) -> Result<PullOutcome, ProcessError> {
     let max_msgs = h.max_msg_nums.clamp(1, 1024) as usize;
     let max_bytes = h
@@ -274,30 +228,4 @@ fn read(
         body,
         messages,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tag_expressions() {
-        assert_eq!(TagFilter::parse("*"), TagFilter(None));
-        assert!(
-            TagFilter::parse("TagA").accepts_code(2_598_919),
-            "Java's \"TagA\".hashCode()"
-        );
-        assert!(!TagFilter::parse("TagA").accepts_code(0));
-        assert!(TagFilter(None).accepts_code(12345));
-        assert_eq!(TagFilter::parse(""), TagFilter(None));
-        let f = TagFilter::parse("TagA || TagB ||");
-        assert!(f.accepts("TAGS\u{1}TagA\u{2}"));
-        assert!(f.accepts("KEYS\u{1}k\u{2}TAGS\u{1}TagB\u{2}"));
-        assert!(!f.accepts("TAGS\u{1}TagC\u{2}"));
-        assert!(
-            !f.accepts(""),
-            "untagged messages do not match a tag filter"
-        );
-        assert!(TagFilter(None).accepts(""));
-    }
 }

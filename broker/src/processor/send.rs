@@ -20,7 +20,6 @@ use rocketmq_common::topic::{TRANS_HALF_TOPIC, is_not_allowed_send_topic, valida
 
 use super::{BrokerContext, metadata_error, store_error};
 use crate::delivery;
-use crate::schedule::requested_delay_level;
 use crate::store::PutStatus;
 use crate::transaction::{self, half_message, is_half_message};
 
@@ -245,12 +244,12 @@ impl SendCore {
             store_queue = 0;
         } else if messages
             .iter()
-            .any(|m| requested_delay_level(&m.properties) > 0)
+            .any(|m| delivery::wants_delay(&m.properties))
         {
             if batch {
                 return Err(ProcessError::new(
                     ResponseCode::MessageIllegal,
-                    "delay level is not supported for batch messages",
+                    "delay levels and timers are not supported for batch messages",
                 ));
             }
             let route =
