@@ -17,7 +17,7 @@ use rocketmq_common::remoting::{
     ProcessError, ProcessResult, Reply, RequestContext, RequestProcessor,
 };
 use rocketmq_common::route::TopicConfig;
-use rocketmq_common::topic::{AUTO_CREATE_TOPIC_KEY_TOPIC, validate_topic};
+use rocketmq_common::topic::{is_system_topic, validate_topic};
 
 use super::{BrokerContext, json_body, metadata_error, unsupported};
 use crate::store::GetStatus;
@@ -60,7 +60,9 @@ impl AdminProcessor {
         let h: CreateTopicRequestHeader = request.decode_header()?;
         validate_topic(&h.topic)
             .map_err(|e| ProcessError::new(ResponseCode::InvalidParameter, e))?;
-        if h.topic == self.ctx.config.broker_cluster_name || h.topic == AUTO_CREATE_TOPIC_KEY_TOPIC
+        if h.topic == self.ctx.config.broker_cluster_name
+            || h.topic == self.ctx.config.broker_name
+            || is_system_topic(&h.topic)
         {
             return Err(ProcessError::new(
                 ResponseCode::InvalidParameter,

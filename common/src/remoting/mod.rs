@@ -9,7 +9,7 @@ pub mod client;
 pub mod metrics;
 pub mod server;
 
-pub use client::{ClientConfig, RemotingClient, RemotingError};
+pub use client::{ClientConfig, ClientRequestHandler, RemotingClient, RemotingError};
 pub use metrics::RemotingMetrics;
 pub use server::{
     ConnectionHandle, ConnectionListener, Dispatcher, ProcessError, ProcessResult, RemotingServer,

@@ -1,0 +1,158 @@
+//! Test harness shared by every crate's integration tests, so each test file states its
+//! scenario instead of re-implementing ports, processes and polling:
+//! - [`free_port`] and [`wait_until`];
+//! - [`binary`] finds a workspace binary (building it when only another package was built)
+//!   and [`ServerProcess`] runs one, killed when dropped;
+//! - [`requests`] builds the Remoting requests tests send most, and [`records`] reads pull
+//!   bodies back.
+//!
+//! It depends only on the protocol crate, so the server crates can use it in their own tests.
+
+pub mod requests;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rocketmq_common::message::{DecodedRecord, RecordEntry, decode_record};
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// Polls `probe` every 20 ms until it returns `Some`; panics naming `what` after `limit`.
+pub async fn wait_until<F, Fut, R>(what: &str, limit: Duration, mut probe: F) -> R
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<R>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(r) = probe().await {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The workspace's target directory holding the running test binary's siblings.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Path of the workspace binary `name` of package `package`, built on demand when the test
+/// run did not build it (e.g. `cargo test -p` of another package).
+pub fn binary(package: &str, name: &str) -> PathBuf {
+    let path = target_dir().join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", package, "--bin", name])
+            .status()
+            .unwrap_or_else(|e| panic!("run cargo build for {name}: {e}"));
+        assert!(status.success(), "building {name} failed");
+    }
+    path
+}
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct ServerProcess {
+    child: Child,
+    name: String,
+}
+
+impl ServerProcess {
+    /// Starts `program` with `args`; its output goes to `log` (or nowhere).
+    pub fn spawn(program: &Path, args: &[&str], log: Option<&Path>) -> Self {
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(Stdio::null());
+        match log {
+            Some(path) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("open log file");
+                cmd.stdout(f.try_clone().expect("clone log handle"))
+                    .stderr(f);
+            }
+            None => {
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+        Self {
+            child,
+            name: program
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills with SIGKILL and reaps.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait for child");
+        assert!(
+            status.success(),
+            "{} exited with {status} on SIGTERM",
+            self.name
+        );
+    }
+
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The messages in a pull response body, in order.
+pub fn records(body: &[u8]) -> Vec<DecodedRecord<'_>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < body.len() {
+        match decode_record(&body[pos..], true) {
+            Ok(RecordEntry::Message(m)) => {
+                pos += m.total_size as usize;
+                out.push(m);
+            }
+            other => panic!("pull body at {pos}: {other:?}"),
+        }
+    }
+    out
+}
