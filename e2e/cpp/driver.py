@@ -6,7 +6,8 @@ starts this script can check it. The C++ core writes its own logs under $HOME/lo
 harness points HOME at a scratch directory.
 
     driver.py produce  --namesrv ADDR --topic T --count N [--tag TAG] [--key-prefix K]
-                       [--body-size BYTES] [--prop K=V ...] [--delay-level L] [--sharding-key K]
+                       [--body-size BYTES] [--random-body] [--big-every N --big-size BYTES]
+                       [--prop K=V ...] [--delay-level L] [--sharding-key K] [--interval-ms MS]
     driver.py push     --namesrv ADDR --topic T --group G --expect N --timeout S
                        [--expr E] [--orderly] [--broadcast] [--reconsume-once-every K]
     driver.py pull     --namesrv ADDR --topic T --group G --expect N --timeout S [--expr E]
@@ -17,9 +18,12 @@ harness points HOME at a scratch directory.
 import argparse
 import ctypes
 import json
+import random
+import re
 import sys
 import threading
 import time
+import zlib
 
 from rocketmq import client as rmq
 from rocketmq.client import (ConsumeStatus, Message, Producer, PushConsumer,
@@ -31,8 +35,16 @@ PROPS_OF_INTEREST = ("TIMER_DELIVER_MS", "TIMER_DELAY_SEC", "TIMER_DELAY_MS", "D
                      "price")
 
 
-def send_result(r, key):
-    return {"status": int(r.status), "msg_id": r.msg_id, "offset": r.offset, "key": key}
+def send_result(r, key, crc, size):
+    return {"status": int(r.status), "msg_id": r.msg_id, "offset": r.offset, "key": key,
+            "body_crc": crc, "body_len": size, "acked_ms": int(time.time() * 1000)}
+
+
+def expand_now(value):
+    """`{now_ms}` or `{now_ms+N}` becomes the current epoch ms (plus N)."""
+    def repl(m):
+        return str(int(time.time() * 1000) + int(m.group(1) or 0))
+    return re.sub(r"\{now_ms(?:\+(\d+))?\}", repl, value)
 
 
 def build_message(args, i):
@@ -41,14 +53,24 @@ def build_message(args, i):
     msg.set_keys(key)
     if args.tag:
         msg.set_tags(args.tag)
-    body = (f"{key}:" + "x" * max(0, args.body_size - len(key) - 1)).encode()
+    size = args.body_size
+    if args.big_every and i % args.big_every == 0:
+        size = args.big_size
+    prefix = f"{key}:".encode()
+    if args.random_body:
+        # Incompressible, so the client cannot shrink it below the broker's limits.
+        filler = random.Random(i).randbytes(max(0, size - len(prefix)))
+        filler = filler.replace(b"\x00", b"\x01")
+    else:
+        filler = b"x" * max(0, size - len(prefix))
+    body = prefix + filler
     msg.set_body(body)
     for prop in args.prop or []:
         k, v = prop.split("=", 1)
-        msg.set_property(k, v.replace("{now_ms}", str(int(time.time() * 1000))))
+        msg.set_property(k, expand_now(v))
     if args.delay_level:
         msg.set_delay_time_level(args.delay_level)
-    return key, msg
+    return key, msg, zlib.crc32(body), len(body)
 
 
 def produce(args):
@@ -56,18 +78,24 @@ def produce(args):
                         max_message_size=8 * 1024 * 1024)
     producer.set_namesrv_addr(args.namesrv)
     producer.set_timeout(10000)
+    if args.no_compress:
+        # Random bodies do not shrink; compressing them only makes them larger.
+        dll.SetProducerCompressMsgBodyOverHowmuch.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        dll.SetProducerCompressMsgBodyOverHowmuch(producer._handle, 1 << 30)
     producer.start()
     sent = []
     errors = []
     try:
         for i in range(args.count):
-            key, msg = build_message(args, i)
+            key, msg, crc, size = build_message(args, i)
+            if args.interval_ms:
+                time.sleep(args.interval_ms / 1000.0)
             try:
                 if args.sharding_key:
                     r = producer.send_orderly_with_sharding_key(msg, args.sharding_key)
                 else:
                     r = producer.send_sync(msg)
-                sent.append(send_result(r, key))
+                sent.append(send_result(r, key, crc, size))
             except Exception as e:  # the test decides whether a failure is expected
                 errors.append({"key": key, "error": str(e)})
     finally:
@@ -87,6 +115,7 @@ def describe(msg):
         "tags": (msg.tags or b"").decode() if isinstance(msg.tags, bytes) else msg.tags,
         "topic": msg.topic.decode() if isinstance(msg.topic, bytes) else msg.topic,
         "body_len": len(body),
+        "body_crc": zlib.crc32(body),
         "body_prefix": body[:40].decode(errors="replace"),
         "queue": msg.queue_id,
         "offset": msg.queue_offset,
@@ -220,10 +249,10 @@ def tx(args):
     sent = []
     errors = []
     for i in range(args.count):
-        key, msg = build_message(args, i)
+        key, msg, crc, size = build_message(args, i)
         try:
             r = producer.send_message_in_transaction(msg, lambda m, a: STATUS[args.local])
-            sent.append(send_result(r, key))
+            sent.append(send_result(r, key, crc, size))
         except Exception as e:
             errors.append({"key": key, "error": str(e)})
     deadline = time.time() + args.wait
@@ -248,6 +277,11 @@ def main():
     p.add_argument("--tag")
     p.add_argument("--key-prefix", default="k")
     p.add_argument("--body-size", type=int, default=64)
+    p.add_argument("--random-body", action="store_true")
+    p.add_argument("--big-every", type=int, default=0)
+    p.add_argument("--big-size", type=int, default=4 * 1024 * 1024)
+    p.add_argument("--interval-ms", type=int, default=0)
+    p.add_argument("--no-compress", action="store_true")
     p.add_argument("--prop", action="append")
     p.add_argument("--delay-level", type=int, default=0)
     p.add_argument("--sharding-key")
