@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use rocketmq_common::body::{ConsumerData, SubscriptionData};
 use rocketmq_common::protocol::headers::broker::NotifyConsumerIdsChangedRequestHeader;
-use rocketmq_common::protocol::{RemotingCommand, RequestCode};
+use rocketmq_common::protocol::{LanguageCode, RemotingCommand, RequestCode};
 use rocketmq_common::remoting::ConnectionHandle;
 use tracing::{debug, info};
 
@@ -26,6 +26,10 @@ pub struct ClientChannel {
     pub connection: ConnectionHandle,
     /// Last heartbeat.
     pub last_update: Instant,
+    /// The client's language, from its heartbeat.
+    pub language: LanguageCode,
+    /// The client's version ordinal, from its heartbeat.
+    pub version: i32,
 }
 
 /// A consumer group's members and subscriptions.

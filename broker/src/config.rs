@@ -1,10 +1,14 @@
 //! Broker configuration: RocketMQ's `BrokerConfig` keys from `broker.conf`, plus the store's
 //! keys (see [`MessageStoreConfig`]).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use rocketmq_common::config::{ConfigError, Properties};
+use rocketmq_common::config::{
+    ApplyProperties, CollectValues, ConfigError, ConfigValue, FieldVisitor, Properties,
+};
 
 use crate::store::MessageStoreConfig;
 use crate::timer::TimerConfig;
@@ -136,58 +140,7 @@ impl BrokerConfig {
             timer: TimerConfig::from_properties(props).map_err(BrokerConfigError::Store)?,
             ..Self::default()
         };
-        props.apply("brokerClusterName", &mut c.broker_cluster_name)?;
-        props.apply("brokerName", &mut c.broker_name)?;
-        props.apply("brokerId", &mut c.broker_id)?;
-        if let Some(addrs) = props.get("namesrvAddr") {
-            c.namesrv_addr = split_addrs(addrs);
-        }
-        props.apply("listenPort", &mut c.listen_port)?;
-        props.apply("brokerIP1", &mut c.broker_ip1)?;
-        props.apply("bindAddress", &mut c.bind_address)?;
-        props.apply("autoCreateTopicEnable", &mut c.auto_create_topic_enable)?;
-        props.apply(
-            "autoCreateSubscriptionGroup",
-            &mut c.auto_create_subscription_group,
-        )?;
-        props.apply("defaultTopicQueueNums", &mut c.default_topic_queue_nums)?;
-        props.apply("brokerPermission", &mut c.broker_permission)?;
-        apply_millis(
-            props,
-            "registerNameServerPeriod",
-            &mut c.register_name_server_period,
-        )?;
-        props.apply("longPollingEnable", &mut c.long_polling_enable)?;
-        apply_millis(props, "shortPollingTimeMills", &mut c.short_polling_time)?;
-        apply_millis(
-            props,
-            "flushConsumerOffsetInterval",
-            &mut c.flush_consumer_offset_interval,
-        )?;
-        apply_millis(
-            props,
-            "channelExpiredTimeout",
-            &mut c.channel_expired_timeout,
-        )?;
-        props.apply("maxInFlightPuts", &mut c.max_in_flight_puts)?;
-        props.apply("messageDelayLevel", &mut c.message_delay_level)?;
-        props.apply("metricsPort", &mut c.metrics_port)?;
-        apply_millis(props, "transactionTimeOut", &mut c.transaction_timeout)?;
-        props.apply("transactionCheckMax", &mut c.transaction_check_max)?;
-        apply_millis(
-            props,
-            "transactionCheckInterval",
-            &mut c.transaction_check_interval,
-        )?;
-        props.apply(
-            "rejectTransactionMessage",
-            &mut c.reject_transaction_message,
-        )?;
-        apply_millis(
-            props,
-            "rebalanceLockMaxLiveTime",
-            &mut c.rebalance_lock_max_live_time,
-        )?;
+        c.visit_own(&mut ApplyProperties(props))?;
         if c.default_topic_queue_nums < 1 {
             return Err(BrokerConfigError::Invalid {
                 key: "defaultTopicQueueNums",
@@ -209,6 +162,66 @@ impl BrokerConfig {
         Ok(c)
     }
 
+    /// Visits the broker's own keys (see [`FieldVisitor`]); the store and timer keys are
+    /// visited by their configs.
+    fn visit_own(&mut self, v: &mut dyn FieldVisitor) -> Result<(), ConfigError> {
+        v.field("brokerClusterName", &mut self.broker_cluster_name)?;
+        v.field("brokerName", &mut self.broker_name)?;
+        v.field("brokerId", &mut self.broker_id)?;
+        v.field("namesrvAddr", &mut self.namesrv_addr)?;
+        v.field("listenPort", &mut self.listen_port)?;
+        v.field("brokerIP1", &mut self.broker_ip1)?;
+        v.field("bindAddress", &mut self.bind_address)?;
+        v.field("autoCreateTopicEnable", &mut self.auto_create_topic_enable)?;
+        v.field(
+            "autoCreateSubscriptionGroup",
+            &mut self.auto_create_subscription_group,
+        )?;
+        v.field("defaultTopicQueueNums", &mut self.default_topic_queue_nums)?;
+        v.field("brokerPermission", &mut self.broker_permission)?;
+        v.field(
+            "registerNameServerPeriod",
+            &mut self.register_name_server_period,
+        )?;
+        v.field("longPollingEnable", &mut self.long_polling_enable)?;
+        v.field("shortPollingTimeMills", &mut self.short_polling_time)?;
+        v.field(
+            "flushConsumerOffsetInterval",
+            &mut self.flush_consumer_offset_interval,
+        )?;
+        v.field("channelExpiredTimeout", &mut self.channel_expired_timeout)?;
+        v.field("maxInFlightPuts", &mut self.max_in_flight_puts)?;
+        v.field("messageDelayLevel", &mut self.message_delay_level)?;
+        v.field("metricsPort", &mut self.metrics_port)?;
+        v.field("transactionTimeOut", &mut self.transaction_timeout)?;
+        v.field("transactionCheckMax", &mut self.transaction_check_max)?;
+        v.field(
+            "transactionCheckInterval",
+            &mut self.transaction_check_interval,
+        )?;
+        v.field(
+            "rejectTransactionMessage",
+            &mut self.reject_transaction_message,
+        )?;
+        v.field(
+            "rebalanceLockMaxLiveTime",
+            &mut self.rebalance_lock_max_live_time,
+        )?;
+        v.field("enablePropertyFilter", &mut self.enable_property_filter)
+    }
+
+    /// Every key with the value in effect (GET_BROKER_CONFIG), the store's and the timer's
+    /// included.
+    pub fn to_properties(&self) -> BTreeMap<String, String> {
+        let mut copy = self.clone();
+        let mut out = CollectValues::default();
+        // Collecting never fails.
+        let _ = copy.visit_own(&mut out);
+        let _ = copy.store.visit(&mut out);
+        let _ = copy.timer.visit(&mut out);
+        out.0
+    }
+
     /// The address clients and the name server are given: `brokerIP1:listenPort`.
     pub fn broker_addr(&self) -> SocketAddr {
         SocketAddr::new(self.broker_ip1, self.listen_port)
@@ -220,20 +233,192 @@ impl BrokerConfig {
     }
 }
 
-/// Splits `a:1;b:2` (RocketMQ's name server list syntax), ignoring blanks.
-pub fn split_addrs(list: &str) -> Vec<String> {
-    list.split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+/// The settings UPDATE_BROKER_CONFIG changes while the broker runs; everything else in
+/// [`BrokerConfig`] needs a restart. Read on every request, so plain atomics.
+#[derive(Debug)]
+pub struct LiveConfig {
+    broker_permission: AtomicI32,
+    auto_create_topic_enable: AtomicBool,
+    auto_create_subscription_group: AtomicBool,
+    long_polling_enable: AtomicBool,
+    reject_transaction_message: AtomicBool,
+    transaction_timeout_ms: AtomicU64,
+    transaction_check_max: AtomicI32,
+    /// Updates applied so far and when the last one was (the config's DataVersion).
+    updates: AtomicU64,
+    updated_at_ms: AtomicU64,
 }
 
-fn apply_millis(props: &Properties, key: &str, target: &mut Duration) -> Result<(), ConfigError> {
-    if let Some(ms) = props.parse_value::<u64>(key)? {
-        *target = Duration::from_millis(ms);
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What a live update changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LiveUpdate {
+    /// Keys applied.
+    pub applied: Vec<String>,
+    /// Whether the permission changed (the name servers must be told).
+    pub permission_changed: bool,
+}
+
+impl LiveConfig {
+    /// Keys that can change at runtime.
+    pub const KEYS: [&'static str; 7] = [
+        "brokerPermission",
+        "autoCreateTopicEnable",
+        "autoCreateSubscriptionGroup",
+        "longPollingEnable",
+        "rejectTransactionMessage",
+        "transactionTimeOut",
+        "transactionCheckMax",
+    ];
+
+    /// Starts from the configured values.
+    pub fn new(c: &BrokerConfig) -> Self {
+        Self {
+            broker_permission: AtomicI32::new(c.broker_permission),
+            auto_create_topic_enable: AtomicBool::new(c.auto_create_topic_enable),
+            auto_create_subscription_group: AtomicBool::new(c.auto_create_subscription_group),
+            long_polling_enable: AtomicBool::new(c.long_polling_enable),
+            reject_transaction_message: AtomicBool::new(c.reject_transaction_message),
+            transaction_timeout_ms: AtomicU64::new(c.transaction_timeout.as_millis() as u64),
+            transaction_check_max: AtomicI32::new(c.transaction_check_max),
+            updates: AtomicU64::new(0),
+            updated_at_ms: AtomicU64::new(now_millis()),
+        }
     }
-    Ok(())
+
+    /// The config's DataVersion as JSON (GET_BROKER_CONFIG's `version` header).
+    pub fn data_version_json(&self) -> String {
+        format!(
+            "{{\"counter\":{},\"stateVersion\":0,\"timestamp\":{}}}",
+            self.updates.load(Ordering::Relaxed),
+            self.updated_at_ms.load(Ordering::Relaxed)
+        )
+    }
+
+    /// `brokerPermission`.
+    pub fn broker_permission(&self) -> i32 {
+        self.broker_permission.load(Ordering::Relaxed)
+    }
+    /// `autoCreateTopicEnable`.
+    pub fn auto_create_topic_enable(&self) -> bool {
+        self.auto_create_topic_enable.load(Ordering::Relaxed)
+    }
+    /// `autoCreateSubscriptionGroup`.
+    pub fn auto_create_subscription_group(&self) -> bool {
+        self.auto_create_subscription_group.load(Ordering::Relaxed)
+    }
+    /// `longPollingEnable`.
+    pub fn long_polling_enable(&self) -> bool {
+        self.long_polling_enable.load(Ordering::Relaxed)
+    }
+    /// `rejectTransactionMessage`.
+    pub fn reject_transaction_message(&self) -> bool {
+        self.reject_transaction_message.load(Ordering::Relaxed)
+    }
+    /// `transactionTimeOut`.
+    pub fn transaction_timeout(&self) -> Duration {
+        Duration::from_millis(self.transaction_timeout_ms.load(Ordering::Relaxed))
+    }
+    /// `transactionCheckMax`.
+    pub fn transaction_check_max(&self) -> i32 {
+        self.transaction_check_max.load(Ordering::Relaxed)
+    }
+
+    /// The live values, by key.
+    pub fn values(&self) -> BTreeMap<String, String> {
+        [
+            ("brokerPermission", self.broker_permission().to_string()),
+            (
+                "autoCreateTopicEnable",
+                self.auto_create_topic_enable().to_string(),
+            ),
+            (
+                "autoCreateSubscriptionGroup",
+                self.auto_create_subscription_group().to_string(),
+            ),
+            ("longPollingEnable", self.long_polling_enable().to_string()),
+            (
+                "rejectTransactionMessage",
+                self.reject_transaction_message().to_string(),
+            ),
+            (
+                "transactionTimeOut",
+                self.transaction_timeout().as_millis().to_string(),
+            ),
+            (
+                "transactionCheckMax",
+                self.transaction_check_max().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Applies `updates` all or nothing: every key must be live and every value valid,
+    /// else nothing changes and the error names the first bad key.
+    pub fn update(&self, updates: &Properties) -> Result<LiveUpdate, String> {
+        let mut permission = self.broker_permission();
+        let mut auto_topic = self.auto_create_topic_enable();
+        let mut auto_group = self.auto_create_subscription_group();
+        let mut long_polling = self.long_polling_enable();
+        let mut reject = self.reject_transaction_message();
+        let mut timeout = self.transaction_timeout();
+        let mut check_max = self.transaction_check_max();
+        let mut applied = Vec::new();
+        for (key, raw) in updates.iter() {
+            let target: &mut dyn ConfigValue = match key {
+                "brokerPermission" => &mut permission,
+                "autoCreateTopicEnable" => &mut auto_topic,
+                "autoCreateSubscriptionGroup" => &mut auto_group,
+                "longPollingEnable" => &mut long_polling,
+                "rejectTransactionMessage" => &mut reject,
+                "transactionTimeOut" => &mut timeout,
+                "transactionCheckMax" => &mut check_max,
+                other => {
+                    return Err(format!(
+                        "{other} cannot be changed while the broker runs (live keys: {}); set it in broker.conf and restart",
+                        Self::KEYS.join(", ")
+                    ));
+                }
+            };
+            target
+                .parse_into(raw)
+                .map_err(|e| format!("{key}: invalid value {raw:?}: {e}"))?;
+            applied.push(key.to_string());
+        }
+        if !(0..=7).contains(&permission) {
+            return Err(format!("brokerPermission value: {permission} is invalid."));
+        }
+        if check_max < 1 {
+            return Err("transactionCheckMax must be at least 1".into());
+        }
+        let permission_changed = permission != self.broker_permission();
+        self.broker_permission.store(permission, Ordering::Relaxed);
+        self.auto_create_topic_enable
+            .store(auto_topic, Ordering::Relaxed);
+        self.auto_create_subscription_group
+            .store(auto_group, Ordering::Relaxed);
+        self.long_polling_enable
+            .store(long_polling, Ordering::Relaxed);
+        self.reject_transaction_message
+            .store(reject, Ordering::Relaxed);
+        self.transaction_timeout_ms
+            .store(timeout.as_millis() as u64, Ordering::Relaxed);
+        self.transaction_check_max
+            .store(check_max, Ordering::Relaxed);
+        self.updates.fetch_add(1, Ordering::Relaxed);
+        self.updated_at_ms.store(now_millis(), Ordering::Relaxed);
+        Ok(LiveUpdate {
+            applied,
+            permission_changed,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -256,6 +441,56 @@ mod tests {
             c.store.store_path_root_dir,
             std::path::PathBuf::from("/tmp/x")
         );
+    }
+
+    #[test]
+    fn every_key_read_is_reported_back() {
+        let p = Properties::parse(
+            "brokerName=b\nenablePropertyFilter=false\ntransactionTimeOut=1234\nflushDiskType=SYNC_FLUSH\n\
+             timerPrecisionMs=500\nnamesrvAddr=a:1;b:2\n",
+        );
+        let c = BrokerConfig::from_properties(&p).unwrap();
+        assert!(!c.enable_property_filter);
+        let back = c.to_properties();
+        for (k, v) in p.iter() {
+            assert_eq!(back.get(k).map(String::as_str), Some(v), "{k}");
+        }
+        assert!(back.len() > 50, "{} keys", back.len());
+        // Reading the report back gives the same config.
+        let again = BrokerConfig::from_properties(&Properties::from_pairs(
+            back.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))
+        .unwrap();
+        assert_eq!(again.to_properties(), back);
+    }
+
+    #[test]
+    fn live_updates_are_all_or_nothing() {
+        let live = LiveConfig::new(&BrokerConfig::default());
+        let u = live
+            .update(&Properties::parse(
+                "brokerPermission=4\ntransactionTimeOut=9000\n",
+            ))
+            .unwrap();
+        assert!(u.permission_changed);
+        assert_eq!(live.broker_permission(), 4);
+        assert_eq!(live.transaction_timeout(), Duration::from_secs(9));
+        let e = live
+            .update(&Properties::parse(
+                "autoCreateTopicEnable=false\nlistenPort=1\n",
+            ))
+            .unwrap_err();
+        assert!(e.contains("listenPort cannot be changed"), "{e}");
+        assert!(live.auto_create_topic_enable(), "nothing applied");
+        assert!(
+            live.update(&Properties::parse("brokerPermission=9\n"))
+                .is_err()
+        );
+        assert!(
+            live.update(&Properties::parse("longPollingEnable=maybe\n"))
+                .is_err()
+        );
+        assert_eq!(live.values()["brokerPermission"], "4");
     }
 
     #[test]

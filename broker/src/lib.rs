@@ -13,6 +13,7 @@ pub mod processor;
 pub mod registration;
 pub mod schedule;
 mod server;
+pub mod stats;
 pub mod store;
 pub mod timer;
 pub mod transaction;

@@ -188,6 +188,12 @@ impl TopicConfigManager {
     pub fn data_version(&self) -> DataVersion {
         self.inner.read().data_version
     }
+
+    /// Moves the version on without a topic change, so name servers take the next
+    /// registration as new (the broker's permission changed).
+    pub fn bump_version(&self) {
+        bump(&mut self.inner.write().data_version);
+    }
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -275,6 +281,10 @@ pub struct ConsumerOffsetManager {
     path: PathBuf,
     inner: RwLock<ConsumerOffsetFile>,
     dirty: std::sync::atomic::AtomicBool,
+    /// Offsets reset by an admin and not yet seen by the consumer: (group, topic, queue) →
+    /// offset. The next pull of that queue is told to move there; commits meanwhile are
+    /// ignored so a consumer still running from the old position cannot undo the reset.
+    resets: parking_lot::Mutex<HashMap<(String, String, i32), i64>>,
 }
 
 fn offset_key(topic: &str, group: &str) -> String {
@@ -288,7 +298,31 @@ impl ConsumerOffsetManager {
             inner: RwLock::new(load_json(&path)?),
             path,
             dirty: Default::default(),
+            resets: Default::default(),
         })
+    }
+
+    /// Resets the group's offset on a queue (INVOKE_BROKER_TO_RESET_OFFSET): committed at
+    /// once, and announced to the consumer on its next pull.
+    pub fn assign_reset(&self, group: &str, topic: &str, queue_id: i32, offset: i64) {
+        self.commit(group, topic, queue_id, offset);
+        self.resets
+            .lock()
+            .insert((group.to_string(), topic.to_string(), queue_id), offset);
+    }
+
+    /// Takes the pending reset of a queue, if any.
+    pub fn take_reset(&self, group: &str, topic: &str, queue_id: i32) -> Option<i64> {
+        self.resets
+            .lock()
+            .remove(&(group.to_string(), topic.to_string(), queue_id))
+    }
+
+    /// Whether a reset of the queue is waiting for the consumer.
+    pub fn has_reset(&self, group: &str, topic: &str, queue_id: i32) -> bool {
+        self.resets
+            .lock()
+            .contains_key(&(group.to_string(), topic.to_string(), queue_id))
     }
 
     /// Commits `offset` for group/topic/queue.

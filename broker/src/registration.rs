@@ -10,12 +10,12 @@ use rocketmq_common::protocol::headers::namesrv::{
 };
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};
 use rocketmq_common::remoting::RemotingClient;
-use rocketmq_common::route::RegisterBrokerBody;
+use rocketmq_common::route::{PERM_READ, PERM_WRITE, RegisterBrokerBody};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, LiveConfig};
 use crate::metadata::TopicConfigManager;
 
 /// Java's `registerBrokerTimeoutMills`.
@@ -25,6 +25,7 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(24);
 pub struct NamesrvRegistration {
     client: RemotingClient,
     config: BrokerConfig,
+    live: Arc<LiveConfig>,
     topics: Arc<TopicConfigManager>,
     changed: Notify,
 }
@@ -34,11 +35,13 @@ impl NamesrvRegistration {
     pub fn new(
         client: RemotingClient,
         config: BrokerConfig,
+        live: Arc<LiveConfig>,
         topics: Arc<TopicConfigManager>,
     ) -> Self {
         Self {
             client,
             config,
+            live,
             topics,
             changed: Notify::new(),
         }
@@ -51,7 +54,15 @@ impl NamesrvRegistration {
 
     /// Registers with every name server concurrently; returns how many accepted.
     pub async fn register_all(&self) -> usize {
-        let snapshot = self.topics.snapshot();
+        let mut snapshot = self.topics.snapshot();
+        // A broker that may not be written (or read) announces every topic with its own
+        // permission, so clients stop routing sends (or pulls) to it.
+        let permission = self.live.broker_permission();
+        if permission & (PERM_READ | PERM_WRITE) != PERM_READ | PERM_WRITE {
+            for topic in snapshot.topic_config_table.values_mut() {
+                topic.perm = permission;
+            }
+        }
         let body = RegisterBrokerBody {
             filter_server_list: Vec::new(),
             topic_config_serialize_wrapper: snapshot,

@@ -142,6 +142,11 @@ impl ScheduleMessageService {
         })
     }
 
+    /// Delivered offset per delay level (runtime info).
+    pub fn delivered_offsets(&self) -> BTreeMap<i32, i64> {
+        self.offsets.lock().clone()
+    }
+
     /// The configured levels.
     pub fn levels(&self) -> &DelayLevels {
         &self.levels

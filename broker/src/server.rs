@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::clients::ClientManager;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, LiveConfig};
 use crate::long_polling::LongPolling;
 use crate::metadata::{
     ConsumerOffsetManager, MetadataError, SubscriptionGroupManager, TopicConfigManager,
@@ -28,6 +28,7 @@ use crate::metadata::{
 use crate::processor::{self, BrokerContext};
 use crate::registration::NamesrvRegistration;
 use crate::schedule::{DelayLevels, ScheduleMessageService};
+use crate::stats::BrokerStats;
 use crate::store::{MessageStore, StoreError};
 use crate::timer::TimerMessageStore;
 
@@ -73,6 +74,10 @@ pub struct BrokerMetrics {
     bytes_out: Family<GroupTopicLabels, Counter<u64, AtomicU64>>,
     put_latency: Histogram,
     consumer_lag: Family<GroupTopicLabels, Gauge<i64, AtomicI64>>,
+    timer_lag: Gauge<i64, AtomicI64>,
+    timer_backlog: Gauge<i64, AtomicI64>,
+    /// Totals and rates for GET_BROKER_RUNTIME_INFO.
+    pub stats: Arc<BrokerStats>,
 }
 
 impl BrokerMetrics {
@@ -85,6 +90,9 @@ impl BrokerMetrics {
             // 10 µs .. ~10 s: page-cache appends up to a stuck SYNC_FLUSH.
             put_latency: Histogram::new(exponential_buckets(1e-5, 4.0, 12)),
             consumer_lag: Family::default(),
+            timer_lag: Gauge::default(),
+            timer_backlog: Gauge::default(),
+            stats: Arc::new(BrokerStats::new()),
         };
         registry.register(
             "messages_in",
@@ -116,6 +124,16 @@ impl BrokerMetrics {
             "Messages stored but not yet committed by the group, by group and topic",
             m.consumer_lag.clone(),
         );
+        registry.register(
+            "timer_dequeue_lag_milliseconds",
+            "How far timer delivery is behind the clock",
+            m.timer_lag.clone(),
+        );
+        registry.register(
+            "timer_enqueue_backlog_messages",
+            "Timer messages stored but not yet placed on the wheel",
+            m.timer_backlog.clone(),
+        );
         m
     }
 
@@ -136,10 +154,16 @@ impl BrokerMetrics {
             .get_or_create(&labels)
             .inc_by(body_sizes.iter().sum::<usize>() as u64);
         self.put_latency.observe(latency.as_secs_f64());
+        self.stats.record_put(
+            body_sizes.len() as u64,
+            body_sizes.iter().sum::<usize>() as u64,
+            latency,
+        );
     }
 
     /// Records a pull's result.
     pub fn record_pull(&self, topic: &str, group: &str, messages: usize, bytes: usize) {
+        self.stats.record_get(messages as u64);
         if messages == 0 {
             return;
         }
@@ -238,13 +262,16 @@ impl BrokerServer {
         let mut registry = Registry::with_prefix("rocketmq_broker");
         let remoting_metrics = RemotingMetrics::register(&mut registry);
         let metrics = BrokerMetrics::register(&mut registry);
+        let live = Arc::new(LiveConfig::new(&config));
         let registration = Arc::new(NamesrvRegistration::new(
             RemotingClient::new(ClientConfig::default()),
             config.clone(),
+            live.clone(),
             topics.clone(),
         ));
         let ctx = Arc::new(BrokerContext {
             config: config.clone(),
+            live,
             store_host,
             store,
             topics,
@@ -286,6 +313,7 @@ impl BrokerServer {
         let background = CancellationToken::new();
         tokio::spawn(registration.run(background.clone()));
         tokio::spawn(maintain(ctx.clone(), background.clone()));
+        tokio::spawn(sample_stats(ctx.metrics.stats.clone(), background.clone()));
         schedule.start(background.clone());
         if let Some(timer) = &timer {
             timer.start(background.clone());
@@ -362,6 +390,17 @@ impl BrokerServer {
     }
 }
 
+/// One statistics sample per second (rates over 10 s / 1 min / 10 min).
+async fn sample_stats(stats: Arc<BrokerStats>, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => stats.sample(),
+        }
+    }
+}
+
 /// Periodic work: flush consumer offsets, expire silent clients, refresh lag gauges.
 async fn maintain(ctx: Arc<BrokerContext>, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(ctx.config.flush_consumer_offset_interval);
@@ -388,6 +427,10 @@ async fn maintain(ctx: Arc<BrokerContext>, stop: CancellationToken) {
 }
 
 fn update_lag(ctx: &BrokerContext) {
+    if let Some(timer) = &ctx.timer {
+        ctx.metrics.timer_lag.set(timer.dequeue_lag_ms());
+        ctx.metrics.timer_backlog.set(timer.enqueue_backlog());
+    }
     for (group, topic, committed) in ctx.offsets.all_offsets() {
         let lag: i64 = committed
             .iter()

@@ -168,7 +168,7 @@ pub async fn end_transaction(
             .trim()
             .parse::<i64>()
             .map_or(0, |s| s.saturating_mul(1000))
-            .max(ctx.config.transaction_timeout.as_millis() as i64);
+            .max(ctx.live.transaction_timeout().as_millis() as i64);
         if now_millis() - half.born_timestamp > window {
             return Err(ProcessError::new(
                 ResponseCode::IllegalOperation,
@@ -373,10 +373,10 @@ fn verdict(ctx: &BrokerContext, m: &DecodedRecord<'_>, now: i64) -> Verdict {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let retention = ctx.store.config().file_reserved_time_millis();
-    if checks >= ctx.config.transaction_check_max || age > retention {
+    if checks >= ctx.live.transaction_check_max() || age > retention {
         return Verdict::Discard;
     }
-    let timeout = ctx.config.transaction_timeout.as_millis() as i64;
+    let timeout = ctx.live.transaction_timeout().as_millis() as i64;
     match get_property(m.properties, CHECK_IMMUNITY_TIME_IN_SECONDS).map(|s| {
         s.trim()
             .parse::<i64>()
@@ -565,7 +565,7 @@ async fn discard(ctx: &BrokerContext, m: &DecodedRecord<'_>) -> Result<(), Proce
         transaction_id = get_property(m.properties, UNIQ_KEY).unwrap_or_default(),
         topic = get_property(m.properties, REAL_TOPIC).unwrap_or_default(),
         "half message given up after {} checks; moved to {TRANS_CHECK_MAX_TIME_TOPIC}",
-        ctx.config.transaction_check_max
+        ctx.live.transaction_check_max()
     );
     Ok(())
 }

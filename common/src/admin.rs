@@ -208,6 +208,69 @@ impl ConsumeStats {
     }
 }
 
+/// INVOKE_BROKER_TO_RESET_OFFSET (222) response body: the offset each queue was reset to
+/// (`ResetOffsetBody.java`, keyed by message queue like the stats tables).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResetOffsetBody {
+    /// Queue → new committed offset.
+    pub offset_table: BTreeMap<MessageQueue, i64>,
+}
+
+impl ResetOffsetBody {
+    /// The body as a Java broker writes it.
+    pub fn to_fastjson(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + self.offset_table.len() * 96);
+        out.extend_from_slice(b"{\"offsetTable\":");
+        write_table(&mut out, &self.offset_table);
+        out.push(b'}');
+        out
+    }
+
+    /// Reads the body a broker sent.
+    pub fn from_fastjson(input: &[u8]) -> Result<Self, AdminBodyError> {
+        let (offset_table, _) = read_table("ResetOffsetBody", input)?;
+        Ok(Self { offset_table })
+    }
+}
+
+/// One client connection (`Connection.java`), in connection listings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Connection {
+    /// Peer address `ip:port`.
+    pub client_addr: String,
+    /// Client id.
+    pub client_id: String,
+    /// The client's language (`JAVA`, `CPP`, ...).
+    pub language: String,
+    /// The client's version ordinal.
+    pub version: i32,
+}
+
+/// GET_CONSUMER_CONNECTION_LIST (203) response body (`ConsumerConnection.java`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumerConnection {
+    /// The group's connections.
+    pub connection_set: Vec<Connection>,
+    /// Where new consumers start.
+    pub consume_from_where: String,
+    /// `CONSUME_PASSIVELY` (push), `CONSUME_ACTIVELY` (pull) or `CONSUME_POP`.
+    pub consume_type: String,
+    /// `CLUSTERING` or `BROADCASTING`.
+    pub message_model: String,
+    /// Topic → subscription.
+    pub subscription_table: BTreeMap<String, crate::body::SubscriptionData>,
+}
+
+/// GET_PRODUCER_CONNECTION_LIST (204) response body (`ProducerConnection.java`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProducerConnection {
+    /// The group's connections.
+    pub connection_set: Vec<Connection>,
+}
+
 /// A `double` as fastjson writes it, which follows Java's `Double.toString`: always a
 /// fraction digit (`0.0`, `12.5`), scientific notation with `E` outside [1e-3, 1e7), and
 /// `null` for NaN and infinities.

@@ -154,6 +154,135 @@ impl Properties {
     }
 }
 
+/// A config value that can be read from and written as properties text.
+pub trait ConfigValue {
+    /// Replaces the value with the parsed `raw` text.
+    fn parse_into(&mut self, raw: &str) -> Result<(), String>;
+    /// The value as properties text.
+    fn text(&self) -> String;
+}
+
+macro_rules! config_value_via_fromstr {
+    ($($ty:ty),*) => {$(
+        impl ConfigValue for $ty {
+            fn parse_into(&mut self, raw: &str) -> Result<(), String> {
+                *self = raw.trim().parse::<$ty>().map_err(|e| e.to_string())?;
+                Ok(())
+            }
+            fn text(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+
+config_value_via_fromstr!(
+    i32,
+    i64,
+    u16,
+    u32,
+    u64,
+    usize,
+    f64,
+    String,
+    std::net::IpAddr
+);
+
+impl ConfigValue for bool {
+    fn parse_into(&mut self, raw: &str) -> Result<(), String> {
+        *self = match raw.trim().to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            other => return Err(format!("expected true or false, got {other:?}")),
+        };
+        Ok(())
+    }
+    fn text(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Durations are written in milliseconds, as RocketMQ's `*Mills`/`*Interval` keys are.
+impl ConfigValue for std::time::Duration {
+    fn parse_into(&mut self, raw: &str) -> Result<(), String> {
+        let ms: u64 = raw
+            .trim()
+            .parse()
+            .map_err(|e| format!("{e} (milliseconds)"))?;
+        *self = std::time::Duration::from_millis(ms);
+        Ok(())
+    }
+    fn text(&self) -> String {
+        self.as_millis().to_string()
+    }
+}
+
+impl ConfigValue for std::path::PathBuf {
+    fn parse_into(&mut self, raw: &str) -> Result<(), String> {
+        if raw.trim().is_empty() {
+            return Err("empty path".into());
+        }
+        *self = std::path::PathBuf::from(raw.trim());
+        Ok(())
+    }
+    fn text(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+/// `;`-separated lists (`namesrvAddr`).
+impl ConfigValue for Vec<String> {
+    fn parse_into(&mut self, raw: &str) -> Result<(), String> {
+        *self = raw
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(())
+    }
+    fn text(&self) -> String {
+        self.join(";")
+    }
+}
+
+/// Visits a config struct's keys. Each struct lists its keys once, in a `visit` method; the
+/// same list then reads them from properties ([`ApplyProperties`]) and reports the values in
+/// effect ([`CollectValues`], e.g. for GET_BROKER_CONFIG).
+pub trait FieldVisitor {
+    /// One key and the field behind it.
+    fn field(&mut self, key: &'static str, value: &mut dyn ConfigValue) -> Result<(), ConfigError>;
+}
+
+/// Sets each field whose key the properties contain.
+pub struct ApplyProperties<'a>(pub &'a Properties);
+
+impl FieldVisitor for ApplyProperties<'_> {
+    fn field(&mut self, key: &'static str, value: &mut dyn ConfigValue) -> Result<(), ConfigError> {
+        if let Some(raw) = self.0.get(key) {
+            value
+                .parse_into(raw)
+                .map_err(|reason| ConfigError::InvalidValue {
+                    key: key.to_string(),
+                    value: raw.to_string(),
+                    reason,
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects every key with its current value.
+#[derive(Debug, Default)]
+pub struct CollectValues(pub BTreeMap<String, String>);
+
+impl FieldVisitor for CollectValues {
+    fn field(&mut self, key: &'static str, value: &mut dyn ConfigValue) -> Result<(), ConfigError> {
+        self.0.insert(key.to_string(), value.text());
+        Ok(())
+    }
+}
+
 fn ends_with_odd_backslashes(line: &str) -> bool {
     line.bytes().rev().take_while(|b| *b == b'\\').count() % 2 == 1
 }

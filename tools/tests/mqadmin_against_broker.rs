@@ -33,6 +33,17 @@ fn mqadmin(namesrv: &str, args: &[&str]) -> String {
     stdout
 }
 
+/// Runs mqadmin expecting failure; returns its stderr.
+fn mqadmin_fails(namesrv: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mqadmin"))
+        .args(args)
+        .args(["-n", namesrv])
+        .output()
+        .expect("run mqadmin");
+    assert_eq!(out.status.code(), Some(1), "mqadmin {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_against_a_real_broker() {
     let dir = tempfile::tempdir().unwrap();
@@ -197,6 +208,228 @@ async fn admin_commands_against_a_real_broker() {
     assert!(!by_key.contains("order-6"), "{by_key}");
     let by_id = mqadmin(&ns, &["queryMsgById", "-t", "AdminTopic", "-i", &last_id]);
     assert!(by_id.contains("payload-9"), "{by_id}");
+
+    // Broker runtime figures and settings.
+    let cluster = mqadmin(&ns, &["clusterList"]);
+    assert!(
+        cluster.contains("V5_3_3") && cluster.contains("true"),
+        "{cluster}"
+    );
+    let status = mqadmin(&ns, &["brokerStatus", "-b", &addr]);
+    assert!(
+        status.contains(&format!("{:<32}: 10\n", "msgPutTotalTodayNow")),
+        "{status}"
+    );
+    assert!(status.contains("getTransferredTps"), "{status}");
+    let by_cluster = mqadmin(&ns, &["brokerStatus", "-c", "DefaultCluster"]);
+    assert!(
+        by_cluster.contains(&format!("{addr:<24} brokerVersionDesc")),
+        "{by_cluster}"
+    );
+    let config = mqadmin(&ns, &["getBrokerConfig", "-b", &addr]);
+    assert!(
+        config.starts_with(&format!("============{addr}============\n")),
+        "{config}"
+    );
+    assert!(
+        config.contains(&format!("{:<50}=  broker-a\n", "brokerName")),
+        "{config}"
+    );
+    let config = mqadmin(&ns, &["getBrokerConfig", "-c", "DefaultCluster"]);
+    assert!(
+        config.contains(&format!("============Master: {addr}============")),
+        "{config}"
+    );
+
+    // A live setting: with write permission withdrawn, sends are refused.
+    let updated = mqadmin(
+        &ns,
+        &[
+            "updateBrokerConfig",
+            "-b",
+            &addr,
+            "-k",
+            "brokerPermission",
+            "-v",
+            "4",
+        ],
+    );
+    assert!(updated.contains(&format!("update broker config success, {addr}")));
+    let probe: SendMessageRequestHeaderV2 = SendMessageRequestHeader {
+        producer_group: "P".into(),
+        topic: "AdminTopic".into(),
+        default_topic: "TBW102".into(),
+        default_topic_queue_nums: 2,
+        queue_id: 0,
+        ..Default::default()
+    }
+    .into();
+    let refused = client
+        .invoke(
+            &addr,
+            RemotingCommand::request(RequestCode::SEND_MESSAGE_V2, &probe).with_body("x"),
+            T,
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.code, 16, "NO_PERMISSION: {:?}", refused.remark);
+    mqadmin(
+        &ns,
+        &[
+            "updateBrokerConfig",
+            "-c",
+            "DefaultCluster",
+            "-k",
+            "brokerPermission",
+            "-v",
+            "6",
+        ],
+    );
+    let err = mqadmin_fails(
+        &ns,
+        &[
+            "updateBrokerConfig",
+            "-b",
+            &addr,
+            "-k",
+            "listenPort",
+            "-v",
+            "1",
+        ],
+    );
+    assert!(
+        err.contains("cannot be changed while the broker runs"),
+        "{err}"
+    );
+    let err = mqadmin_fails(
+        &ns,
+        &[
+            "updateBrokerConfig",
+            "-b",
+            &addr,
+            "-k",
+            "brokerPermission",
+            "-v",
+            "9",
+        ],
+    );
+    assert!(err.contains("is invalid"), "{err}");
+
+    // Connections.
+    let producer_hb = HeartbeatData {
+        client_id: "127.0.0.1@admin-producer".into(),
+        producer_data_set: vec![rocketmq_common::body::ProducerData {
+            group_name: "P".into(),
+        }],
+        ..Default::default()
+    };
+    let request = RemotingCommand::bare_request(RequestCode::HEART_BEAT)
+        .with_body(serde_json::to_vec(&producer_hb).unwrap());
+    client.invoke_ok(&addr, request, T).await.unwrap();
+    let consumers = mqadmin(&ns, &["consumerConnection", "-g", "AdminGroup"]);
+    assert!(consumers.contains("127.0.0.1@admin-test"), "{consumers}");
+    assert!(consumers.contains("AdminTopic"), "{consumers}");
+    assert!(
+        consumers.contains("ConsumeType: CONSUME_PASSIVELY"),
+        "{consumers}"
+    );
+    let producers = mqadmin(&ns, &["producerConnection", "-g", "P", "-t", "AdminTopic"]);
+    assert!(
+        producers.starts_with("0001  127.0.0.1@admin-producer"),
+        "{producers}"
+    );
+
+    // Messages through the client paths.
+    let one = mqadmin(
+        &ns,
+        &[
+            "queryMsgByOffset",
+            "-t",
+            "AdminTopic",
+            "-b",
+            "broker-a",
+            "-i",
+            "0",
+            "-o",
+            "2",
+        ],
+    );
+    assert!(one.contains("payload-4"), "{one}");
+    let all = mqadmin(&ns, &["printMsg", "-t", "AdminTopic"]);
+    assert_eq!(all.matches("MSGID:").count(), 10, "{all}");
+    let some = mqadmin(&ns, &["consumeMessage", "-t", "AdminTopic", "-c", "3"]);
+    assert_eq!(some.matches("MSGID:").count(), 3, "{some}");
+    let sent = mqadmin(
+        &ns,
+        &[
+            "sendMessage",
+            "-t",
+            "AdminTopic",
+            "-p",
+            "from-mqadmin",
+            "-k",
+            "admin-key",
+        ],
+    );
+    assert!(sent.contains("SEND_OK"), "{sent}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = mqadmin(
+            &ns,
+            &["queryMsgByKey", "-t", "AdminTopic", "-k", "admin-key"],
+        );
+        if found.contains("admin-key") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sent message never indexed: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Reset the group to the start: both queues go back to 0, and the consumer's next pull
+    // is told to move there.
+    let reset = mqadmin(
+        &ns,
+        &[
+            "resetOffsetByTime",
+            "-g",
+            "AdminGroup",
+            "-t",
+            "AdminTopic",
+            "-s",
+            "0",
+        ],
+    );
+    let rows: Vec<Vec<&str>> = reset
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![vec!["broker-a", "0", "0"], vec!["broker-a", "1", "0"]],
+        "{reset}"
+    );
+    let pull = RemotingCommand::request(
+        RequestCode::PULL_MESSAGE,
+        &rocketmq_common::protocol::headers::broker::PullMessageRequestHeader {
+            consumer_group: "AdminGroup".into(),
+            topic: "AdminTopic".into(),
+            queue_id: 0,
+            queue_offset: 3,
+            max_msg_nums: 32,
+            sys_flag: 0x4,
+            subscription: Some("*".into()),
+            expression_type: Some("TAG".into()),
+            ..Default::default()
+        },
+    );
+    let moved = client.invoke(&addr, pull, T).await.unwrap();
+    assert_eq!(moved.code, 21, "PULL_OFFSET_MOVED");
+    let progress = mqadmin(&ns, &["consumerProgress", "-g", "AdminGroup"]);
+    assert!(progress.contains("Diff Total: 11"), "{progress}");
 
     mqadmin(
         &ns,

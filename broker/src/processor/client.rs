@@ -45,6 +45,8 @@ impl ClientProcessor {
             client_id: data.client_id.clone(),
             connection: rctx.connection.clone(),
             last_update: Instant::now(),
+            language: request.language,
+            version: request.version,
         };
         for consumer in &data.consumer_data_set {
             let group = self
@@ -52,7 +54,7 @@ impl ClientProcessor {
                 .groups
                 .get_or_create(
                     &consumer.group_name,
-                    self.ctx.config.auto_create_subscription_group,
+                    self.ctx.live.auto_create_subscription_group(),
                 )
                 .map_err(metadata_error)?;
             if let Some(group) = &group {

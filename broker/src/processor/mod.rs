@@ -2,6 +2,7 @@
 //! code to processor. Each processor holds an `Arc` of the shared [`BrokerContext`].
 
 mod admin;
+mod broker_admin;
 mod client;
 mod end_transaction;
 mod lock;
@@ -19,7 +20,7 @@ use rocketmq_common::protocol::{RequestCode, ResponseCode};
 use rocketmq_common::remoting::{Dispatcher, ProcessError};
 
 use crate::clients::ClientManager;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, LiveConfig};
 use crate::filter::FilterCompiler;
 use crate::locks::QueueLockManager;
 use crate::long_polling::LongPolling;
@@ -37,8 +38,10 @@ pub use send::SendMessageProcessor;
 
 /// Everything processors share.
 pub struct BrokerContext {
-    /// Configuration.
+    /// Configuration as started.
     pub config: BrokerConfig,
+    /// The settings that change at runtime (UPDATE_BROKER_CONFIG); read these, not `config`.
+    pub live: Arc<LiveConfig>,
     /// The address written into records and offset message ids.
     pub store_host: SocketAddr,
     /// The message store.
@@ -129,6 +132,17 @@ pub fn dispatcher(ctx: Arc<BrokerContext>) -> Dispatcher {
             RequestCode::GET_CONSUME_STATS,
         ],
         Arc::new(admin::AdminProcessor::new(ctx.clone())),
+    );
+    d.register_all(
+        &[
+            RequestCode::GET_BROKER_RUNTIME_INFO,
+            RequestCode::GET_BROKER_CONFIG,
+            RequestCode::UPDATE_BROKER_CONFIG,
+            RequestCode::GET_CONSUMER_CONNECTION_LIST,
+            RequestCode::GET_PRODUCER_CONNECTION_LIST,
+            RequestCode::INVOKE_BROKER_TO_RESET_OFFSET,
+        ],
+        Arc::new(broker_admin::BrokerAdminProcessor::new(ctx.clone())),
     );
     d.register_all(
         &[RequestCode::LOCK_BATCH_MQ, RequestCode::UNLOCK_BATCH_MQ],

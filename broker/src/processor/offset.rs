@@ -61,6 +61,17 @@ impl OffsetProcessor {
                 format!("Topic {} not exist!", h.topic),
             ));
         }
+        if self
+            .ctx
+            .offsets
+            .has_reset(&h.consumer_group, &h.topic, h.queue_id)
+        {
+            // The consumer has not seen the admin's reset yet; its commit would undo it.
+            return Ok(Some(RemotingCommand::response(
+                ResponseCode::Success,
+                Some("Offset has been previously reset".into()),
+            )));
+        }
         self.ctx
             .offsets
             .commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);

@@ -83,7 +83,7 @@ fn filter_for(
 
 async fn pull(ctx: Arc<BrokerContext>, request: RemotingCommand) -> ProcessResult {
     let h: PullMessageRequestHeader = request.decode_header()?;
-    if ctx.config.broker_permission & PERM_READ == 0 {
+    if ctx.live.broker_permission() & PERM_READ == 0 {
         return Err(ProcessError::new(
             ResponseCode::NoPermission,
             format!(
@@ -94,7 +94,7 @@ async fn pull(ctx: Arc<BrokerContext>, request: RemotingCommand) -> ProcessResul
     }
     let group = ctx
         .groups
-        .get_or_create(&h.consumer_group, ctx.config.auto_create_subscription_group)
+        .get_or_create(&h.consumer_group, ctx.live.auto_create_subscription_group())
         .map_err(metadata_error)?
         .ok_or_else(|| {
             ProcessError::new(
@@ -130,6 +130,26 @@ async fn pull(ctx: Arc<BrokerContext>, request: RemotingCommand) -> ProcessResul
         ));
     }
     let filter = filter_for(&ctx, &h)?;
+    if let Some(offset) = ctx
+        .offsets
+        .take_reset(&h.consumer_group, &h.topic, h.queue_id)
+    {
+        // An admin reset this queue's offset: the consumer moves there.
+        tracing::info!(group = %h.consumer_group, topic = %h.topic, queue_id = h.queue_id, offset, "consumer told about its reset offset");
+        let header = PullMessageResponseHeader {
+            suggest_which_broker_id: 0,
+            next_begin_offset: offset,
+            min_offset: ctx.store.min_offset_in_queue(&h.topic, h.queue_id),
+            max_offset: ctx.store.max_offset_in_queue(&h.topic, h.queue_id),
+            offset_delta: None,
+            topic_sys_flag: None,
+            group_sys_flag: None,
+            forbidden_type: None,
+        };
+        return Ok(Some(
+            RemotingCommand::response(ResponseCode::PullOffsetMoved, None).with_header(&header),
+        ));
+    }
     if h.sys_flag & FLAG_COMMIT_OFFSET != 0 && h.commit_offset >= 0 {
         ctx.offsets
             .commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
@@ -137,7 +157,7 @@ async fn pull(ctx: Arc<BrokerContext>, request: RemotingCommand) -> ProcessResul
 
     let mut outcome = read(&ctx, &h, &filter)?;
     if outcome.code == ResponseCode::PullNotFound && h.sys_flag & FLAG_SUSPEND != 0 {
-        let hold = if ctx.config.long_polling_enable {
+        let hold = if ctx.live.long_polling_enable() {
             // The client picks the hold time (15 s in Java clients); cap it so a request
             // cannot pin a task for hours.
             Duration::from_millis(h.suspend_timeout_millis.clamp(0, MAX_SUSPEND_MILLIS) as u64)

@@ -67,7 +67,7 @@ impl SendCore {
                 format!("topic[{}] not exist, apply first please!", header.topic),
             )
         };
-        if !self.ctx.config.auto_create_topic_enable {
+        if !self.ctx.live.auto_create_topic_enable() {
             return Err(not_exist());
         }
         let template = self
@@ -110,7 +110,7 @@ impl SendCore {
                 "broker is shutting down",
             ));
         }
-        if self.ctx.config.broker_permission & PERM_WRITE == 0 {
+        if self.ctx.live.broker_permission() & PERM_WRITE == 0 {
             return Err(ProcessError::new(
                 ResponseCode::NoPermission,
                 format!(
@@ -221,7 +221,7 @@ impl SendCore {
                     "batch messages cannot be transactional",
                 ));
             }
-            if self.ctx.config.reject_transaction_message {
+            if self.ctx.live.reject_transaction_message() {
                 return Err(ProcessError::new(
                     ResponseCode::NoPermission,
                     format!(

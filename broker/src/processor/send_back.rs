@@ -63,7 +63,7 @@ impl SendBackCore {
         }
         let group = ctx
             .groups
-            .get_or_create(&h.group, ctx.config.auto_create_subscription_group)
+            .get_or_create(&h.group, ctx.live.auto_create_subscription_group())
             .map_err(metadata_error)?
             .ok_or_else(|| {
                 ProcessError::new(
@@ -71,7 +71,7 @@ impl SendBackCore {
                     format!("subscription group not exist, {}", h.group),
                 )
             })?;
-        if ctx.config.broker_permission & PERM_WRITE == 0 {
+        if ctx.live.broker_permission() & PERM_WRITE == 0 {
             return Err(ProcessError::new(
                 ResponseCode::NoPermission,
                 format!(

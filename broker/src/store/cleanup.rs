@@ -34,6 +34,24 @@ pub struct CleanupReport {
 
 /// Fraction of the filesystem holding `path` that is used (0.0..=1.0).
 pub fn disk_usage_ratio(path: &Path) -> std::io::Result<f64> {
+    let space = disk_space(path)?;
+    if space.total == 0 {
+        return Ok(0.0);
+    }
+    Ok((space.total - space.free) as f64 / space.total as f64)
+}
+
+/// Size of a file system, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    /// Capacity.
+    pub total: u64,
+    /// Free space.
+    pub free: u64,
+}
+
+/// Capacity and free space of the file system holding `path`.
+pub fn disk_space(path: &Path) -> std::io::Result<DiskSpace> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -42,11 +60,11 @@ pub fn disk_usage_ratio(path: &Path) -> std::io::Result<f64> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let total = st.f_blocks as f64;
-    if total == 0.0 {
-        return Ok(0.0);
-    }
-    Ok((st.f_blocks - st.f_bfree) as f64 / total)
+    let block = st.f_frsize as u64;
+    Ok(DiskSpace {
+        total: st.f_blocks as u64 * block,
+        free: st.f_bfree as u64 * block,
+    })
 }
 
 /// The retention policy over the store's files.

@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use rocketmq_common::config::{ConfigError, Properties};
+use rocketmq_common::config::{
+    ApplyProperties, ConfigError, ConfigValue, FieldVisitor, Properties,
+};
 
 /// When an append counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +18,20 @@ pub enum FlushDiskType {
     AsyncFlush,
     /// Acknowledge only after msync (group commit).
     SyncFlush,
+}
+
+impl ConfigValue for FlushDiskType {
+    fn parse_into(&mut self, raw: &str) -> Result<(), String> {
+        *self = raw.trim().parse()?;
+        Ok(())
+    }
+    fn text(&self) -> String {
+        match self {
+            Self::AsyncFlush => "ASYNC_FLUSH",
+            Self::SyncFlush => "SYNC_FLUSH",
+        }
+        .to_string()
+    }
 }
 
 impl FromStr for FlushDiskType {
@@ -147,60 +163,70 @@ impl MessageStoreConfig {
     /// Builds the config from broker.conf properties; absent keys keep their defaults.
     pub fn from_properties(p: &Properties) -> Result<Self, InvalidConfig> {
         let mut c = Self::default();
-        if let Some(root) = p.get("storePathRootDir") {
-            c.store_path_root_dir = PathBuf::from(root);
+        c.visit(&mut ApplyProperties(p))?;
+        // The CommitLog follows the root unless it is placed explicitly.
+        if p.get("storePathRootDir").is_some() && p.get("storePathCommitLog").is_none() {
             c.store_path_commit_log = c.store_path_root_dir.join("commitlog");
         }
-        if let Some(cl) = p.get("storePathCommitLog") {
-            c.store_path_commit_log = PathBuf::from(cl);
-        }
-        p.apply(
-            "mappedFileSizeCommitLog",
-            &mut c.mapped_file_size_commit_log,
-        )?;
-        p.apply(
-            "mappedFileSizeConsumeQueue",
-            &mut c.mapped_file_size_consume_queue,
-        )?;
-        p.apply("flushDiskType", &mut c.flush_disk_type)?;
-        p.apply("flushIntervalCommitLog", &mut c.flush_interval_commit_log)?;
-        p.apply(
-            "flushCommitLogLeastPages",
-            &mut c.flush_commit_log_least_pages,
-        )?;
-        p.apply(
-            "flushCommitLogThoroughInterval",
-            &mut c.flush_commit_log_thorough_interval,
-        )?;
-        p.apply(
-            "flushIntervalConsumeQueue",
-            &mut c.flush_interval_consume_queue,
-        )?;
-        p.apply("syncFlushTimeout", &mut c.sync_flush_timeout)?;
-        p.apply("fileReservedTime", &mut c.file_reserved_time)?;
-        p.apply("deleteWhen", &mut c.delete_when)?;
-        p.apply("diskMaxUsedSpaceRatio", &mut c.disk_max_used_space_ratio)?;
-        p.apply(
-            "diskSpaceCleanForciblyRatio",
-            &mut c.disk_space_clean_forcibly_ratio,
-        )?;
-        p.apply("cleanFileForciblyEnable", &mut c.clean_file_forcibly_enable)?;
-        p.apply("cleanResourceInterval", &mut c.clean_resource_interval)?;
-        p.apply(
-            "deleteCommitLogFilesInterval",
-            &mut c.delete_commit_log_files_interval,
-        )?;
-        p.apply("maxMessageSize", &mut c.max_message_size)?;
-        p.apply("checkCRCOnRecover", &mut c.check_crc_on_recover)?;
-        p.apply("messageIndexEnable", &mut c.message_index_enable)?;
-        p.apply("maxHashSlotNum", &mut c.max_hash_slot_num)?;
-        p.apply("maxIndexNum", &mut c.max_index_num)?;
-        p.apply(
-            "commitLogPrefaultAheadBytes",
-            &mut c.commit_log_prefault_ahead_bytes,
-        )?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// Visits every key (see [`FieldVisitor`]).
+    pub fn visit(&mut self, v: &mut dyn FieldVisitor) -> Result<(), ConfigError> {
+        v.field("storePathRootDir", &mut self.store_path_root_dir)?;
+        v.field("storePathCommitLog", &mut self.store_path_commit_log)?;
+        v.field(
+            "mappedFileSizeCommitLog",
+            &mut self.mapped_file_size_commit_log,
+        )?;
+        v.field(
+            "mappedFileSizeConsumeQueue",
+            &mut self.mapped_file_size_consume_queue,
+        )?;
+        v.field("flushDiskType", &mut self.flush_disk_type)?;
+        v.field(
+            "flushIntervalCommitLog",
+            &mut self.flush_interval_commit_log,
+        )?;
+        v.field(
+            "flushCommitLogLeastPages",
+            &mut self.flush_commit_log_least_pages,
+        )?;
+        v.field(
+            "flushCommitLogThoroughInterval",
+            &mut self.flush_commit_log_thorough_interval,
+        )?;
+        v.field(
+            "flushIntervalConsumeQueue",
+            &mut self.flush_interval_consume_queue,
+        )?;
+        v.field("syncFlushTimeout", &mut self.sync_flush_timeout)?;
+        v.field("fileReservedTime", &mut self.file_reserved_time)?;
+        v.field("deleteWhen", &mut self.delete_when)?;
+        v.field("diskMaxUsedSpaceRatio", &mut self.disk_max_used_space_ratio)?;
+        v.field(
+            "diskSpaceCleanForciblyRatio",
+            &mut self.disk_space_clean_forcibly_ratio,
+        )?;
+        v.field(
+            "cleanFileForciblyEnable",
+            &mut self.clean_file_forcibly_enable,
+        )?;
+        v.field("cleanResourceInterval", &mut self.clean_resource_interval)?;
+        v.field(
+            "deleteCommitLogFilesInterval",
+            &mut self.delete_commit_log_files_interval,
+        )?;
+        v.field("maxMessageSize", &mut self.max_message_size)?;
+        v.field("checkCRCOnRecover", &mut self.check_crc_on_recover)?;
+        v.field("messageIndexEnable", &mut self.message_index_enable)?;
+        v.field("maxHashSlotNum", &mut self.max_hash_slot_num)?;
+        v.field("maxIndexNum", &mut self.max_index_num)?;
+        v.field(
+            "commitLogPrefaultAheadBytes",
+            &mut self.commit_log_prefault_ahead_bytes,
+        )
     }
 
     /// Rejects values the store cannot work with.

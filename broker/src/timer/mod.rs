@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use memmap2::MmapMut;
 use parking_lot::Mutex;
-use rocketmq_common::config::Properties;
+use rocketmq_common::config::{ApplyProperties, ConfigError, FieldVisitor, Properties};
 use rocketmq_common::message::keys::{
     REAL_QUEUE_ID, REAL_TOPIC, TIMER_DEL_UNIQKEY, TIMER_DEQUEUE_MS, TIMER_ENQUEUE_MS, TIMER_OUT_MS,
     TIMER_ROLL_TIMES, UNIQ_KEY,
@@ -88,19 +88,8 @@ impl TimerConfig {
     /// Reads the timer keys of a `broker.conf`.
     pub fn from_properties(p: &Properties) -> Result<Self, String> {
         let mut c = Self::default();
-        let e = |e: rocketmq_common::config::ConfigError| e.to_string();
-        p.apply("timerWheelEnable", &mut c.enable).map_err(e)?;
-        p.apply("timerPrecisionMs", &mut c.precision_ms)
-            .map_err(e)?;
-        p.apply("timerMaxDelaySec", &mut c.max_delay_sec)
-            .map_err(e)?;
-        p.apply("timerRollWindowSlot", &mut c.roll_window_slots)
-            .map_err(e)?;
-        p.apply("mappedFileSizeTimerLog", &mut c.log_file_size)
-            .map_err(e)?;
-        if let Some(ms) = p.parse_value::<u64>("timerFlushIntervalMs").map_err(e)? {
-            c.flush_interval = Duration::from_millis(ms.max(1));
-        }
+        c.visit(&mut ApplyProperties(p))
+            .map_err(|e| e.to_string())?;
         // Java snaps the precision to the largest of 100/200/500/1000 not above it.
         c.precision_ms = [1000, 500, 200, 100]
             .into_iter()
@@ -112,6 +101,9 @@ impl TimerConfig {
         if c.max_delay_sec <= 0 {
             return Err("timerMaxDelaySec must be positive".into());
         }
+        if c.flush_interval.is_zero() {
+            return Err("timerFlushIntervalMs must be positive".into());
+        }
         if c.log_file_size < 4 * UNIT_SIZE {
             return Err(format!(
                 "mappedFileSizeTimerLog must be at least {} bytes",
@@ -119,6 +111,16 @@ impl TimerConfig {
             ));
         }
         Ok(c)
+    }
+
+    /// Visits every key (see [`FieldVisitor`]).
+    pub fn visit(&mut self, v: &mut dyn FieldVisitor) -> Result<(), ConfigError> {
+        v.field("timerWheelEnable", &mut self.enable)?;
+        v.field("timerPrecisionMs", &mut self.precision_ms)?;
+        v.field("timerMaxDelaySec", &mut self.max_delay_sec)?;
+        v.field("timerRollWindowSlot", &mut self.roll_window_slots)?;
+        v.field("mappedFileSizeTimerLog", &mut self.log_file_size)?;
+        v.field("timerFlushIntervalMs", &mut self.flush_interval)
     }
 
     /// The slot a delivery time goes to: rounded down to the precision, one step earlier

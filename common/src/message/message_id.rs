@@ -41,6 +41,60 @@ pub fn encode_offset_message_id(store_host: SocketAddr, offset: i64) -> String {
     out
 }
 
+/// Generates the client-side unique message id (`UNIQ_KEY`, what users see as the message
+/// id) in `MessageClientIDSetter`'s layout: `ip(4) | pid(2) | instance hash(4) | ms since
+/// the start of the month(4) | counter(2)`, 32 uppercase hex characters.
+#[derive(Debug)]
+pub struct UniqIdGenerator {
+    prefix: [u8; 10],
+    counter: std::sync::atomic::AtomicU32,
+}
+
+impl UniqIdGenerator {
+    /// A generator for a process at `ip`; `instance` distinguishes generators of one
+    /// process (Java uses the class loader's hash).
+    pub fn new(ip: Ipv4Addr, instance: u32) -> Self {
+        let mut prefix = [0u8; 10];
+        prefix[..4].copy_from_slice(&ip.octets());
+        prefix[4..6].copy_from_slice(&(std::process::id() as u16).to_be_bytes());
+        prefix[6..10].copy_from_slice(&instance.to_be_bytes());
+        Self {
+            prefix,
+            counter: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// The next id; `now_millis` is the current time in ms since the epoch.
+    pub fn next(&self, now_millis: i64) -> String {
+        let mut raw = [0u8; 16];
+        raw[..10].copy_from_slice(&self.prefix);
+        raw[10..14].copy_from_slice(&(millis_into_month(now_millis) as u32).to_be_bytes());
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u16;
+        raw[14..16].copy_from_slice(&n.to_be_bytes());
+        let mut out = String::with_capacity(32);
+        for b in raw {
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xF)] as char);
+        }
+        out
+    }
+}
+
+/// Milliseconds since 00:00 UTC on the first day of `now_millis`'s month.
+fn millis_into_month(now_millis: i64) -> i64 {
+    // Day of month from the civil date (Howard Hinnant's algorithm).
+    let days = now_millis.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day_of_month = doy - (153 * mp + 2) / 5; // 0-based
+    day_of_month * 86_400_000 + now_millis.rem_euclid(86_400_000)
+}
+
 /// Decodes an offset message id (either case) into store host and physical offset.
 pub fn decode_offset_message_id(id: &str) -> Result<(SocketAddr, i64), MessageIdError> {
     let ip_len = match id.len() {
@@ -79,6 +133,24 @@ fn hex_val(c: u8) -> Result<u8, MessageIdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unique_ids_have_java_s_layout() {
+        let g = UniqIdGenerator::new(Ipv4Addr::new(10, 0, 0, 1), 0xAABBCCDD);
+        // 2026-11-03 00:00:01.500 UTC: two days and 1.5 s into the month.
+        let now = 1_793_664_001_500i64;
+        let a = g.next(now);
+        let b = g.next(now);
+        assert_eq!(a.len(), 32);
+        assert!(a.starts_with("0A000001"));
+        assert_eq!(&a[12..20], "AABBCCDD");
+        assert_eq!(
+            u32::from_str_radix(&a[20..28], 16).unwrap(),
+            2 * 86_400_000 + 1_500
+        );
+        assert_ne!(a, b, "the counter moves");
+        assert_eq!(&a[..28], &b[..28]);
+    }
 
     #[test]
     fn ipv4_bytes_exact() {

@@ -12,7 +12,9 @@ pub mod properties;
 pub mod record;
 pub mod sysflag;
 
-pub use message_id::{MessageIdError, decode_offset_message_id, encode_offset_message_id};
+pub use message_id::{
+    MessageIdError, UniqIdGenerator, decode_offset_message_id, encode_offset_message_id,
+};
 pub use properties::{
     PropertiesIter, encode_properties, get_property, parse_properties, rewrite_properties,
 };

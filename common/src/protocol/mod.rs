@@ -30,6 +30,10 @@ pub const FLAG_ONEWAY: i32 = 0x2;
 /// ordinal 401), so announcing a current 5.x release keeps them on the modern paths.
 pub const CURRENT_VERSION: i32 = 479;
 
+/// The name of [`CURRENT_VERSION`] (`MQVersion.getVersionDesc`), reported as a broker's
+/// `brokerVersionDesc`.
+pub const CURRENT_VERSION_DESC: &str = "V5_3_3";
+
 /// Java's `MQVersion.Version.V4_9_4.ordinal()`: requests from older clients get route
 /// bodies with unquoted integer map keys unless they ask for standard JSON.
 pub const VERSION_V4_9_4: i32 = 401;

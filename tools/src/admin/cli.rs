@@ -75,6 +75,36 @@ pub enum Command {
     /// Show a message by its id (offset message id or the producer's unique id).
     #[command(name = "queryMsgById")]
     QueryMsgById(QueryMsgByIdArgs),
+    /// Print a broker's runtime figures (-b) or those of every broker of a cluster (-c).
+    #[command(name = "brokerStatus")]
+    BrokerStatus(BrokerTargetArgs),
+    /// Print the settings a broker (-b) or every broker of a cluster (-c) runs with.
+    #[command(name = "getBrokerConfig")]
+    GetBrokerConfig(GetBrokerConfigArgs),
+    /// Change a broker setting at runtime on one broker (-b) or a cluster's masters (-c).
+    #[command(name = "updateBrokerConfig")]
+    UpdateBrokerConfig(UpdateBrokerConfigArgs),
+    /// Show a consumer group's connections, client versions and subscriptions.
+    #[command(name = "consumerConnection")]
+    ConsumerConnection(ConsumerConnectionArgs),
+    /// Show a producer group's connections and client versions.
+    #[command(name = "producerConnection")]
+    ProducerConnection(ProducerConnectionArgs),
+    /// Reset a consumer group's offsets to a point in time, without restarting clients.
+    #[command(name = "resetOffsetByTime")]
+    ResetOffsetByTime(ResetOffsetByTimeArgs),
+    /// Show the message at a queue offset.
+    #[command(name = "queryMsgByOffset")]
+    QueryMsgByOffset(QueryMsgByOffsetArgs),
+    /// Print every message of a topic (optionally within a time range).
+    #[command(name = "printMsg")]
+    PrintMsg(PrintMsgArgs),
+    /// Send one message.
+    #[command(name = "sendMessage")]
+    SendMessage(SendMessageArgs),
+    /// Pull messages of a topic and print them (without committing offsets).
+    #[command(name = "consumeMessage")]
+    ConsumeMessage(ConsumeMessageArgs),
 }
 
 impl Command {
@@ -92,6 +122,16 @@ impl Command {
             Command::ConsumerProgress(_) => "consumerProgress",
             Command::QueryMsgByKey(_) => "queryMsgByKey",
             Command::QueryMsgById(_) => "queryMsgById",
+            Command::BrokerStatus(_) => "brokerStatus",
+            Command::GetBrokerConfig(_) => "getBrokerConfig",
+            Command::UpdateBrokerConfig(_) => "updateBrokerConfig",
+            Command::ConsumerConnection(_) => "consumerConnection",
+            Command::ProducerConnection(_) => "producerConnection",
+            Command::ResetOffsetByTime(_) => "resetOffsetByTime",
+            Command::QueryMsgByOffset(_) => "queryMsgByOffset",
+            Command::PrintMsg(_) => "printMsg",
+            Command::SendMessage(_) => "sendMessage",
+            Command::ConsumeMessage(_) => "consumeMessage",
         }
     }
 }
@@ -295,6 +335,200 @@ pub struct QueryMsgByIdArgs {
     /// Only ask the brokers of this cluster (unique-id lookups).
     #[arg(short = 'c', long = "cluster")]
     pub cluster: Option<String>,
+}
+
+/// One broker (`-b`) or every broker of a cluster (`-c`), exactly one of them.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["broker_addr", "cluster_name"])))]
+pub struct BrokerTargetArgs {
+    /// Broker address (`ip:port`).
+    #[arg(short = 'b', long = "brokerAddr")]
+    pub broker_addr: Option<String>,
+    /// Cluster name (masters and slaves).
+    #[arg(short = 'c', long = "clusterName")]
+    pub cluster_name: Option<String>,
+}
+
+/// `getBrokerConfig` options (`GetBrokerConfigCommand`).
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["broker_addr", "cluster_name"])))]
+pub struct GetBrokerConfigArgs {
+    /// Broker address (`ip:port`).
+    #[arg(short = 'b', long = "brokerAddr")]
+    pub broker_addr: Option<String>,
+    /// Cluster name (each master, then its slaves).
+    #[arg(short = 'c', long = "clusterName")]
+    pub cluster_name: Option<String>,
+}
+
+/// `updateBrokerConfig` options (`UpdateBrokerConfigSubCommand`).
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["broker_addr", "cluster_name"])))]
+pub struct UpdateBrokerConfigArgs {
+    /// Broker address (`ip:port`).
+    #[arg(short = 'b', long = "brokerAddr")]
+    pub broker_addr: Option<String>,
+    /// Cluster name (its masters; with -a also its slaves).
+    #[arg(short = 'c', long = "clusterName")]
+    pub cluster_name: Option<String>,
+    /// With -c: update slaves too (the value is ignored, as in Java).
+    #[arg(short = 'a', long = "updateAllBroker")]
+    pub update_all_broker: Option<String>,
+    /// The key.
+    #[arg(short = 'k', long = "key")]
+    pub key: String,
+    /// The value.
+    #[arg(short = 'v', long = "value")]
+    pub value: String,
+}
+
+/// `consumerConnection` options (`ConsumerConnectionSubCommand`).
+#[derive(Debug, Args)]
+pub struct ConsumerConnectionArgs {
+    /// Consumer group.
+    #[arg(short = 'g', long = "consumerGroup")]
+    pub consumer_group: String,
+    /// Ask this broker (default: a broker of the group's retry topic).
+    #[arg(short = 'b', long = "brokerAddr")]
+    pub broker_addr: Option<String>,
+}
+
+/// `producerConnection` options (`ProducerConnectionSubCommand`).
+#[derive(Debug, Args)]
+pub struct ProducerConnectionArgs {
+    /// Producer group.
+    #[arg(short = 'g', long = "producerGroup")]
+    pub producer_group: String,
+    /// A topic the group produces to (picks the broker to ask).
+    #[arg(short = 't', long = "topic")]
+    pub topic: String,
+}
+
+/// `resetOffsetByTime` options (`ResetOffsetByTimeCommand`).
+#[derive(Debug, Args)]
+pub struct ResetOffsetByTimeArgs {
+    /// Consumer group.
+    #[arg(short = 'g', long = "group")]
+    pub group: String,
+    /// Topic.
+    #[arg(short = 't', long = "topic")]
+    pub topic: String,
+    /// `now`, milliseconds since the epoch, or `yyyy-MM-dd#HH:mm:ss:SSS` (UTC).
+    #[arg(short = 's', long = "timestamp")]
+    pub timestamp: String,
+    /// Deprecated; offsets are always reset (accepted for compatibility).
+    #[arg(short = 'f', long = "force", value_parser = parse_bool)]
+    pub force: Option<bool>,
+    /// Only this broker (`ip:port`), with -q.
+    #[arg(short = 'b', long = "broker")]
+    pub broker: Option<String>,
+    /// Only this queue, with -b.
+    #[arg(short = 'q', long = "queue")]
+    pub queue: Option<i32>,
+    /// With -b and -q: this offset instead of one found by time.
+    #[arg(short = 'o', long = "offset")]
+    pub offset: Option<i64>,
+    /// Accepted for compatibility (Java uses it only for LMQ and timer topics).
+    #[arg(short = 'c', long = "cluster")]
+    pub cluster: Option<String>,
+}
+
+/// `queryMsgByOffset` options (`QueryMsgByOffsetSubCommand`).
+#[derive(Debug, Args)]
+pub struct QueryMsgByOffsetArgs {
+    /// Topic.
+    #[arg(short = 't', long = "topic")]
+    pub topic: String,
+    /// Broker group name.
+    #[arg(short = 'b', long = "brokerName")]
+    pub broker_name: String,
+    /// Queue id.
+    #[arg(short = 'i', long = "queueId")]
+    pub queue_id: i32,
+    /// Queue offset.
+    #[arg(short = 'o', long = "offset")]
+    pub offset: i64,
+    /// Print the body decoded with this charset (only UTF-8 is supported).
+    #[arg(short = 'f', long = "bodyFormat")]
+    pub body_format: Option<String>,
+}
+
+/// `printMsg` options (`PrintMessageSubCommand`).
+#[derive(Debug, Args)]
+pub struct PrintMsgArgs {
+    /// Topic.
+    #[arg(short = 't', long = "topic")]
+    pub topic: String,
+    /// Body charset (only UTF-8 is supported).
+    #[arg(short = 'c', long = "charsetName", default_value = "UTF-8")]
+    pub charset: String,
+    /// TAG subscription expression.
+    #[arg(short = 's', long = "subExpression", default_value = "*")]
+    pub sub_expression: String,
+    /// Begin time (ms or `yyyy-MM-dd#HH:mm:ss:SSS`, UTC).
+    #[arg(short = 'b', long = "beginTimestamp")]
+    pub begin: Option<String>,
+    /// End time (ms or `yyyy-MM-dd#HH:mm:ss:SSS`, UTC).
+    #[arg(short = 'e', long = "endTimestamp")]
+    pub end: Option<String>,
+    /// Print bodies (true/false).
+    #[arg(short = 'd', long = "printBody", value_parser = parse_bool, default_value = "true")]
+    pub print_body: bool,
+}
+
+/// `sendMessage` options (`SendMessageCommand`).
+#[derive(Debug, Args)]
+pub struct SendMessageArgs {
+    /// Topic.
+    #[arg(short = 't', long = "topic")]
+    pub topic: String,
+    /// Body (UTF-8).
+    #[arg(short = 'p', long = "body")]
+    pub body: String,
+    /// Keys.
+    #[arg(short = 'k', long = "key")]
+    pub key: Option<String>,
+    /// Tag.
+    #[arg(short = 'c', long = "tags")]
+    pub tags: Option<String>,
+    /// Broker group to send to.
+    #[arg(short = 'b', long = "broker")]
+    pub broker: Option<String>,
+    /// Queue to send to (needs -b).
+    #[arg(short = 'i', long = "qid")]
+    pub qid: Option<i32>,
+    /// Accepted for compatibility; tracing is not recorded.
+    #[arg(short = 'm', long = "msgTraceEnable", value_parser = parse_bool)]
+    pub msg_trace_enable: Option<bool>,
+}
+
+/// `consumeMessage` options (`ConsumeMessageCommand`).
+#[derive(Debug, Args)]
+pub struct ConsumeMessageArgs {
+    /// Topic.
+    #[arg(short = 't', long = "topic")]
+    pub topic: String,
+    /// Only this broker group.
+    #[arg(short = 'b', long = "brokerName")]
+    pub broker_name: Option<String>,
+    /// Only this queue (needs -b).
+    #[arg(short = 'i', long = "queueId")]
+    pub queue_id: Option<i32>,
+    /// Start at this offset (needs -i).
+    #[arg(short = 'o', long = "offset")]
+    pub offset: Option<i64>,
+    /// Consumer group used for the pulls.
+    #[arg(short = 'g', long = "consumerGroup", default_value = "TOOLS_CONSUMER")]
+    pub consumer_group: String,
+    /// Begin time (ms or `yyyy-MM-dd#HH:mm:ss:SSS`, UTC).
+    #[arg(short = 's', long = "beginTimestamp")]
+    pub begin: Option<String>,
+    /// End time (ms or `yyyy-MM-dd#HH:mm:ss:SSS`, UTC).
+    #[arg(short = 'e', long = "endTimestamp")]
+    pub end: Option<String>,
+    /// How many messages at most.
+    #[arg(short = 'c', long = "MessageNumber", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub message_number: u64,
 }
 
 #[cfg(test)]

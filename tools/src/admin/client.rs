@@ -8,11 +8,18 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rocketmq_common::admin::{ConsumeStats, TopicStatsTable};
+use rocketmq_common::admin::{
+    ConsumeStats, ConsumerConnection, ProducerConnection, ResetOffsetBody, TopicStatsTable,
+};
 use rocketmq_common::json::from_slice_lenient;
 use rocketmq_common::protocol::headers::broker::{
     CreateTopicRequestHeader, DeleteSubscriptionGroupRequestHeader, DeleteTopicRequestHeader,
-    GetConsumeStatsRequestHeader, GetTopicStatsInfoRequestHeader, QueryMessageRequestHeader,
+    GetConsumeStatsRequestHeader, GetConsumerConnectionListRequestHeader,
+    GetMaxOffsetRequestHeader, GetProducerConnectionListRequestHeader,
+    GetTopicStatsInfoRequestHeader, OffsetResponseHeader, PullMessageRequestHeader,
+    PullMessageResponseHeader, QueryMessageRequestHeader, QueueRequestHeader,
+    ResetOffsetRequestHeader, SearchOffsetRequestHeader, SendMessageRequestHeader,
+    SendMessageRequestHeaderV2, SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader,
     ViewMessageRequestHeader,
 };
 use rocketmq_common::protocol::headers::namesrv::{
@@ -336,6 +343,216 @@ impl AdminClient {
         StoredMessage::decode(&response.body).map_err(|e| (addr, e).into())
     }
 
+    /// GET_BROKER_CONFIG (26): the broker's settings in effect, as `key=value` pairs.
+    pub async fn broker_config(&self, addr: &str) -> Result<Vec<(String, String)>, AdminError> {
+        let request = RemotingCommand::bare_request(RequestCode::GET_BROKER_CONFIG);
+        let response = self.broker_invoke_ok(addr, request).await?;
+        let text = std::str::from_utf8(&response.body)
+            .map_err(|e| AdminError::bad_body(addr, "broker config (properties)", e))?;
+        Ok(rocketmq_common::config::Properties::parse(text)
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
+    /// UPDATE_BROKER_CONFIG (25) of one key.
+    pub async fn update_broker_config(
+        &self,
+        addr: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), AdminError> {
+        let request = RemotingCommand::bare_request(RequestCode::UPDATE_BROKER_CONFIG)
+            .with_body(format!("{key}={value}\n").into_bytes());
+        self.broker_invoke_ok(addr, request).await?;
+        Ok(())
+    }
+
+    /// GET_CONSUMER_CONNECTION_LIST (203).
+    pub async fn consumer_connection(
+        &self,
+        addr: &str,
+        group: &str,
+    ) -> Result<ConsumerConnection, AdminError> {
+        let request = RemotingCommand::request(
+            RequestCode::GET_CONSUMER_CONNECTION_LIST,
+            &GetConsumerConnectionListRequestHeader {
+                consumer_group: group.to_string(),
+            },
+        );
+        let response = self.broker_invoke_ok(addr, request).await?;
+        from_slice_lenient(&response.body)
+            .map_err(|e| AdminError::bad_body(addr, "consumer connections", e))
+    }
+
+    /// GET_PRODUCER_CONNECTION_LIST (204).
+    pub async fn producer_connection(
+        &self,
+        addr: &str,
+        group: &str,
+    ) -> Result<ProducerConnection, AdminError> {
+        let request = RemotingCommand::request(
+            RequestCode::GET_PRODUCER_CONNECTION_LIST,
+            &GetProducerConnectionListRequestHeader {
+                producer_group: group.to_string(),
+            },
+        );
+        let response = self.broker_invoke_ok(addr, request).await?;
+        from_slice_lenient(&response.body)
+            .map_err(|e| AdminError::bad_body(addr, "producer connections", e))
+    }
+
+    /// INVOKE_BROKER_TO_RESET_OFFSET (222).
+    pub async fn reset_offset(
+        &self,
+        addr: &str,
+        header: &ResetOffsetRequestHeader,
+    ) -> Result<ResetOffsetBody, AdminError> {
+        let request = RemotingCommand::request(RequestCode::INVOKE_BROKER_TO_RESET_OFFSET, header);
+        let response = self.broker_invoke_ok(addr, request).await?;
+        ResetOffsetBody::from_fastjson(&response.body).map_err(|e| (addr, e).into())
+    }
+
+    /// UPDATE_CONSUMER_OFFSET (15), answered (not oneway) so failures show.
+    pub async fn update_consumer_offset(
+        &self,
+        addr: &str,
+        header: &UpdateConsumerOffsetRequestHeader,
+    ) -> Result<(), AdminError> {
+        let request = RemotingCommand::request(RequestCode::UPDATE_CONSUMER_OFFSET, header);
+        self.broker_invoke_ok(addr, request).await?;
+        Ok(())
+    }
+
+    /// GET_MIN_OFFSET (31) or GET_MAX_OFFSET (30) of a queue.
+    pub async fn queue_offset(
+        &self,
+        addr: &str,
+        topic: &str,
+        queue_id: i32,
+        max: bool,
+    ) -> Result<i64, AdminError> {
+        let request = if max {
+            RemotingCommand::request(
+                RequestCode::GET_MAX_OFFSET,
+                &GetMaxOffsetRequestHeader {
+                    topic: topic.to_string(),
+                    queue_id,
+                    committed: None,
+                    broker_name: None,
+                },
+            )
+        } else {
+            RemotingCommand::request(
+                RequestCode::GET_MIN_OFFSET,
+                &QueueRequestHeader {
+                    topic: topic.to_string(),
+                    queue_id,
+                    broker_name: None,
+                },
+            )
+        };
+        let response = self.broker_invoke_ok(addr, request).await?;
+        let h: OffsetResponseHeader = response
+            .decode_header()
+            .map_err(|e| AdminError::bad_body(addr, "offset header", e))?;
+        Ok(h.offset)
+    }
+
+    /// SEARCH_OFFSET_BY_TIMESTAMP (29): the first offset stored at or after `timestamp`.
+    pub async fn search_offset(
+        &self,
+        addr: &str,
+        topic: &str,
+        queue_id: i32,
+        timestamp: i64,
+    ) -> Result<i64, AdminError> {
+        let request = RemotingCommand::request(
+            RequestCode::SEARCH_OFFSET_BY_TIMESTAMP,
+            &SearchOffsetRequestHeader {
+                topic: topic.to_string(),
+                queue_id,
+                timestamp,
+                boundary_type: None,
+                broker_name: None,
+            },
+        );
+        let response = self.broker_invoke_ok(addr, request).await?;
+        let h: OffsetResponseHeader = response
+            .decode_header()
+            .map_err(|e| AdminError::bad_body(addr, "offset header", e))?;
+        Ok(h.offset)
+    }
+
+    /// PULL_MESSAGE (11) as Java's tools pull: no commit, no suspension, a TAG
+    /// subscription. Returns the response code, the next offset and the messages.
+    pub async fn pull(
+        &self,
+        addr: &str,
+        queue: &PullQueue<'_>,
+        offset: i64,
+        max: i32,
+        expression: &str,
+    ) -> Result<PullBatch, AdminError> {
+        let header = PullMessageRequestHeader {
+            consumer_group: queue.group.to_string(),
+            topic: queue.topic.to_string(),
+            queue_id: queue.queue_id,
+            queue_offset: offset,
+            max_msg_nums: max,
+            sys_flag: PULL_FLAG_SUBSCRIPTION,
+            commit_offset: 0,
+            suspend_timeout_millis: 0,
+            subscription: Some(expression.to_string()),
+            sub_version: 0,
+            expression_type: Some("TAG".into()),
+            ..Default::default()
+        };
+        let request = RemotingCommand::request(RequestCode::PULL_MESSAGE, &header);
+        let response = self.remoting.invoke(addr, request, self.timeout).await?;
+        let code = response.code;
+        let found = code == ResponseCode::Success.as_i32();
+        let known = [
+            ResponseCode::PullNotFound.as_i32(),
+            ResponseCode::PullRetryImmediately.as_i32(),
+            ResponseCode::PullOffsetMoved.as_i32(),
+        ];
+        if !found && !known.contains(&code) {
+            return Err(check_success(addr, response).unwrap_err());
+        }
+        let h: PullMessageResponseHeader = response
+            .decode_header()
+            .map_err(|e| AdminError::bad_body(addr, "pull header", e))?;
+        let messages = if found {
+            StoredMessage::decode_all(&response.body).map_err(|e| AdminError::from((addr, e)))?
+        } else {
+            Vec::new()
+        };
+        Ok(PullBatch {
+            status: PullStatus::from_code(code),
+            next_begin_offset: h.next_begin_offset,
+            min_offset: h.min_offset,
+            max_offset: h.max_offset,
+            messages,
+        })
+    }
+
+    /// SEND_MESSAGE_V2 (310) of one message; returns the response header.
+    pub async fn send_message(
+        &self,
+        addr: &str,
+        header: SendMessageRequestHeader,
+        body: Vec<u8>,
+    ) -> Result<SendMessageResponseHeader, AdminError> {
+        let header: SendMessageRequestHeaderV2 = header.into();
+        let request =
+            RemotingCommand::request(RequestCode::SEND_MESSAGE_V2, &header).with_body(body);
+        let response = self.broker_invoke_ok(addr, request).await?;
+        response
+            .decode_header()
+            .map_err(|e| AdminError::bad_body(addr, "send response header", e))
+    }
+
     /// GET_BROKER_RUNTIME_INFO (28): the broker's runtime figures (TPS, version, ...).
     pub async fn broker_runtime_info(&self, addr: &str) -> Result<KvTable, AdminError> {
         let request = RemotingCommand::bare_request(RequestCode::GET_BROKER_RUNTIME_INFO);
@@ -343,6 +560,69 @@ impl AdminClient {
         from_slice_lenient(&response.body)
             .map_err(|e| AdminError::bad_body(addr, "runtime info (KVTable)", e))
     }
+}
+
+/// PullSysFlag: the request carries its subscription.
+const PULL_FLAG_SUBSCRIPTION: i32 = 0x4;
+
+/// Which queue a pull reads, for which group.
+#[derive(Debug, Clone, Copy)]
+pub struct PullQueue<'a> {
+    /// Consumer group.
+    pub group: &'a str,
+    /// Topic.
+    pub topic: &'a str,
+    /// Queue.
+    pub queue_id: i32,
+}
+
+/// Java's `PullStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullStatus {
+    /// Messages returned.
+    Found,
+    /// Nothing new at this offset.
+    NoNewMsg,
+    /// Messages there, none matched the subscription.
+    NoMatchedMsg,
+    /// The offset is outside the queue.
+    OffsetIllegal,
+}
+
+impl PullStatus {
+    fn from_code(code: i32) -> Self {
+        match ResponseCode::from_i32(code) {
+            Some(ResponseCode::Success) => Self::Found,
+            Some(ResponseCode::PullRetryImmediately) => Self::NoMatchedMsg,
+            Some(ResponseCode::PullOffsetMoved) => Self::OffsetIllegal,
+            _ => Self::NoNewMsg,
+        }
+    }
+
+    /// Java's enum name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Found => "FOUND",
+            Self::NoNewMsg => "NO_NEW_MSG",
+            Self::NoMatchedMsg => "NO_MATCHED_MSG",
+            Self::OffsetIllegal => "OFFSET_ILLEGAL",
+        }
+    }
+}
+
+/// What one pull returned.
+#[derive(Debug, Clone)]
+pub struct PullBatch {
+    /// Outcome.
+    pub status: PullStatus,
+    /// Where the next pull starts.
+    pub next_begin_offset: i64,
+    /// Queue min offset.
+    pub min_offset: i64,
+    /// Queue max offset.
+    pub max_offset: i64,
+    /// Messages (empty unless found).
+    pub messages: Vec<StoredMessage>,
 }
 
 /// Turns an error response into [`RemotingError::Response`].

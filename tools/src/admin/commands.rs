@@ -27,6 +27,7 @@ use super::client::{
 use super::error::AdminError;
 use super::format::{human_time_millis, human_time_seconds, perm_to_string, truncate};
 use super::message::{ReadableBody, StoredMessage};
+use super::{broker_commands, message_commands};
 
 /// Retry topic of a consumer group (`MixAll.getRetryTopic`).
 pub fn retry_topic(group: &str) -> String {
@@ -62,6 +63,24 @@ pub async fn run(
         Command::ConsumerProgress(a) => consumer_progress(client, a, out).await,
         Command::QueryMsgByKey(a) => query_msg_by_key(client, a, out).await,
         Command::QueryMsgById(a) => query_msg_by_id(client, a, out).await,
+        Command::BrokerStatus(a) => broker_commands::broker_status(client, a, out).await,
+        Command::GetBrokerConfig(a) => broker_commands::get_broker_config(client, a, out).await,
+        Command::UpdateBrokerConfig(a) => {
+            broker_commands::update_broker_config(client, a, out).await
+        }
+        Command::ConsumerConnection(a) => {
+            broker_commands::consumer_connection(client, a, out).await
+        }
+        Command::ProducerConnection(a) => {
+            broker_commands::producer_connection(client, a, out).await
+        }
+        Command::ResetOffsetByTime(a) => {
+            broker_commands::reset_offset_by_time(client, a, out).await
+        }
+        Command::QueryMsgByOffset(a) => message_commands::query_msg_by_offset(client, a, out).await,
+        Command::PrintMsg(a) => message_commands::print_msg(client, a, out).await,
+        Command::SendMessage(a) => message_commands::send_message(client, a, out).await,
+        Command::ConsumeMessage(a) => message_commands::consume_message(client, a, out).await,
     }
 }
 
@@ -500,41 +519,89 @@ pub struct ClusterRow {
     pub runtime: BTreeMap<String, String>,
 }
 
-/// `clusterList` output: Java's first columns, with version and TPS where the broker
-/// reports them.
+/// `clusterList` output in Java's columns (`ClusterListSubCommand`): version, in/out TPS
+/// with queue load, timer progress, page-cache lock wait, hours of messages kept, disk use
+/// and whether the broker is active. A broker that did not answer keeps its first columns.
 pub fn cluster_table(rows: &[ClusterRow]) -> String {
-    let line = |c: &str, b: &str, id: &str, addr: &str, v: &str, tin: &str, tout: &str| {
-        format!("{c:<22}  {b:<22}  {id:<4}  {addr:<22} {v:<16}  {tin:>16}  {tout:>16}\n")
-    };
-    let mut text = line(
+    let mut text = format!(
+        "{:<22}  {:<22}  {:<4}  {:<22} {:<16}  {:>16}  {:>30}  {:<22}  {:<11}  {:<12}  {:<8}  {:<10}\n",
         "#Cluster Name",
         "#Broker Name",
         "#BID",
         "#Addr",
         "#Version",
-        "#InTPS",
-        "#OutTPS",
+        "#InTPS(LOAD)",
+        "#OutTPS(LOAD)",
+        "#Timer(Progress)",
+        "#PCWait(ms)",
+        "#Hour",
+        "#SPACE",
+        "#ACTIVATED"
     );
-    // Java reports "putTps"/"getTransferredTps" as "10s 1m 10m" averages; show the first.
-    let tps = |row: &ClusterRow, key: &str| {
-        row.runtime
-            .get(key)
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(|v| format!("{v:.2}"))
-            .unwrap_or_default()
-    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     for row in rows {
-        text += &line(
-            &row.cluster,
-            &row.broker_name,
-            &row.broker_id.to_string(),
-            &row.addr,
-            row.runtime
-                .get("brokerVersionDesc")
-                .map_or("", String::as_str),
-            &tps(row, "putTps"),
-            &tps(row, "getTransferredTps"),
+        let rt = &row.runtime;
+        let get = |k: &str| rt.get(k).map_or("", String::as_str);
+        let num = |k: &str| get(k).trim().parse::<f64>().unwrap_or(0.0);
+        // "putTps"/"getTransferredTps" hold "10s 1m 10m" averages; Java shows the first.
+        let first = |k: &str| {
+            get(k)
+                .split(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let (version, in_tps, out_tps, timer, pc_wait, hours, space, active) = if rt.is_empty() {
+            Default::default()
+        } else {
+            let or_n = |k: &str| if get(k).is_empty() { "N" } else { get(k) };
+            let earliest = get("earliestMessageTimeStamp").parse::<i64>().unwrap_or(0);
+            (
+                get("brokerVersionDesc").to_string(),
+                format!(
+                    "{:9.2}({},{}ms)",
+                    first("putTps"),
+                    get("sendThreadPoolQueueSize"),
+                    get("sendThreadPoolQueueHeadWaitTimeMills")
+                ),
+                format!(
+                    "{:9.2}({},{}ms|{},{}ms)",
+                    first("getTransferredTps"),
+                    get("pullThreadPoolQueueSize"),
+                    get("pullThreadPoolQueueHeadWaitTimeMills"),
+                    or_n("ackThreadPoolQueueSize"),
+                    or_n("ackThreadPoolQueueHeadWaitTimeMills")
+                ),
+                format!(
+                    "{}-{}({:.1}w, {:.1}, {:.1})",
+                    num("timerReadBehind") as i64,
+                    num("timerOffsetBehind") as i64,
+                    num("timerCongestNum") / 10000.0,
+                    num("timerEnqueueTps"),
+                    num("timerDequeueTps")
+                ),
+                get("pageCacheLockTimeMills").to_string(),
+                format!("{:2.2}", (now - earliest) as f64 / 3_600_000.0),
+                format!("{:.4}", num("commitLogDiskRatio")),
+                get("brokerActive").eq_ignore_ascii_case("true").to_string(),
+            )
+        };
+        text += &format!(
+            "{:<22}  {:<22}  {:<4}  {:<22} {:<16}  {:>16}  {:>30}  {:<22}  {:>11}  {:<12}  {:<8}  {:>10}\n",
+            row.cluster,
+            row.broker_name,
+            row.broker_id,
+            row.addr,
+            version,
+            in_tps,
+            out_tps,
+            timer,
+            pc_wait,
+            hours,
+            space,
+            active
         );
     }
     text
@@ -1233,11 +1300,20 @@ mod tests {
         assert!(
             lines[0].starts_with("#Cluster Name           #Broker Name            #BID  #Addr")
         );
+        assert!(lines[0].contains("#InTPS(LOAD)") && lines[0].ends_with("#ACTIVATED"));
         let cols: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
-            cols,
-            ["C", "broker-a", "0", "10.0.0.1:10911", "V5_3_3", "12.50"]
+            &cols[..6],
+            [
+                "C",
+                "broker-a",
+                "0",
+                "10.0.0.1:10911",
+                "V5_3_3",
+                "12.50(,ms)"
+            ]
         );
+        assert_eq!(cols.last(), Some(&"false"));
         let cols: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(cols, ["C", "broker-a", "1", "10.0.0.2:10911"]);
     }

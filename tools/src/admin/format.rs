@@ -21,6 +21,54 @@ pub fn human_time_seconds(millis: i64) -> String {
     )
 }
 
+/// A time argument as Java's tools take it: `now`, milliseconds since the epoch, or
+/// `yyyy-MM-dd#HH:mm:ss:SSS` (read as UTC, like everything this tool prints).
+pub fn parse_time_arg(raw: &str, now_millis: i64) -> Result<i64, String> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("now") {
+        return Ok(now_millis);
+    }
+    if let Ok(ms) = raw.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || format!("{raw:?} is neither now, milliseconds, nor yyyy-MM-dd#HH:mm:ss:SSS");
+    let (date, time) = raw.split_once('#').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let (&[y, mo, da], &[h, mi, se, ms]) = (d.as_slice(), t.as_slice()) else {
+        return Err(bad());
+    };
+    if !(1..=12).contains(&mo)
+        || !(1..=31).contains(&da)
+        || h > 23
+        || mi > 59
+        || se > 59
+        || ms > 999
+    {
+        return Err(bad());
+    }
+    Ok(days_from_civil(y, mo as u32, da as u32) * 86_400_000
+        + ((h * 60 + mi) * 60 + se) * 1000
+        + ms)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (inverse of `civil_from_days`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// A UTC calendar date and time of day.
 struct CivilTime {
     year: i64,
@@ -100,6 +148,18 @@ mod tests {
             "2024-12-31 23:59:59,999"
         );
         assert_eq!(human_time_millis(-1), "1969-12-31 23:59:59,999");
+        for ms in [0, 1_700_000_000_123, 951_782_400_000, 1_735_689_599_999] {
+            let t = CivilTime::from_unix_millis(ms);
+            let text = format!(
+                "{:04}-{:02}-{:02}#{:02}:{:02}:{:02}:{:03}",
+                t.year, t.month, t.day, t.hour, t.minute, t.second, t.milli
+            );
+            assert_eq!(parse_time_arg(&text, 0), Ok(ms), "{text}");
+        }
+        assert_eq!(parse_time_arg("now", 42), Ok(42));
+        assert_eq!(parse_time_arg("1700000000000", 0), Ok(1_700_000_000_000));
+        assert!(parse_time_arg("2024-13-01#00:00:00:000", 0).is_err());
+        assert!(parse_time_arg("yesterday", 0).is_err());
     }
 
     #[test]

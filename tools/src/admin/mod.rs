@@ -2,7 +2,9 @@
 //!
 //! - [`cli`] — the command line (RocketMQ's command names and flags);
 //! - [`client`] — [`AdminClient`](client::AdminClient), one method per admin request;
-//! - [`commands`] — what each command does and prints ([`commands::run`]);
+//! - [`commands`] — what each command does and prints ([`commands::run`]), with
+//!   [`broker_commands`] (broker status and config, client connections, offset resets)
+//!   and [`message_commands`] (reading and sending messages through the client paths);
 //! - [`message`] — stored messages as query answers carry them;
 //! - [`format`] — Java-compatible time, permission and column formatting;
 //! - [`error`] — [`AdminError`](error::AdminError).
@@ -10,12 +12,14 @@
 //! The binary (`src/bin/mqadmin.rs`) only parses arguments, builds a client and calls
 //! [`run_cli`]; everything else lives here so tests can drive it in-process.
 
+pub mod broker_commands;
 pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod error;
 pub mod format;
 pub mod message;
+pub mod message_commands;
 
 use std::io::Write;
 use std::time::Duration;

@@ -482,3 +482,37 @@ command_header! {
         broker_name: Option<String> = "bname",
     }
 }
+
+command_header! {
+    /// GET_PRODUCER_CONNECTION_LIST (204) request.
+    pub struct GetProducerConnectionListRequestHeader {
+        /// Producer group.
+        producer_group: String = "producerGroup",
+    }
+}
+
+command_header! {
+    /// INVOKE_BROKER_TO_RESET_OFFSET (222) request (`ResetOffsetRequestHeader`).
+    pub struct ResetOffsetRequestHeader {
+        /// Topic.
+        topic: String = "topic",
+        /// Consumer group.
+        group: String = "group",
+        /// Reset to the first message stored at or after this time (ms); -1 = the end.
+        timestamp: i64 = "timestamp",
+        /// Reset even when the group is behind the target (legacy; always honoured).
+        is_force: Option<bool> = "isForce",
+        /// One queue (-1 = all).
+        queue_id: Option<i32> = "queueId",
+        /// Explicit offset for `queue_id` (-1 or absent = by timestamp).
+        offset: Option<i64> = "offset",
+    }
+}
+
+command_header! {
+    /// GET_BROKER_CONFIG (26) response.
+    pub struct GetBrokerConfigResponseHeader {
+        /// The config's DataVersion as JSON.
+        version: String = "version",
+    }
+}
