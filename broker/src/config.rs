@@ -9,6 +9,7 @@ use std::time::Duration;
 use rocketmq_common::config::{
     ApplyProperties, CollectValues, ConfigError, ConfigValue, FieldVisitor, Properties,
 };
+use rocketmq_common::remoting::ServerConfig;
 
 use crate::store::MessageStoreConfig;
 use crate::timer::TimerConfig;
@@ -87,6 +88,11 @@ pub struct BrokerConfig {
     /// `enablePropertyFilter`: accept SQL92 subscriptions. On by default here (Java's
     /// default is off): evaluation costs only the consumers that ask for it.
     pub enable_property_filter: bool,
+    /// `serverMaxBufferedFrameBytes` (96 MiB): bytes all connections together may buffer
+    /// for frames still arriving; a large frame past it closes its connection.
+    pub server_max_buffered_frame_bytes: usize,
+    /// `serverMaxConnections` (10000): connections open at once.
+    pub server_max_connections: usize,
     /// Timer message settings (`timerWheelEnable`, `timerPrecisionMs`, ...).
     pub timer: TimerConfig,
     /// The store's settings.
@@ -125,6 +131,8 @@ impl Default for BrokerConfig {
             reject_transaction_message: false,
             rebalance_lock_max_live_time: Duration::from_secs(60),
             enable_property_filter: true,
+            server_max_buffered_frame_bytes: ServerConfig::default().max_buffered_frame_bytes,
+            server_max_connections: ServerConfig::default().max_connections,
             timer: TimerConfig::default(),
             store: MessageStoreConfig::with_root(home.join("store")),
         }
@@ -207,7 +215,12 @@ impl BrokerConfig {
             "rebalanceLockMaxLiveTime",
             &mut self.rebalance_lock_max_live_time,
         )?;
-        v.field("enablePropertyFilter", &mut self.enable_property_filter)
+        v.field("enablePropertyFilter", &mut self.enable_property_filter)?;
+        v.field(
+            "serverMaxBufferedFrameBytes",
+            &mut self.server_max_buffered_frame_bytes,
+        )?;
+        v.field("serverMaxConnections", &mut self.server_max_connections)
     }
 
     /// Every key with the value in effect (GET_BROKER_CONFIG), the store's and the timer's

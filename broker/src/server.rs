@@ -297,6 +297,8 @@ impl BrokerServer {
         let remoting = RemotingServer::new(
             ServerConfig {
                 listen_addr,
+                max_buffered_frame_bytes: config.server_max_buffered_frame_bytes,
+                max_connections: config.server_max_connections,
                 ..ServerConfig::default()
             },
             processor::dispatcher(ctx.clone()),

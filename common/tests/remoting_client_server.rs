@@ -401,3 +401,123 @@ async fn a_panicking_processor_closes_only_its_connection() {
         .await
         .unwrap();
 }
+
+/// Resident memory of this process in bytes (Linux).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Thirty clients each announce a 16 MiB frame and trickle 15 MiB of it: the server holds
+/// at most its budget for them (the rest are closed), memory stays bounded, and an ordinary
+/// client is served throughout; once they are gone a legitimate large frame goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incomplete_frames_are_bounded_by_a_server_wide_budget() {
+    use tokio::io::AsyncWriteExt;
+    const BUDGET: usize = 40 * 1024 * 1024;
+    let server = start_server(ServerConfig {
+        max_buffered_frame_bytes: BUDGET,
+        ..loopback_config()
+    })
+    .await;
+    let addr = server.handle.local_addr();
+    let before = rss_bytes();
+    let mut hostile = Vec::new();
+    for _ in 0..30 {
+        hostile.push(tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut head = Vec::new();
+            head.extend_from_slice(&(16i32 * 1024 * 1024).to_be_bytes());
+            head.extend_from_slice(&0i32.to_be_bytes());
+            if s.write_all(&head).await.is_err() {
+                return false;
+            }
+            let chunk = vec![0x5Au8; 1024 * 1024];
+            for _ in 0..15 {
+                if s.write_all(&chunk).await.is_err() {
+                    return false; // closed by the server
+                }
+            }
+            // Still open: hold the connection (and the server's buffer) for a while.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            true
+        }));
+    }
+    let client = RemotingClient::new(ClientConfig::default());
+    let echo = client
+        .invoke(
+            &addr.to_string(),
+            RemotingCommand::bare_request(ECHO).with_body("hi"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        &echo.body[..],
+        b"hi",
+        "ordinary clients are served meanwhile"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let grown = rss_bytes().saturating_sub(before);
+    let mut kept = 0;
+    for h in hostile {
+        kept += usize::from(h.await.unwrap());
+    }
+    assert!(
+        kept <= BUDGET / (16 * 1024 * 1024) + 1,
+        "{kept} hostile connections kept"
+    );
+    assert!(kept < 30, "the budget must have refused some");
+    assert!(
+        grown < (BUDGET + 48 * 1024 * 1024) as u64,
+        "RSS grew by {} MiB with a {} MiB budget",
+        grown >> 20,
+        BUDGET >> 20
+    );
+    // A legitimate 5 MiB frame fits once the hostile ones are gone.
+    let big = vec![7u8; 5 * 1024 * 1024];
+    let echo = client
+        .invoke(
+            &addr.to_string(),
+            RemotingCommand::bare_request(ECHO).with_body(big.clone()),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(echo.body.len(), big.len());
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_closed_at_once() {
+    let server = start_server(ServerConfig {
+        max_connections: 3,
+        ..loopback_config()
+    })
+    .await;
+    let addr = server.handle.local_addr();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf))
+        .await
+        .expect("closed promptly")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the fourth connection is closed");
+    drop(held);
+    // Room again once the others are gone.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = RemotingClient::new(ClientConfig::default());
+    client
+        .invoke(
+            &addr.to_string(),
+            RemotingCommand::bare_request(ECHO),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+}

@@ -42,16 +42,112 @@ pub enum CodecError {
     /// The header bytes do not decode.
     #[error(transparent)]
     Header(#[from] HeaderDecodeError),
+    /// Buffering the rest of this frame would exceed the server-wide budget for
+    /// incomplete frames.
+    #[error(
+        "frame of {size} bytes refused: the server already buffers {buffered} of its {limit} bytes for incomplete frames"
+    )]
+    BufferBudgetExhausted {
+        /// Declared size.
+        size: usize,
+        /// Bytes buffered server-wide when refused.
+        buffered: usize,
+        /// The budget.
+        limit: usize,
+    },
     /// Socket error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
 
+/// Bytes a connection may buffer for an incomplete frame without drawing on the shared
+/// budget: every ordinary request fits, so only large frames compete for it.
+pub const FRAME_BUDGET_FREE_BYTES: usize = 64 * 1024;
+
+/// A server-wide limit on bytes buffered for frames that have not fully arrived.
+///
+/// Each connection's decoder reserves a frame's full size from it before buffering a
+/// frame larger than [`FRAME_BUDGET_FREE_BYTES`], and returns it when the frame is
+/// complete or the connection ends; a frame that does not fit is refused and its
+/// connection closed. However many clients announce large frames and trickle them in, the
+/// memory held for them stays below the limit.
+#[derive(Debug)]
+pub struct FrameBudget {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl FrameBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            used: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes currently reserved.
+    pub fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    fn try_acquire(&self, n: usize) -> Result<(), usize> {
+        use std::sync::atomic::Ordering;
+        let mut cur = self.used.load(Ordering::Acquire);
+        loop {
+            if cur + n > self.limit {
+                return Err(cur);
+            }
+            match self
+                .used
+                .compare_exchange_weak(cur, cur + n, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    fn release(&self, n: usize) {
+        self.used.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Encodes and decodes Remoting frames.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RemotingCodec {
     max_frame_size: usize,
     serialize_type: SerializeType,
+    budget: Option<std::sync::Arc<FrameBudget>>,
+    /// Bytes this decoder holds from `budget` for the frame it is receiving.
+    held: usize,
+}
+
+impl Clone for RemotingCodec {
+    /// A fresh codec with the same settings; reservations are not cloned.
+    fn clone(&self) -> Self {
+        Self {
+            max_frame_size: self.max_frame_size,
+            serialize_type: self.serialize_type,
+            budget: self.budget.clone(),
+            held: 0,
+        }
+    }
+}
+
+impl Drop for RemotingCodec {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget
+            && self.held > 0
+        {
+            b.release(self.held);
+        }
+    }
 }
 
 impl Default for RemotingCodec {
@@ -67,7 +163,15 @@ impl RemotingCodec {
         Self {
             max_frame_size,
             serialize_type,
+            budget: None,
+            held: 0,
         }
+    }
+
+    /// Draws large incomplete frames from `budget` (see [`FrameBudget`]).
+    pub fn with_budget(mut self, budget: std::sync::Arc<FrameBudget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// The header encoding used for frames this codec writes.
@@ -118,9 +222,29 @@ impl Decoder for RemotingCodec {
             });
         }
         if src.len() < 4 + total {
-            // Reserve only what this frame declared, which the check above bounds.
-            src.reserve(4 + total - src.len());
+            let need = 4 + total;
+            if need > FRAME_BUDGET_FREE_BYTES
+                && self.held < need
+                && let Some(budget) = &self.budget
+            {
+                budget.try_acquire(need - self.held).map_err(|buffered| {
+                    CodecError::BufferBudgetExhausted {
+                        size: total,
+                        buffered,
+                        limit: budget.limit(),
+                    }
+                })?;
+                self.held = need;
+            }
+            // Reserve only what this frame declared, which the checks above bound.
+            src.reserve(need - src.len());
             return Ok(None);
+        }
+        if self.held > 0 {
+            if let Some(budget) = &self.budget {
+                budget.release(self.held);
+            }
+            self.held = 0;
         }
         src.advance(4);
         let mut frame = src.split_to(total);

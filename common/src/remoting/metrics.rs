@@ -34,6 +34,10 @@ pub struct RemotingMetrics {
     pub connections_total: Counter<u64, AtomicU64>,
     /// Connections closed because of a malformed frame.
     pub malformed_frames: Counter<u64, AtomicU64>,
+    /// Connections closed because their frame did not fit the buffer budget.
+    pub frame_budget_refusals: Counter<u64, AtomicU64>,
+    /// Connections closed at once because too many were open.
+    pub connections_refused: Counter<u64, AtomicU64>,
     /// Requests handled, by request and response code.
     pub requests: Family<RequestLabels, Counter<u64, AtomicU64>>,
     /// Time from a request's arrival to its response being queued, by request code.
@@ -46,6 +50,8 @@ impl Default for RemotingMetrics {
             connections_open: Gauge::default(),
             connections_total: Counter::default(),
             malformed_frames: Counter::default(),
+            frame_budget_refusals: Counter::default(),
+            connections_refused: Counter::default(),
             requests: Family::default(),
             // 10 µs .. ~5 s covers an in-memory route lookup up to a long-polled pull.
             request_seconds: Family::new_with_constructor(|| {
@@ -73,6 +79,16 @@ impl RemotingMetrics {
             "remoting_malformed_frames",
             "Connections closed because of a malformed frame",
             m.malformed_frames.clone(),
+        );
+        registry.register(
+            "remoting_frame_budget_refusals",
+            "Connections closed because a large frame did not fit the server's buffer budget",
+            m.frame_budget_refusals.clone(),
+        );
+        registry.register(
+            "remoting_connections_refused",
+            "Connections closed on accept because too many were open",
+            m.connections_refused.clone(),
         );
         registry.register(
             "remoting_requests",

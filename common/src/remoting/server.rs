@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::protocol::codec::{DEFAULT_MAX_FRAME_SIZE, RemotingCodec};
+use crate::protocol::codec::{DEFAULT_MAX_FRAME_SIZE, FrameBudget, RemotingCodec};
 use crate::protocol::{HeaderError, RemotingCommand, ResponseCode, SerializeType};
 
 use super::metrics::{CodeLabels, RemotingMetrics, RequestLabels};
@@ -48,6 +48,11 @@ pub struct ServerConfig {
     pub write_queue_capacity: usize,
     /// How long shutdown waits for in-flight requests to finish.
     pub shutdown_grace: Duration,
+    /// Bytes all connections together may buffer for frames still arriving (see
+    /// [`FrameBudget`]); a large frame past it closes its connection.
+    pub max_buffered_frame_bytes: usize,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +65,9 @@ impl Default for ServerConfig {
             max_in_flight_per_connection: 1024,
             write_queue_capacity: 1024,
             shutdown_grace: Duration::from_secs(10),
+            // Sixteen 4 MiB messages arriving at the same moment, plus headroom.
+            max_buffered_frame_bytes: 96 * 1024 * 1024,
+            max_connections: 10_000,
         }
     }
 }
@@ -230,6 +238,8 @@ pub struct RemotingServer {
     dispatcher: Arc<Dispatcher>,
     listener: Option<Arc<dyn ConnectionListener>>,
     metrics: RemotingMetrics,
+    frame_budget: Arc<FrameBudget>,
+    open_connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Controls a running server.
@@ -264,10 +274,12 @@ impl RemotingServer {
     /// A server that dispatches through `dispatcher`.
     pub fn new(config: ServerConfig, dispatcher: Dispatcher) -> Self {
         Self {
+            frame_budget: Arc::new(FrameBudget::new(config.max_buffered_frame_bytes)),
             config,
             dispatcher: Arc::new(dispatcher),
             listener: None,
             metrics: RemotingMetrics::default(),
+            open_connections: Arc::default(),
         }
     }
 
@@ -305,6 +317,14 @@ impl RemotingServer {
                 };
                 match accepted {
                     Ok((stream, peer)) => {
+                        let open = shared.open_connections.fetch_add(1, Ordering::AcqRel);
+                        if open >= shared.config.max_connections {
+                            shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+                            shared.metrics.connections_refused.inc();
+                            warn!(%peer, open, max = shared.config.max_connections, "connection refused: too many open connections");
+                            drop(stream);
+                            continue;
+                        }
                         let server = shared.clone();
                         let token = shutdown.child_token();
                         accept_tracker.spawn(async move {
@@ -336,7 +356,10 @@ impl RemotingServer {
             let _ = stream.set_nodelay(true);
             let (read_half, write_half) = stream.into_split();
             let codec = RemotingCodec::new(self.config.max_frame_size, self.config.serialize_type);
-            let mut reader = FramedRead::new(read_half, codec.clone());
+            let mut reader = FramedRead::new(
+                read_half,
+                codec.clone().with_budget(self.frame_budget.clone()),
+            );
             let mut writer = FramedWrite::new(write_half, codec);
             let (tx, mut rx) = mpsc::channel::<RemotingCommand>(self.config.write_queue_capacity);
             let connection = ConnectionHandle { id, peer, tx };
@@ -346,6 +369,7 @@ impl RemotingServer {
                 listener: self.listener.clone(),
                 connection: connection.clone(),
                 metrics: self.metrics.clone(),
+                open_connections: self.open_connections.clone(),
             };
             debug!("connection opened");
 
@@ -385,6 +409,12 @@ impl RemotingServer {
                     Ok(Some(Err(e))) => {
                         if let crate::protocol::codec::CodecError::Io(io) = &e {
                             debug!(error = %io, "connection read failed");
+                        } else if matches!(
+                            e,
+                            crate::protocol::codec::CodecError::BufferBudgetExhausted { .. }
+                        ) {
+                            self.metrics.frame_budget_refusals.inc();
+                            warn!(error = %e, "closing connection: buffer budget exhausted");
                         } else {
                             self.metrics.malformed_frames.inc();
                             warn!(error = %e, "closing connection: malformed frame");
@@ -458,6 +488,7 @@ impl RemotingServer {
             }
             drop(connection);
             drop(_guard);
+            drop(reader);
             // The writer ends once every sender is gone. A long-polling task of a vanished
             // peer may still hold one, so outside shutdown only queued frames get a moment.
             let writer_grace = if shutdown.is_cancelled() {
@@ -526,10 +557,12 @@ struct CloseGuard {
     listener: Option<Arc<dyn ConnectionListener>>,
     connection: ConnectionHandle,
     metrics: RemotingMetrics,
+    open_connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Drop for CloseGuard {
     fn drop(&mut self) {
+        self.open_connections.fetch_sub(1, Ordering::AcqRel);
         self.metrics.connections_open.dec();
         if let Some(listener) = &self.listener {
             listener.on_close(&self.connection);
