@@ -71,6 +71,35 @@ fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T,
     }
 }
 
+/// Writes snapshots of one file in version order without holding the table's lock: the
+/// table is changed and copied under its lock, then written here, and a snapshot older than
+/// one already written is skipped (the newer one contains its change).
+#[derive(Debug)]
+struct Persister {
+    path: PathBuf,
+    written: parking_lot::Mutex<i64>,
+}
+
+impl Persister {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            written: parking_lot::Mutex::new(i64::MIN),
+        }
+    }
+
+    /// Writes `snapshot` (at table version `counter`) unless a newer one is on disk.
+    fn write<T: Serialize>(&self, counter: i64, snapshot: &T) -> Result<(), MetadataError> {
+        let mut written = self.written.lock();
+        if counter <= *written {
+            return Ok(());
+        }
+        save_json(&self.path, snapshot)?;
+        *written = counter;
+        Ok(())
+    }
+}
+
 fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), MetadataError> {
     let bytes = serde_json::to_vec_pretty(value).expect("metadata serialises to JSON");
     rocketmq_common::persist::write_file_atomically(path, &bytes).map_err(|source| {
@@ -82,8 +111,13 @@ fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), MetadataError> 
 }
 
 /// Topic configs of this broker (`TopicConfigManager`).
+///
+/// Changes are made in memory under the table's lock and written to disk after it is
+/// released, so readers (every send) never wait for an fsync; a change is acknowledged only
+/// once a snapshot containing it is on disk. Writes block: async callers run them on
+/// blocking threads.
 pub struct TopicConfigManager {
-    path: PathBuf,
+    persister: Persister,
     inner: RwLock<TopicConfigSerializeWrapper>,
 }
 
@@ -128,9 +162,15 @@ impl TopicConfigManager {
                 .or_insert(config);
         }
         Ok(Self {
-            path,
+            persister: Persister::new(path),
             inner: RwLock::new(wrapper),
         })
+    }
+
+    /// Bumps the version under the write lock and hands back what to persist.
+    fn changed(w: &mut TopicConfigSerializeWrapper) -> (i64, TopicConfigSerializeWrapper) {
+        bump(&mut w.data_version);
+        (w.data_version.counter, w.clone())
     }
 
     /// The config of `topic`.
@@ -140,14 +180,16 @@ impl TopicConfigManager {
 
     /// Creates or replaces a topic and persists; returns false if nothing changed.
     pub fn upsert(&self, config: TopicConfig) -> Result<bool, MetadataError> {
-        let mut w = self.inner.write();
-        if w.topic_config_table.get(&config.topic_name) == Some(&config) {
-            return Ok(false);
-        }
-        w.topic_config_table
-            .insert(config.topic_name.clone(), config);
-        bump(&mut w.data_version);
-        save_json(&self.path, &*w)?;
+        let (counter, snapshot) = {
+            let mut w = self.inner.write();
+            if w.topic_config_table.get(&config.topic_name) == Some(&config) {
+                return Ok(false);
+            }
+            w.topic_config_table
+                .insert(config.topic_name.clone(), config);
+            Self::changed(&mut w)
+        };
+        self.persister.write(counter, &snapshot)?;
         Ok(true)
     }
 
@@ -157,25 +199,29 @@ impl TopicConfigManager {
         if let Some(existing) = self.get(&config.topic_name) {
             return Ok((existing, false));
         }
-        let mut w = self.inner.write();
-        if let Some(existing) = w.topic_config_table.get(&config.topic_name) {
-            return Ok((existing.clone(), false));
-        }
-        w.topic_config_table
-            .insert(config.topic_name.clone(), config.clone());
-        bump(&mut w.data_version);
-        save_json(&self.path, &*w)?;
+        let (counter, snapshot) = {
+            let mut w = self.inner.write();
+            if let Some(existing) = w.topic_config_table.get(&config.topic_name) {
+                return Ok((existing.clone(), false));
+            }
+            w.topic_config_table
+                .insert(config.topic_name.clone(), config.clone());
+            Self::changed(&mut w)
+        };
+        self.persister.write(counter, &snapshot)?;
         Ok((config, true))
     }
 
     /// Deletes a topic; returns whether it existed.
     pub fn delete(&self, topic: &str) -> Result<bool, MetadataError> {
-        let mut w = self.inner.write();
-        if w.topic_config_table.remove(topic).is_none() {
-            return Ok(false);
-        }
-        bump(&mut w.data_version);
-        save_json(&self.path, &*w)?;
+        let (counter, snapshot) = {
+            let mut w = self.inner.write();
+            if w.topic_config_table.remove(topic).is_none() {
+                return Ok(false);
+            }
+            Self::changed(&mut w)
+        };
+        self.persister.write(counter, &snapshot)?;
         Ok(true)
     }
 
@@ -204,8 +250,10 @@ struct SubscriptionGroupFile {
 }
 
 /// Subscription groups (`SubscriptionGroupManager`).
+///
+/// Written like [`TopicConfigManager`]: in memory under the lock, to disk after it.
 pub struct SubscriptionGroupManager {
-    path: PathBuf,
+    persister: Persister,
     inner: RwLock<SubscriptionGroupFile>,
 }
 
@@ -214,7 +262,7 @@ impl SubscriptionGroupManager {
     pub fn load(path: PathBuf) -> Result<Self, MetadataError> {
         Ok(Self {
             inner: RwLock::new(load_json(&path)?),
-            path,
+            persister: Persister::new(path),
         })
     }
 
@@ -246,21 +294,27 @@ impl SubscriptionGroupManager {
 
     /// Creates or replaces a group and persists.
     pub fn upsert(&self, config: SubscriptionGroupConfig) -> Result<(), MetadataError> {
-        let mut f = self.inner.write();
-        f.subscription_group_table
-            .insert(config.group_name.clone(), config);
-        bump(&mut f.data_version);
-        save_json(&self.path, &*f)
+        let (counter, snapshot) = {
+            let mut f = self.inner.write();
+            f.subscription_group_table
+                .insert(config.group_name.clone(), config);
+            bump(&mut f.data_version);
+            (f.data_version.counter, f.clone())
+        };
+        self.persister.write(counter, &snapshot)
     }
 
     /// Deletes a group; returns whether it existed.
     pub fn delete(&self, group: &str) -> Result<bool, MetadataError> {
-        let mut f = self.inner.write();
-        if f.subscription_group_table.remove(group).is_none() {
-            return Ok(false);
-        }
-        bump(&mut f.data_version);
-        save_json(&self.path, &*f)?;
+        let (counter, snapshot) = {
+            let mut f = self.inner.write();
+            if f.subscription_group_table.remove(group).is_none() {
+                return Ok(false);
+            }
+            bump(&mut f.data_version);
+            (f.data_version.counter, f.clone())
+        };
+        self.persister.write(counter, &snapshot)?;
         Ok(true)
     }
 
@@ -285,6 +339,8 @@ pub struct ConsumerOffsetManager {
     /// offset. The next pull of that queue is told to move there; commits meanwhile are
     /// ignored so a consumer still running from the old position cannot undo the reset.
     resets: parking_lot::Mutex<HashMap<(String, String, i32), i64>>,
+    /// Serialises flushes, so an older snapshot never lands after a newer one.
+    flush_lock: parking_lot::Mutex<()>,
 }
 
 fn offset_key(topic: &str, group: &str) -> String {
@@ -299,6 +355,7 @@ impl ConsumerOffsetManager {
             path,
             dirty: Default::default(),
             resets: Default::default(),
+            flush_lock: Default::default(),
         })
     }
 
@@ -401,6 +458,7 @@ impl ConsumerOffsetManager {
 
     /// Writes the file if anything changed since the last flush.
     pub fn flush(&self) -> Result<(), MetadataError> {
+        let _serial = self.flush_lock.lock();
         if !self.dirty.swap(false, std::sync::atomic::Ordering::AcqRel) {
             return Ok(());
         }

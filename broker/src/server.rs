@@ -370,17 +370,21 @@ impl BrokerServer {
         self.remoting.shutdown();
         self.remoting.wait().await;
         self.background.cancel();
-        if let Err(e) = self.ctx.offsets.flush() {
-            error!(error = %e, "flushing consumer offsets at shutdown failed");
-        }
-        if let Err(e) = self.ctx.schedule.flush() {
-            error!(error = %e, "flushing delay offsets at shutdown failed");
-        }
-        if let Some(timer) = &self.ctx.timer
-            && let Err(e) = timer.flush()
-        {
-            error!(error = %e, "flushing the timer at shutdown failed");
-        }
+        let ctx = self.ctx.clone();
+        processor::blocking(move || {
+            if let Err(e) = ctx.offsets.flush() {
+                error!(error = %e, "flushing consumer offsets at shutdown failed");
+            }
+            if let Err(e) = ctx.schedule.flush() {
+                error!(error = %e, "flushing delay offsets at shutdown failed");
+            }
+            if let Some(timer) = &ctx.timer
+                && let Err(e) = timer.flush()
+            {
+                error!(error = %e, "flushing the timer at shutdown failed");
+            }
+        })
+        .await;
         let store = self.ctx.store.clone();
         match tokio::task::spawn_blocking(move || store.shutdown()).await {
             Ok(Ok(())) => info!("broker stopped"),
@@ -412,10 +416,14 @@ async fn maintain(ctx: Arc<BrokerContext>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        if let Err(e) = ctx.offsets.flush() {
+        // File writes (fsync + rename) run on the blocking pool.
+        let flushed = ctx.clone();
+        let (offsets, delays) =
+            processor::blocking(move || (flushed.offsets.flush(), flushed.schedule.flush())).await;
+        if let Err(e) = offsets {
             warn!(error = %e, "flushing consumer offsets failed; will retry");
         }
-        if let Err(e) = ctx.schedule.flush() {
+        if let Err(e) = delays {
             warn!(error = %e, "flushing delay offsets failed; will retry");
         }
         for group in ctx

@@ -536,16 +536,12 @@ async fn append_half_copy(
 /// Moves a half message that will never be resolved to `TRANS_CHECK_MAX_TIME_TOPIC`, where
 /// an operator can still find it.
 async fn discard(ctx: &BrokerContext, m: &DecodedRecord<'_>) -> Result<(), ProcessError> {
-    let (_, created) = ctx
-        .topics
-        .get_or_create(TopicConfig {
-            perm: PERM_READ | PERM_WRITE,
-            ..TopicConfig::new(TRANS_CHECK_MAX_TIME_TOPIC, 1)
-        })
-        .map_err(|e| system_error(e.to_string()))?;
-    if created {
-        ctx.registration.trigger();
-    }
+    ctx.topic_or_create(TopicConfig {
+        perm: PERM_READ | PERM_WRITE,
+        ..TopicConfig::new(TRANS_CHECK_MAX_TIME_TOPIC, 1)
+    })
+    .await
+    .map_err(|e| system_error(e.to_string()))?;
     let input = RecordInput {
         topic: TRANS_CHECK_MAX_TIME_TOPIC,
         queue_id: 0,

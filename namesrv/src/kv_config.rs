@@ -40,9 +40,14 @@ pub enum KvConfigError {
 }
 
 /// The KV store.
+///
+/// A write prepares a new table, persists it, and only then swaps it in: readers (route
+/// lookups read the order-topic namespace) never wait behind an fsync, and a failed write
+/// leaves memory and disk as they were. Writers are serialised by `writer`.
 pub struct KvConfigManager {
     path: PathBuf,
     table: RwLock<BTreeMap<String, BTreeMap<String, String>>>,
+    writer: std::sync::Mutex<()>,
 }
 
 impl KvConfigManager {
@@ -69,30 +74,35 @@ impl KvConfigManager {
         Ok(Self {
             path: path.to_path_buf(),
             table: RwLock::new(table),
+            writer: std::sync::Mutex::new(()),
         })
     }
 
-    /// Sets `namespace.key = value` and persists.
-    pub fn put(&self, namespace: &str, key: &str, value: &str) -> Result<(), KvConfigError> {
-        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        let old = table
-            .entry(namespace.to_string())
-            .or_default()
-            .insert(key.to_string(), value.to_string());
-        if let Err(e) = self.persist(&table) {
-            // Keep memory and disk in step: undo the change we could not save.
-            let ns = table.get_mut(namespace).expect("namespace inserted above");
-            match old {
-                Some(old) => {
-                    ns.insert(key.to_string(), old);
-                }
-                None => {
-                    ns.remove(key);
-                }
-            }
-            return Err(e);
+    /// Applies `change` to a copy of the table, persists the copy and swaps it in; returns
+    /// without writing when `change` reports no change.
+    fn write(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, BTreeMap<String, String>>) -> bool,
+    ) -> Result<(), KvConfigError> {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut copy = self.table.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if !change(&mut copy) {
+            return Ok(());
         }
+        self.persist(&copy)?;
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = copy;
         Ok(())
+    }
+
+    /// Sets `namespace.key = value` and persists. Blocks on file I/O.
+    pub fn put(&self, namespace: &str, key: &str, value: &str) -> Result<(), KvConfigError> {
+        self.write(|table| {
+            table
+                .entry(namespace.to_string())
+                .or_default()
+                .insert(key.to_string(), value.to_string());
+            true
+        })
     }
 
     /// The value of `namespace.key`.
@@ -102,25 +112,20 @@ impl KvConfigManager {
     }
 
     /// Deletes `namespace.key` and persists; deleting a missing key is not an error.
+    /// Blocks on file I/O.
     pub fn delete(&self, namespace: &str, key: &str) -> Result<(), KvConfigError> {
-        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        let Some(ns) = table.get_mut(namespace) else {
-            return Ok(());
-        };
-        let Some(old) = ns.remove(key) else {
-            return Ok(());
-        };
-        if ns.is_empty() {
-            table.remove(namespace);
-        }
-        if let Err(e) = self.persist(&table) {
-            table
-                .entry(namespace.to_string())
-                .or_default()
-                .insert(key.to_string(), old);
-            return Err(e);
-        }
-        Ok(())
+        self.write(|table| {
+            let Some(ns) = table.get_mut(namespace) else {
+                return false;
+            };
+            if ns.remove(key).is_none() {
+                return false;
+            }
+            if ns.is_empty() {
+                table.remove(namespace);
+            }
+            true
+        })
     }
 
     /// All entries of a namespace, `None` if it has none.

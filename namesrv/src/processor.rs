@@ -447,14 +447,21 @@ struct KvConfigProcessor {
 
 impl RequestProcessor for KvConfigProcessor {
     fn process(&self, _ctx: &RequestContext, request: RemotingCommand) -> Reply {
-        Reply::Now(match request.request_code() {
-            Some(RequestCode::PUT_KV_CONFIG) => (|| {
-                let h: PutKvConfigRequestHeader = request.decode_header()?;
-                self.kv
-                    .put(&h.namespace, &h.key, &h.value)
-                    .map_err(|e| ProcessError::new(ResponseCode::SystemError, e.to_string()))?;
-                Ok(Some(RemotingCommand::success()))
-            })(),
+        let code = request.request_code();
+        if matches!(
+            code,
+            Some(RequestCode::PUT_KV_CONFIG | RequestCode::DELETE_KV_CONFIG)
+        ) {
+            // Writes fsync and rename a file: on the blocking pool, off the workers that
+            // serve route lookups.
+            let kv = self.kv.clone();
+            return Reply::Later(Box::pin(async move {
+                tokio::task::spawn_blocking(move || Self::write(&kv, &request))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            }));
+        }
+        Reply::Now(match code {
             Some(RequestCode::GET_KV_CONFIG) => (|| {
                 let h: KvConfigKeyRequestHeader = request.decode_header()?;
                 match self.kv.get(&h.namespace, &h.key) {
@@ -468,13 +475,7 @@ impl RequestProcessor for KvConfigProcessor {
                     )),
                 }
             })(),
-            Some(RequestCode::DELETE_KV_CONFIG) => (|| {
-                let h: KvConfigKeyRequestHeader = request.decode_header()?;
-                self.kv
-                    .delete(&h.namespace, &h.key)
-                    .map_err(|e| ProcessError::new(ResponseCode::SystemError, e.to_string()))?;
-                Ok(Some(RemotingCommand::success()))
-            })(),
+
             Some(RequestCode::GET_KVLIST_BY_NAMESPACE) => (|| {
                 let h: GetKvListByNamespaceRequestHeader = request.decode_header()?;
                 match self.kv.namespace(&h.namespace) {
@@ -489,6 +490,22 @@ impl RequestProcessor for KvConfigProcessor {
             })(),
             _ => unreachable_code(&request),
         })
+    }
+}
+
+impl KvConfigProcessor {
+    fn write(kv: &KvConfigManager, request: &RemotingCommand) -> ProcessResult {
+        let failed = |e: crate::kv_config::KvConfigError| {
+            ProcessError::new(ResponseCode::SystemError, e.to_string())
+        };
+        if request.request_code() == Some(RequestCode::PUT_KV_CONFIG) {
+            let h: PutKvConfigRequestHeader = request.decode_header()?;
+            kv.put(&h.namespace, &h.key, &h.value).map_err(failed)?;
+        } else {
+            let h: KvConfigKeyRequestHeader = request.decode_header()?;
+            kv.delete(&h.namespace, &h.key).map_err(failed)?;
+        }
+        Ok(Some(RemotingCommand::success()))
     }
 }
 

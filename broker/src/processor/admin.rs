@@ -19,7 +19,7 @@ use rocketmq_common::remoting::{
 use rocketmq_common::route::TopicConfig;
 use rocketmq_common::topic::{is_system_topic, validate_topic};
 
-use super::{BrokerContext, json_body, metadata_error, unsupported};
+use super::{BrokerContext, blocking, json_body, metadata_error, unsupported};
 use crate::store::GetStatus;
 
 /// Handles the admin codes.
@@ -228,7 +228,18 @@ impl AdminProcessor {
 
 impl RequestProcessor for AdminProcessor {
     fn process(&self, _ctx: &RequestContext, request: RemotingCommand) -> Reply {
-        Reply::Now(match request.request_code() {
+        // Admin requests write metadata files (fsync + rename) and read store files: run
+        // them on the blocking pool, away from the tasks serving sends and pulls.
+        let this = Self {
+            ctx: self.ctx.clone(),
+        };
+        Reply::Later(Box::pin(blocking(move || this.handle(request))))
+    }
+}
+
+impl AdminProcessor {
+    fn handle(&self, request: RemotingCommand) -> ProcessResult {
+        match request.request_code() {
             Some(RequestCode::UPDATE_AND_CREATE_TOPIC) => self.create_topic(&request),
             Some(RequestCode::DELETE_TOPIC_IN_BROKER) => self.delete_topic(&request),
             Some(RequestCode::GET_ALL_TOPIC_CONFIG) => Ok(Some(
@@ -242,7 +253,7 @@ impl RequestProcessor for AdminProcessor {
                 RemotingCommand::success().with_body(self.ctx.groups.snapshot_json()),
             )),
             _ => Err(unsupported(request.code)),
-        })
+        }
     }
 }
 

@@ -28,14 +28,18 @@ impl ClientProcessor {
         Self { ctx }
     }
 
-    fn heartbeat(&self, rctx: &RequestContext, request: &RemotingCommand) -> ProcessResult {
+    async fn heartbeat(
+        ctx: Arc<BrokerContext>,
+        connection: rocketmq_common::remoting::ConnectionHandle,
+        request: RemotingCommand,
+    ) -> ProcessResult {
         let data: HeartbeatData = rocketmq_common::json::from_slice_lenient(&request.body)
             .map_err(|e| {
                 // A refused heartbeat leaves the client without consumers or checks: say
                 // so where an operator looks, with enough of the body to see the dialect.
                 let shown = String::from_utf8_lossy(&request.body[..request.body.len().min(512)])
                     .into_owned();
-                tracing::warn!(peer = %rctx.connection.peer(), error = %e, body = %shown, "heartbeat refused: body does not parse");
+                tracing::warn!(peer = %connection.peer(), error = %e, body = %shown, "heartbeat refused: body does not parse");
                 ProcessError::new(
                     ResponseCode::SystemError,
                     format!("invalid heartbeat body: {e}"),
@@ -43,41 +47,31 @@ impl ClientProcessor {
             })?;
         let channel = ClientChannel {
             client_id: data.client_id.clone(),
-            connection: rctx.connection.clone(),
+            connection: connection.clone(),
             last_update: Instant::now(),
             language: request.language,
             version: request.version,
         };
         for consumer in &data.consumer_data_set {
-            let group = self
-                .ctx
-                .groups
-                .get_or_create(
-                    &consumer.group_name,
-                    self.ctx.live.auto_create_subscription_group(),
-                )
+            let group = ctx
+                .group_or_create(&consumer.group_name)
+                .await
                 .map_err(metadata_error)?;
             if let Some(group) = &group {
                 // Every consumer group has a retry topic it also consumes.
-                let (_, created) = self
-                    .ctx
-                    .topics
-                    .get_or_create(TopicConfig {
-                        perm: PERM_READ | PERM_WRITE,
-                        ..TopicConfig::new(
-                            retry_topic(&group.group_name),
-                            group.retry_queue_nums.max(1),
-                        )
-                    })
-                    .map_err(metadata_error)?;
-                if created {
-                    self.ctx.registration.trigger();
-                }
+                ctx.topic_or_create(TopicConfig {
+                    perm: PERM_READ | PERM_WRITE,
+                    ..TopicConfig::new(
+                        retry_topic(&group.group_name),
+                        group.retry_queue_nums.max(1),
+                    )
+                })
+                .await
+                .map_err(metadata_error)?;
             }
             for sub in &consumer.subscription_data_set {
                 if !crate::filter::is_tag_type(Some(&sub.expression_type))
-                    && let Err(e) = self
-                        .ctx
+                    && let Err(e) = ctx
                         .filters
                         .compile(Some(&sub.expression_type), &sub.sub_string)
                 {
@@ -85,19 +79,14 @@ impl ClientProcessor {
                     tracing::warn!(group = %consumer.group_name, topic = %sub.topic, expression = %sub.sub_string, error = %e.remark, "subscription filter refused");
                 }
             }
-            let changed = self
-                .ctx
-                .clients
-                .register_consumer(consumer, channel.clone());
+            let changed = ctx.clients.register_consumer(consumer, channel.clone());
             if changed && group.is_none_or(|g| g.notify_consumer_ids_changed_enable) {
-                self.ctx
-                    .clients
+                ctx.clients
                     .notify_consumer_ids_changed(&consumer.group_name);
             }
         }
         for producer in &data.producer_data_set {
-            self.ctx
-                .clients
+            ctx.clients
                 .register_producer(&producer.group_name, channel.clone());
         }
         Ok(Some(RemotingCommand::success()))
@@ -153,8 +142,15 @@ impl ClientProcessor {
 
 impl RequestProcessor for ClientProcessor {
     fn process(&self, rctx: &RequestContext, request: RemotingCommand) -> Reply {
+        if request.request_code() == Some(RequestCode::HEART_BEAT) {
+            // A first heartbeat may create the group and its retry topic (file writes).
+            return Reply::Later(Box::pin(Self::heartbeat(
+                self.ctx.clone(),
+                rctx.connection.clone(),
+                request,
+            )));
+        }
         Reply::Now(match request.request_code() {
-            Some(RequestCode::HEART_BEAT) => self.heartbeat(rctx, &request),
             Some(RequestCode::UNREGISTER_CLIENT) => self.unregister(rctx, &request),
             Some(RequestCode::GET_CONSUMER_LIST_BY_GROUP) => self.consumer_list(&request),
             Some(RequestCode::CHECK_CLIENT_CONFIG) => self.check_client_config(&request),

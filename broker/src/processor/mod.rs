@@ -16,8 +16,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use rocketmq_common::body::SubscriptionGroupConfig;
 use rocketmq_common::protocol::{RequestCode, ResponseCode};
 use rocketmq_common::remoting::{Dispatcher, ProcessError};
+use rocketmq_common::route::TopicConfig;
 
 use crate::clients::ClientManager;
 use crate::config::{BrokerConfig, LiveConfig};
@@ -75,6 +77,40 @@ pub struct BrokerContext {
 }
 
 impl BrokerContext {
+    /// The group's config; when absent it is created (if `autoCreateSubscriptionGroup`
+    /// allows) and persisted on a blocking thread.
+    pub async fn group_or_create(
+        &self,
+        group: &str,
+    ) -> Result<Option<SubscriptionGroupConfig>, MetadataError> {
+        if let Some(g) = self.groups.get(group) {
+            return Ok(Some(g));
+        }
+        let (groups, name, allowed) = (
+            self.groups.clone(),
+            group.to_string(),
+            self.live.auto_create_subscription_group(),
+        );
+        blocking(move || groups.get_or_create(&name, allowed)).await
+    }
+
+    /// The topic's config; when absent `config` is created and persisted on a blocking
+    /// thread, and the name servers are told. Returns whether it was created.
+    pub async fn topic_or_create(
+        &self,
+        config: TopicConfig,
+    ) -> Result<(TopicConfig, bool), MetadataError> {
+        if let Some(c) = self.topics.get(&config.topic_name) {
+            return Ok((c, false));
+        }
+        let topics = self.topics.clone();
+        let (config, created) = blocking(move || topics.get_or_create(config)).await?;
+        if created {
+            self.registration.trigger();
+        }
+        Ok((config, created))
+    }
+
     /// Whether the broker accepts writes right now.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
@@ -157,6 +193,19 @@ pub fn dispatcher(ctx: Arc<BrokerContext>) -> Dispatcher {
         Arc::new(query::QueryProcessor::new(ctx)),
     );
     d
+}
+
+/// Runs blocking work (fsync, file replacement, index scans) on the blocking pool, so one
+/// slow disk operation never stalls the tasks serving other requests.
+pub async fn blocking<T, F>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 fn store_error(e: StoreError) -> ProcessError {

@@ -93,8 +93,8 @@ async fn pull(ctx: Arc<BrokerContext>, request: RemotingCommand) -> ProcessResul
         ));
     }
     let group = ctx
-        .groups
-        .get_or_create(&h.consumer_group, ctx.live.auto_create_subscription_group())
+        .group_or_create(&h.consumer_group)
+        .await
         .map_err(metadata_error)?
         .ok_or_else(|| {
             ProcessError::new(

@@ -10,7 +10,7 @@ use rocketmq_common::remoting::{
     ProcessError, ProcessResult, Reply, RequestContext, RequestProcessor,
 };
 
-use super::{BrokerContext, store_error, unsupported};
+use super::{BrokerContext, blocking, store_error, unsupported};
 
 /// Handles message queries.
 pub struct QueryProcessor {
@@ -75,10 +75,14 @@ impl QueryProcessor {
 
 impl RequestProcessor for QueryProcessor {
     fn process(&self, _ctx: &RequestContext, request: RemotingCommand) -> Reply {
-        Reply::Now(match request.request_code() {
-            Some(RequestCode::QUERY_MESSAGE) => self.query(&request),
-            Some(RequestCode::VIEW_MESSAGE_BY_ID) => self.view(&request),
+        // Index lookups walk mapped index files that may not be in memory: blocking pool.
+        let this = Self {
+            ctx: self.ctx.clone(),
+        };
+        Reply::Later(Box::pin(blocking(move || match request.request_code() {
+            Some(RequestCode::QUERY_MESSAGE) => this.query(&request),
+            Some(RequestCode::VIEW_MESSAGE_BY_ID) => this.view(&request),
             _ => Err(unsupported(request.code)),
-        })
+        })))
     }
 }

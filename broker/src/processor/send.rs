@@ -57,7 +57,10 @@ impl SendCore {
     }
 
     /// The topic's config, auto-creating it from the template when allowed.
-    fn topic_config(&self, header: &SendMessageRequestHeader) -> Result<TopicConfig, ProcessError> {
+    async fn topic_config(
+        &self,
+        header: &SendMessageRequestHeader,
+    ) -> Result<TopicConfig, ProcessError> {
         if let Some(c) = self.ctx.topics.get(&header.topic) {
             return Ok(c);
         }
@@ -93,17 +96,16 @@ impl SendCore {
         };
         let (config, created) = self
             .ctx
-            .topics
-            .get_or_create(config)
+            .topic_or_create(config)
+            .await
             .map_err(metadata_error)?;
         if created {
             tracing::info!(topic = %config.topic_name, queues, "auto-created topic");
-            self.ctx.registration.trigger();
         }
         Ok(config)
     }
 
-    fn check(&self, header: &SendMessageRequestHeader) -> Result<TopicConfig, ProcessError> {
+    async fn check(&self, header: &SendMessageRequestHeader) -> Result<TopicConfig, ProcessError> {
         if self.ctx.is_shutting_down() {
             return Err(ProcessError::new(
                 ResponseCode::ServiceNotAvailable,
@@ -127,7 +129,7 @@ impl SendCore {
                 format!("Sending message to topic[{}] is forbidden.", header.topic),
             ));
         }
-        let config = self.topic_config(header)?;
+        let config = self.topic_config(header).await?;
         if config.perm & PERM_WRITE == 0 {
             return Err(ProcessError::new(
                 ResponseCode::NoPermission,
@@ -183,7 +185,7 @@ impl SendCore {
         request: RemotingCommand,
     ) -> ProcessResult {
         let header = Self::header(&request)?;
-        let config = self.check(&header)?;
+        let config = self.check(&header).await?;
         let queue_id = self.pick_queue(&header, &config);
         let batch = request.request_code() == Some(RequestCode::SEND_BATCH_MESSAGE);
         let mut messages = if batch {

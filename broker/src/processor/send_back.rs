@@ -62,8 +62,8 @@ impl SendBackCore {
             ));
         }
         let group = ctx
-            .groups
-            .get_or_create(&h.group, ctx.live.auto_create_subscription_group())
+            .group_or_create(&h.group)
+            .await
             .map_err(metadata_error)?
             .ok_or_else(|| {
                 ProcessError::new(
@@ -115,16 +115,12 @@ impl SendBackCore {
                 PERM_READ | PERM_WRITE,
             )
         };
-        let (_, created) = ctx
-            .topics
-            .get_or_create(TopicConfig {
-                perm,
-                ..TopicConfig::new(&topic, queue_count)
-            })
-            .map_err(metadata_error)?;
-        if created {
-            ctx.registration.trigger();
-        }
+        ctx.topic_or_create(TopicConfig {
+            perm,
+            ..TopicConfig::new(&topic, queue_count)
+        })
+        .await
+        .map_err(metadata_error)?;
         let queue_id =
             (self.next_queue.fetch_add(1, Ordering::Relaxed) % queue_count as u32) as i32;
         let mut set: Vec<(&str, &str)> = vec![

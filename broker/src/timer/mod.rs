@@ -389,7 +389,7 @@ impl TimerMessageStore {
         let s = stop.clone();
         tokio::spawn(async move { this.dequeue_loop(s).await });
         let this = self.clone();
-        tokio::spawn(async move { this.flush_loop(stop).await });
+        tokio::spawn(async move { Self::flush_loop(this, stop).await });
     }
 
     /// Makes the log and wheel durable, then advances the checkpoint over them.
@@ -405,24 +405,35 @@ impl TimerMessageStore {
         })
     }
 
-    async fn flush_loop(&self, stop: CancellationToken) {
+    async fn flush_loop(this: Arc<Self>, stop: CancellationToken) {
         let mut since_cleanup = Duration::ZERO;
         loop {
             let stopping = tokio::select! {
                 _ = stop.cancelled() => true,
-                _ = tokio::time::sleep(self.config.flush_interval) => false,
+                _ = tokio::time::sleep(this.config.flush_interval) => false,
             };
-            if let Err(e) = self.flush() {
-                error!(error = %e, "timer flush failed; retrying");
-            }
-            since_cleanup += self.config.flush_interval;
-            if since_cleanup >= Duration::from_secs(30) {
+            since_cleanup += this.config.flush_interval;
+            let cleanup = since_cleanup >= Duration::from_secs(30);
+            if cleanup {
                 since_cleanup = Duration::ZERO;
-                match self.log.delete_expired(self.store.commitlog().min_offset()) {
-                    Ok(0) => {}
-                    Ok(n) => info!(files = n, "deleted expired timer log files"),
-                    Err(e) => warn!(error = %e, "timer log cleanup failed"),
+            }
+            // msync and file deletion block: keep them off the async workers.
+            let t = this.clone();
+            let joined = tokio::task::spawn_blocking(move || {
+                if let Err(e) = t.flush() {
+                    error!(error = %e, "timer flush failed; retrying");
                 }
+                if cleanup {
+                    match t.log.delete_expired(t.store.commitlog().min_offset()) {
+                        Ok(0) => {}
+                        Ok(n) => info!(files = n, "deleted expired timer log files"),
+                        Err(e) => warn!(error = %e, "timer log cleanup failed"),
+                    }
+                }
+            })
+            .await;
+            if let Err(e) = joined {
+                error!(error = %e, "timer flush task failed");
             }
             if stopping {
                 return;
