@@ -60,8 +60,24 @@ fn segment_path(dir: &Path, offset: i64, seg: i64) -> std::path::PathBuf {
         .join(format!("{:020}", offset - offset % seg))
 }
 
+/// Makes the next open a crash recovery whose checkpoint knows no durable offsets (a store
+/// written before they existed): the scan falls back to segment starts.
 fn mark_crashed(dir: &Path) {
+    set_durable_offsets(dir, 0, 0);
     std::fs::write(dir.join("abort"), b"1").unwrap();
+}
+
+/// Sets the checkpoint's physicFlushedOffset (@40) and logicsDispatchedOffset (@48), as a
+/// crash would leave them after flushes up to there.
+fn set_durable_offsets(dir: &Path, flushed: i64, dispatched: i64) {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(dir.join("checkpoint"))
+        .unwrap();
+    f.seek(SeekFrom::Start(40)).unwrap();
+    f.write_all(&flushed.to_be_bytes()).unwrap();
+    f.write_all(&dispatched.to_be_bytes()).unwrap();
+    f.sync_all().unwrap();
 }
 
 #[test]
@@ -200,10 +216,22 @@ fn clean_restart_scans_only_the_tail() {
     let r = *store.recovery_report();
     assert!(!r.abnormal);
     assert_eq!(
-        r.scan_from, head_segment_start,
+        r.scan_from,
+        appended.last().unwrap().end_offset(),
+        "a clean shutdown checkpointed the end: nothing to rescan"
+    );
+    assert_eq!(r.messages_scanned, 0);
+    assert_eq!(r.commitlog_end, appended.last().unwrap().end_offset());
+    // Without the checkpointed offset (an older store) only the head segment is scanned.
+    store.shutdown().unwrap();
+    drop(store);
+    set_durable_offsets(dir.path(), 0, 0);
+    let store = open(dir.path());
+    assert_eq!(
+        store.recovery_report().scan_from,
+        head_segment_start,
         "normal recovery must not rescan old segments"
     );
-    assert_eq!(r.commitlog_end, appended.last().unwrap().end_offset());
     assert_eq!(store.max_offset_in_queue("TopicA", 0), 100);
     // Corrupt ConsumeQueue data is rebuilt from the CommitLog after a crash.
     store.shutdown().unwrap();
@@ -241,4 +269,51 @@ fn crash_recovery_starts_at_the_checkpoint_not_at_the_first_segment() {
     );
     assert_eq!(r.commitlog_end, new.last().unwrap().end_offset());
     assert_eq!(store.max_offset_in_queue("TopicA", 0), 80);
+}
+
+#[test]
+fn crash_recovery_scans_from_the_checkpointed_flush_offset_and_cuts_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let appended = fill(&store, 60); // ~4 segments
+    store.shutdown().unwrap();
+    drop(store);
+    // The crash came after a flush up to message 50: everything after it may be torn, and
+    // the last record is (half of it zeroed, the rest garbage).
+    let durable = appended[50].physical_offset;
+    let last = appended.last().unwrap();
+    let seg = 16 * 1024i64;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(segment_path(dir.path(), last.physical_offset, seg))
+        .unwrap();
+    f.seek(SeekFrom::Start((last.physical_offset % seg + 40) as u64))
+        .unwrap();
+    f.write_all(&[0xAB; 64]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    set_durable_offsets(dir.path(), durable, appended[45].physical_offset);
+    std::fs::write(dir.path().join("abort"), b"1").unwrap();
+    let store = open(dir.path());
+    let r = *store.recovery_report();
+    assert!(r.abnormal);
+    assert_eq!(
+        r.scan_from, durable,
+        "the scan starts at the checkpointed offset"
+    );
+    assert_eq!(r.messages_scanned, 9, "messages 50..59 minus the torn one");
+    assert_eq!(
+        r.commitlog_end, last.physical_offset,
+        "the torn record is cut"
+    );
+    assert_eq!(
+        r.reput_from, appended[45].physical_offset,
+        "re-dispatch from where the ConsumeQueue was durable"
+    );
+    assert_eq!(store.max_offset_in_queue("TopicA", 0), 59);
+    // Appends continue right after the cut, at the torn record's queue offset.
+    let body = vec![7u8; 100];
+    let put = store.put_message_blocking(&msg(&body, "")).unwrap();
+    assert_eq!(put.append.physical_offset, last.physical_offset);
+    assert_eq!(put.append.queue_offset, 59);
 }

@@ -28,6 +28,12 @@ pub struct CheckpointValues {
     pub master_flushed_offset: i64,
     /// Confirmed physical offset (HA; kept for layout compatibility).
     pub confirm_phy_offset: i64,
+    /// CommitLog offset (a record boundary) below which everything is durable; 0 if never
+    /// recorded.
+    pub physic_flushed_offset: i64,
+    /// CommitLog offset below which every record's ConsumeQueue and index entries are
+    /// durable; 0 if never recorded.
+    pub logics_dispatched_offset: i64,
 }
 
 /// The mapped checkpoint file.
@@ -68,6 +74,8 @@ impl StoreCheckpoint {
             index_msg_timestamp: Self::get(&m, 16),
             master_flushed_offset: Self::get(&m, 24),
             confirm_phy_offset: Self::get(&m, 32),
+            physic_flushed_offset: Self::get(&m, 40),
+            logics_dispatched_offset: Self::get(&m, 48),
         }
     }
 
@@ -91,6 +99,16 @@ impl StoreCheckpoint {
     /// Advances indexMsgTimestamp (call after the IndexFile was msynced).
     pub fn set_index_msg_timestamp(&self, ts: i64) {
         self.set(16, ts);
+    }
+
+    /// Advances physicFlushedOffset (call after the CommitLog was msynced up to it).
+    pub fn set_physic_flushed_offset(&self, offset: i64) {
+        self.set(40, offset);
+    }
+    /// Advances logicsDispatchedOffset (call after the ConsumeQueues and index were
+    /// msynced with every entry of records below it).
+    pub fn set_logics_dispatched_offset(&self, offset: i64) {
+        self.set(48, offset);
     }
 
     /// Msyncs the page.

@@ -169,7 +169,10 @@ pub fn run_flusher(
             // was published before the flush started, so it is durable afterwards.
             let ts = commitlog.last_appended_timestamp();
             match commitlog.flush() {
-                Ok(_) => checkpoint.set_physic_msg_timestamp(ts),
+                Ok(flushed) => {
+                    checkpoint.set_physic_msg_timestamp(ts);
+                    checkpoint.set_physic_flushed_offset(flushed);
+                }
                 Err(e) => {
                     // Waiters time out (FLUSH_DISK_TIMEOUT); retry on the next round.
                     tracing::error!(error = %e, "commitlog flush failed");

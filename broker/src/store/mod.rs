@@ -220,22 +220,38 @@ impl MessageStore {
             dispatched = dispatched.max(cq.recover(i64::MAX)?);
         }
 
-        let start_index = if abnormal {
-            let mut min_ts = cp.physic_msg_timestamp.min(cp.logics_msg_timestamp);
-            if config.message_index_enable {
-                min_ts = min_ts.min(cp.index_msg_timestamp);
-            }
-            recovery::abnormal_scan_start(&files, min_ts)
-                .min(recovery::segment_index_of(&files, dispatched))
-        } else {
-            recovery::segment_index_of(&files, dispatched)
+        // Where to start reading: a record boundary below which everything is known good.
+        // The checkpoint's flushed offset (msynced data) when it has one; before that field
+        // existed, the segment chosen by timestamps. A clean shutdown flushed everything,
+        // so the furthest dispatched record is also safe.
+        let legacy_start = || {
+            let index = if abnormal {
+                let mut min_ts = cp.physic_msg_timestamp.min(cp.logics_msg_timestamp);
+                if config.message_index_enable {
+                    min_ts = min_ts.min(cp.index_msg_timestamp);
+                }
+                recovery::abnormal_scan_start(&files, min_ts)
+                    .min(recovery::segment_index_of(&files, dispatched))
+            } else {
+                recovery::segment_index_of(&files, dispatched)
+            };
+            files
+                .files()
+                .get(index)
+                .map_or(files.min_offset(), |f| f.file_from_offset())
         };
-        let scan_from = files
-            .files()
-            .get(start_index)
-            .map_or(files.min_offset(), |f| f.file_from_offset());
+        let scan_from = if cp.physic_flushed_offset > 0 {
+            let durable = if abnormal {
+                cp.physic_flushed_offset
+            } else {
+                cp.physic_flushed_offset.max(dispatched)
+            };
+            durable.max(files.min_offset())
+        } else {
+            legacy_start()
+        };
         let verify = abnormal || config.check_crc_on_recover;
-        let scan = recovery::scan_valid_end(&files, start_index, verify);
+        let scan = recovery::scan_valid_end(&files, scan_from, verify);
         let (end, scanned, garbage) = (scan.end, scan.messages, scan.garbage);
         if abnormal {
             tracing::warn!(
@@ -249,7 +265,8 @@ impl MessageStore {
         files.truncate(end)?;
         // After a process crash the page cache may still hold unwritten pages of the
         // recovered range: make them durable before anything is acknowledged on top.
-        for f in files.files().iter().skip(start_index) {
+        let first_unsynced = recovery::segment_index_of(&files, scan_from);
+        for f in files.files().iter().skip(first_unsynced) {
             f.sync_file()?;
         }
 
@@ -260,7 +277,15 @@ impl MessageStore {
         }
         let mut reput_from = dispatched_after.min(end).max(files.min_offset());
         if abnormal {
-            reput_from = reput_from.min(scan_from);
+            // ConsumeQueue/index pages written after their last flush may be lost with the
+            // machine: re-dispatch from where they are known durable (re-dispatch skips
+            // entries that exist).
+            let durable = if cp.logics_dispatched_offset > 0 {
+                cp.logics_dispatched_offset
+            } else {
+                scan_from
+            };
+            reput_from = reput_from.min(durable).max(files.min_offset());
         }
 
         let index = if config.message_index_enable {
@@ -279,7 +304,9 @@ impl MessageStore {
             QueueOffsetTable::default(),
         ));
         // Store timestamps never go backwards within the log, even if the clock did.
-        commitlog.set_min_store_timestamp(scan.last_store_timestamp);
+        // The scan may have read no record (nothing after the durable point): the
+        // checkpoint's timestamp of the last flushed message is the floor then.
+        commitlog.set_min_store_timestamp(scan.last_store_timestamp.max(cp.physic_msg_timestamp));
         let dispatcher = Arc::new(Dispatcher::new(
             commitlog.clone(),
             queues.clone(),
@@ -741,8 +768,9 @@ impl MessageStore {
             }
         }
         let ts = self.commitlog.last_appended_timestamp();
-        self.commitlog.flush()?;
+        let flushed = self.commitlog.flush()?;
         self.checkpoint.set_physic_msg_timestamp(ts);
+        self.checkpoint.set_physic_flushed_offset(flushed);
         self.dispatcher.dispatch_available()?;
         flush_logics(
             &self.dispatcher,
@@ -771,8 +799,10 @@ fn flush_logics(
     index: Option<&IndexService>,
     cp: &StoreCheckpoint,
 ) -> std::io::Result<()> {
-    // Timestamp first: everything dispatched up to it is covered by the flush below.
+    // Timestamp and offset first: everything dispatched up to them is covered by the flush
+    // below.
     let ts = d.last_dispatched_timestamp();
+    let dispatched = d.dispatched_offset();
     for q in queues.all() {
         q.flush()?;
     }
@@ -781,5 +811,6 @@ fn flush_logics(
         cp.set_index_msg_timestamp(ts);
     }
     cp.set_logics_msg_timestamp(ts);
+    cp.set_logics_dispatched_offset(dispatched);
     cp.flush()
 }
