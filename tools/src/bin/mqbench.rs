@@ -24,8 +24,14 @@ struct Args {
     command: Bench,
 }
 
+#[path = "../bench/local.rs"]
+mod local;
 #[path = "../bench/produce.rs"]
 mod produce;
+#[path = "../bench/timer.rs"]
+mod timer;
+#[path = "../bench/transaction.rs"]
+mod transaction;
 
 #[derive(Subcommand)]
 enum Bench {
@@ -62,6 +68,37 @@ enum Bench {
         /// Store directory of the local broker (default: a temporary directory).
         #[arg(long)]
         store_dir: Option<std::path::PathBuf>,
+    },
+    /// Timer messages on a local broker: schedule many, measure how late each is visible
+    /// and the broker's memory with all of them pending.
+    Timer {
+        /// Messages to schedule.
+        #[arg(short = 'm', long, default_value_t = 1_000_000)]
+        messages: u64,
+        /// Seconds from the start of scheduling to the first delivery time.
+        #[arg(long, default_value_t = 40)]
+        lead: u64,
+        /// Delivery times spread evenly over this many seconds.
+        #[arg(long, default_value_t = 30)]
+        spread: u64,
+        /// Concurrent sending connections.
+        #[arg(short = 'c', long, default_value_t = 16)]
+        connections: usize,
+        /// The broker's timerPrecisionMs.
+        #[arg(long, default_value_t = 1000)]
+        precision_ms: u64,
+    },
+    /// Transactional sends (half + commit) beside plain sends on a local broker.
+    Transaction {
+        /// Concurrent connections.
+        #[arg(short = 'c', long, default_value_t = 16)]
+        connections: usize,
+        /// Message body size in bytes.
+        #[arg(short = 's', long, default_value_t = 1024)]
+        size: usize,
+        /// Seconds per mode.
+        #[arg(short = 'd', long, default_value_t = 10)]
+        duration: u64,
     },
     /// Route lookups against a name server.
     Route {
@@ -109,6 +146,28 @@ fn main() {
             queues,
             consumer: !no_consumer,
             store_dir,
+        })),
+        Bench::Timer {
+            messages,
+            lead,
+            spread,
+            connections,
+            precision_ms,
+        } => runtime.block_on(timer::run(timer::TimerArgs {
+            messages,
+            lead,
+            spread,
+            connections,
+            precision_ms,
+        })),
+        Bench::Transaction {
+            connections,
+            size,
+            duration,
+        } => runtime.block_on(transaction::run(transaction::TransactionArgs {
+            duration: Duration::from_secs(duration),
+            connections,
+            size,
         })),
         Bench::Route {
             namesrv_addr,
