@@ -72,7 +72,7 @@ impl Cluster {
         let ns = namesrv.local_addr().to_string();
         let props = Properties::parse(&format!(
             "listenPort={}\nbrokerIP1=127.0.0.1\nbindAddress=127.0.0.1\nnamesrvAddr={ns}\n\
-             storePathRootDir={}\nmetricsPort=0\n",
+             storePathRootDir={}\nmetricsPort=0\ntransactionCheckInterval=500\ntransactionTimeOut=1000\n",
             free_port(),
             dir.path().join("store").display()
         ));
@@ -793,6 +793,165 @@ async fn third_party_sql92_subscription_receives_only_matching_messages() {
     );
     let response = ours.invoke(&cluster.addr, pull, T).await.unwrap();
     assert_eq!(response.code, 23, "{:?}", response.remark);
+    rt.shutdown().await;
+    cluster.shutdown().await;
+}
+
+/// Decides each transaction by its key: `commit-*` and `rollback-*` at once, `ask-*` only
+/// when the broker checks back (then commit).
+struct KeyedTransactions;
+
+impl rocketmq_client_rust::TransactionListener for KeyedTransactions {
+    fn execute_local_transaction(
+        &self,
+        msg: &dyn rocketmq_model::common::message::MessageTrait,
+        _arg: Option<&(dyn std::any::Any + Send + Sync)>,
+    ) -> rocketmq_client_rust::LocalTransactionState {
+        let key = msg
+            .property(&"KEYS".into())
+            .map(|k| k.to_string())
+            .unwrap_or_default();
+        if key.starts_with("commit-") {
+            rocketmq_client_rust::LocalTransactionState::CommitMessage
+        } else if key.starts_with("rollback-") {
+            rocketmq_client_rust::LocalTransactionState::RollbackMessage
+        } else {
+            rocketmq_client_rust::LocalTransactionState::Unknown
+        }
+    }
+
+    fn check_local_transaction(
+        &self,
+        _msg: &MessageExt,
+    ) -> rocketmq_client_rust::LocalTransactionState {
+        rocketmq_client_rust::LocalTransactionState::CommitMessage
+    }
+}
+
+/// The library's TransactionMQProducer (commit, rollback, unknown answered by the broker's
+/// check-back) and its timer messages (`delay_secs`, `deliver_time_ms`): consumers see exactly
+/// the committed transactions, and timer messages no earlier than asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn third_party_transactions_and_timer_messages() {
+    let cluster = Cluster::start().await;
+    let ours = RemotingClient::new(ClientConfig::default());
+    let topic = "CompatTx";
+    create_topic(&ours, &cluster, topic).await;
+    let rt = TpRuntime::new("client");
+    let mut producer = rocketmq_client_rust::TransactionMQProducer::builder(rt.client.clone())
+        .client_config(tp_config(&cluster.ns, "compat-tx-producer"))
+        .producer_group("PG_TX")
+        .transaction_listener(KeyedTransactions)
+        .build();
+    producer.start().await.unwrap();
+    let mut expected = BTreeMap::new();
+    for (i, prefix) in ["commit", "rollback", "ask"]
+        .iter()
+        .cycle()
+        .take(30)
+        .enumerate()
+    {
+        let key = format!("{prefix}-{i}");
+        let message = Message::builder()
+            .topic(topic)
+            .tags("TagTx")
+            .key(key.clone())
+            .body(body_of(i))
+            .build()
+            .unwrap();
+        producer
+            .send_message_in_transaction::<(), _>(message, None)
+            .await
+            .unwrap_or_else(|e| panic!("transactional send {i}: {e:?}"));
+        if *prefix != "rollback" {
+            expected.insert(
+                key,
+                Sent {
+                    tag: "TagTx".into(),
+                    body: body_of(i),
+                },
+            );
+        }
+    }
+    // Timer messages through the plain producer.
+    let mut plain = DefaultMQProducer::builder(rt.client.clone())
+        .client_config(tp_config(&cluster.ns, "compat-timer-producer"))
+        .producer_group("PG_TIMER")
+        .build();
+    plain.start().await.unwrap();
+    let sent_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (i, builder) in [
+        Message::builder().delay_secs(2),
+        Message::builder().delay_millis(2500),
+        Message::builder().deliver_time_ms(sent_at as u64 + 3000),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = format!("timer-{i}");
+        let message = builder
+            .topic(topic)
+            .tags("TagTx")
+            .key(key.clone())
+            .body(body_of(100 + i))
+            .build()
+            .unwrap();
+        let result = plain.send(message).await.unwrap().unwrap();
+        assert_eq!(result.send_status, SendStatus::SendOk);
+        expected.insert(
+            key,
+            Sent {
+                tag: "TagTx".into(),
+                body: body_of(100 + i),
+            },
+        );
+    }
+    plain.shutdown().await;
+
+    let (mut consumer, received) = push_consumer(
+        &rt,
+        &cluster.ns,
+        "CG_TX",
+        topic,
+        "*",
+        Some(ConsumeFromWhere::ConsumeFromFirstOffset),
+    )
+    .await;
+    assert_received("CG_TX", &received, &expected).await;
+    // Rolled-back transactions never show up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(received.by_key.lock().unwrap().len(), expected.len());
+    // Timer messages were stored in the topic no earlier than asked.
+    for (i, min_wait) in [2000i64, 2500, 3000].into_iter().enumerate() {
+        let found = rocketmq_common::protocol::RemotingCommand::request(
+            RequestCode::QUERY_MESSAGE,
+            &rocketmq_common::protocol::headers::broker::QueryMessageRequestHeader {
+                topic: topic.into(),
+                key: format!("timer-{i}"),
+                max_num: 32,
+                begin_timestamp: 0,
+                end_timestamp: i64::MAX,
+            },
+        );
+        let response = ours.invoke_ok(&cluster.addr, found, T).await.unwrap();
+        let records = rocketmq_testkit::records(&response.body);
+        let visible = records
+            .iter()
+            .filter(|m| m.topic == topic)
+            .map(|m| m.store_timestamp)
+            .max()
+            .expect("the delivered copy");
+        assert!(
+            visible - sent_at >= min_wait,
+            "timer-{i} visible after {} ms, asked {min_wait}",
+            visible - sent_at
+        );
+    }
+    consumer.shutdown().await;
+    producer.shutdown().await;
     rt.shutdown().await;
     cluster.shutdown().await;
 }
