@@ -477,7 +477,14 @@ async fn produce_and_consume(cluster: &Cluster, topic: &str) {
 
     let sent = produce(&rt, &cluster.ns, topic).await;
     assert_eq!(sent.len(), N);
-    let max = max_offsets(&ours, &cluster.addr, topic).await;
+    // Acknowledged messages become readable once dispatched to their ConsumeQueue, a moment
+    // after the send returns: wait for all of them, never more.
+    let ours_ref = &ours;
+    let max = poll("every sent message to be readable", T, move || async move {
+        let max = max_offsets(ours_ref, &cluster.addr, topic).await;
+        (max.values().sum::<i64>() >= N as i64).then_some(max)
+    })
+    .await;
     assert_eq!(max.values().sum::<i64>(), N as i64, "max offsets {max:?}");
     eprintln!("{topic}: produced {N} in {:?}", started.elapsed());
 
