@@ -11,7 +11,7 @@ use rocketmq_common::config::{
 };
 use rocketmq_common::remoting::ServerConfig;
 
-use crate::store::MessageStoreConfig;
+use rocketmq_store::MessageStoreConfig;
 use crate::timer::TimerConfig;
 
 /// Why a broker config is invalid.

@@ -1,6 +1,7 @@
-//! The RocketMQ broker: message store ([`store`]), persisted metadata ([`metadata`]),
-//! client tables ([`clients`]), long polling ([`long_polling`]), request processors
-//! ([`processor`]) and the process wiring ([`BrokerServer`]).
+//! The RocketMQ broker over the message store (crate `rocketmq-store`): persisted metadata
+//! ([`metadata`]), client tables ([`clients`]), long polling ([`long_polling`]), request
+//! processors ([`processor`]), transactions ([`transaction`]), timers ([`timer`]) and the
+//! process wiring ([`BrokerServer`]).
 
 pub mod clients;
 pub mod config;
@@ -14,7 +15,6 @@ pub mod registration;
 pub mod schedule;
 mod server;
 pub mod stats;
-pub mod store;
 pub mod timer;
 pub mod transaction;
 

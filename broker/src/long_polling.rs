@@ -12,7 +12,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 
-use crate::store::MessageArrivalListener;
+use rocketmq_store::MessageArrivalListener;
 
 /// Per-queue arrival notifications.
 #[derive(Default)]

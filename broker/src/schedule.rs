@@ -22,7 +22,7 @@ use tracing::{error, warn};
 
 use crate::long_polling::LongPolling;
 use crate::metadata::MetadataError;
-use crate::store::{GetStatus, MessageStore};
+use rocketmq_store::{GetStatus, MessageStore};
 
 /// The configured delay of each level (`messageDelayLevel`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,7 +249,7 @@ impl ScheduleMessageService {
         }
     }
 
-    async fn deliver(&self, buf: &crate::store::SelectedBuffer) -> Result<(), String> {
+    async fn deliver(&self, buf: &rocketmq_store::SelectedBuffer) -> Result<(), String> {
         let m = buf.decode().map_err(|e| e.to_string())?;
         let Some(topic) = get_property(m.properties, REAL_TOPIC) else {
             return Err("delayed message without REAL_TOPIC".into());

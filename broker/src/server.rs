@@ -29,7 +29,7 @@ use crate::processor::{self, BrokerContext};
 use crate::registration::NamesrvRegistration;
 use crate::schedule::{DelayLevels, ScheduleMessageService};
 use crate::stats::BrokerStats;
-use crate::store::{MessageStore, StoreError};
+use rocketmq_store::{MessageStore, StoreError};
 use crate::timer::TimerMessageStore;
 
 /// Why the broker could not start.

@@ -50,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::processor::BrokerContext;
-use crate::store::{AppendResult, GetStatus, StoreError};
+use rocketmq_store::{AppendResult, GetStatus, StoreError};
 
 /// Consumer group under which the check service keeps its half and op offsets (Java's
 /// `MixAll.CID_SYS_RMQ_TRANS`, whose value differs from its name).

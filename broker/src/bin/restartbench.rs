@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rocketmq_broker::store::{FlushDiskType, MessageStore, MessageStoreConfig};
+use rocketmq_store::{FlushDiskType, MessageStore, MessageStoreConfig};
 use rocketmq_common::message::{RecordInput, encode_properties};
 use rocketmq_common::protocol::headers::broker::{
     SendMessageRequestHeader, SendMessageRequestHeaderV2,

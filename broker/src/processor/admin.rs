@@ -20,7 +20,7 @@ use rocketmq_common::route::TopicConfig;
 use rocketmq_common::topic::{is_system_topic, validate_topic};
 
 use super::{BrokerContext, blocking, json_body, metadata_error, unsupported};
-use crate::store::GetStatus;
+use rocketmq_store::GetStatus;
 
 /// Handles the admin codes.
 pub struct AdminProcessor {

@@ -21,8 +21,8 @@ use rocketmq_common::topic::SCHEDULE_TOPIC;
 
 use super::{BrokerContext, json_body, unsupported};
 use crate::clients::ClientChannel;
-use crate::store::BoundaryType;
-use crate::store::cleanup::{disk_space, disk_usage_ratio};
+use rocketmq_store::BoundaryType;
+use rocketmq_store::cleanup::{disk_space, disk_usage_ratio};
 
 /// Handles broker-level admin codes.
 pub struct BrokerAdminProcessor {

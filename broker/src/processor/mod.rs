@@ -32,7 +32,7 @@ use crate::metadata::{
 use crate::registration::NamesrvRegistration;
 use crate::schedule::ScheduleMessageService;
 use crate::server::BrokerMetrics;
-use crate::store::{MessageStore, StoreError};
+use rocketmq_store::{MessageStore, StoreError};
 use crate::timer::TimerMessageStore;
 
 pub use pull::PullMessageProcessor;

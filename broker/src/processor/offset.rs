@@ -14,7 +14,7 @@ use rocketmq_common::remoting::{
 };
 
 use super::{BrokerContext, store_error, unsupported};
-use crate::store::BoundaryType;
+use rocketmq_store::BoundaryType;
 
 /// Handles the offset codes; all answer synchronously from memory.
 pub struct OffsetProcessor {

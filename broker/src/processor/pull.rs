@@ -14,7 +14,7 @@ use rocketmq_common::route::PERM_READ;
 
 use super::{BrokerContext, metadata_error, store_error};
 use crate::filter::MessageFilter;
-use crate::store::GetStatus;
+use rocketmq_store::GetStatus;
 
 /// PullSysFlag: commit the offset carried in the request.
 const FLAG_COMMIT_OFFSET: i32 = 0x1;

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use parking_lot::Mutex;
 
-use crate::store::MappedFileQueue;
+use rocketmq_store::MappedFileQueue;
 
 /// Bytes per unit.
 pub const UNIT_SIZE: usize = 52;

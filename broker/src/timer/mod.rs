@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::long_polling::LongPolling;
-use crate::store::{GetStatus, MessageStore, SelectedBuffer, StoreError};
+use rocketmq_store::{GetStatus, MessageStore, SelectedBuffer, StoreError};
 
 use self::log::{MAGIC_DEFAULT, MAGIC_DELETE, MAGIC_ROLL, TimerLog, UNIT_SIZE, Unit};
 use self::wheel::{SLOTS_TOTAL, TimerWheel};

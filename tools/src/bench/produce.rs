@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rocketmq_broker::store::disk::raw_write_bandwidth;
+use rocketmq_store::disk::raw_write_bandwidth;
 use rocketmq_common::message::batch::encode_batch_message;
 use rocketmq_common::message::{RecordEntry, decode_record, encode_properties, get_property};
 use rocketmq_common::protocol::headers::broker::{

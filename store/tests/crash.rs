@@ -8,7 +8,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rocketmq_broker::store::{GetStatus, MessageStore, MessageStoreConfig};
+use rocketmq_store::{GetStatus, MessageStore, MessageStoreConfig};
 use rocketmq_common::message::{RecordEntry, decode_record, get_property};
 
 #[path = "../src/bin/store_crash_child.rs"]

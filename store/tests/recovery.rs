@@ -5,7 +5,7 @@ use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use rocketmq_broker::store::{AppendResult, GetStatus, MessageStore, MessageStoreConfig};
+use rocketmq_store::{AppendResult, GetStatus, MessageStore, MessageStoreConfig};
 use rocketmq_common::message::RecordInput;
 
 fn config(dir: &Path) -> MessageStoreConfig {

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rocketmq_broker::store::{FlushDiskType, MessageStore, MessageStoreConfig, PutStatus};
+use rocketmq_store::{FlushDiskType, MessageStore, MessageStoreConfig, PutStatus};
 use rocketmq_common::message::RecordInput;
 
 /// The parameters the crash test and this child agree on.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proptest::prelude::*;
-use rocketmq_broker::store::{
+use rocketmq_store::{
     BoundaryType, FlushDiskType, GetStatus, MessageStore, MessageStoreConfig, PutStatus,
 };
 use rocketmq_common::message::{RecordInput, get_property, java_string_hash};

@@ -6,7 +6,7 @@
 //! append/raw ratio. Every append figure includes the final flush, so both sides measure
 //! bytes made durable.
 //!
-//! `cargo run --release -p rocketmq-broker --bin storebench -- [--dir D] [--secs S]
+//! `cargo run --release -p rocketmq-store --bin storebench -- [--dir D] [--secs S]
 //!  [--bytes B] [--sizes 1024,16384] [--writers 1,8,64] [--modes async,sync] [--prefault BYTES]`
 
 use std::path::{Path, PathBuf};
@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rocketmq_broker::store::disk::{raw_write_bandwidth, settle};
-use rocketmq_broker::store::{FlushDiskType, MessageStore, MessageStoreConfig, PutStatus};
+use rocketmq_store::disk::{raw_write_bandwidth, settle};
+use rocketmq_store::{FlushDiskType, MessageStore, MessageStoreConfig, PutStatus};
 use rocketmq_common::message::RecordInput;
 
 struct Args {
