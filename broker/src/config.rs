@@ -11,8 +11,8 @@ use rocketmq_common::config::{
 };
 use rocketmq_common::remoting::ServerConfig;
 
-use rocketmq_store::MessageStoreConfig;
 use crate::timer::TimerConfig;
+use rocketmq_store::MessageStoreConfig;
 
 /// Why a broker config is invalid.
 #[derive(Debug, thiserror::Error)]

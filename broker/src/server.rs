@@ -29,8 +29,8 @@ use crate::processor::{self, BrokerContext};
 use crate::registration::NamesrvRegistration;
 use crate::schedule::{DelayLevels, ScheduleMessageService};
 use crate::stats::BrokerStats;
-use rocketmq_store::{MessageStore, StoreError};
 use crate::timer::TimerMessageStore;
+use rocketmq_store::{MessageStore, StoreError};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]

@@ -24,9 +24,9 @@ pub struct CheckpointValues {
     pub logics_msg_timestamp: i64,
     /// Store timestamp of the last message durable in the IndexFile.
     pub index_msg_timestamp: i64,
-    /// Master flushed offset (HA; kept for layout compatibility).
+    /// Master flushed offset (kept for layout compatibility).
     pub master_flushed_offset: i64,
-    /// Confirmed physical offset (HA; kept for layout compatibility).
+    /// Confirm offset: below it every required replica held the bytes (controller mode).
     pub confirm_phy_offset: i64,
     /// CommitLog offset (a record boundary) below which everything is durable; 0 if never
     /// recorded.
@@ -109,6 +109,25 @@ impl StoreCheckpoint {
     /// msynced with every entry of records below it).
     pub fn set_logics_dispatched_offset(&self, offset: i64) {
         self.set(48, offset);
+    }
+
+    /// Records the confirm offset (it moves back when a replica truncates its tail).
+    pub fn store_confirm_phy_offset(&self, offset: i64) {
+        self.map.lock()[32..40].copy_from_slice(&offset.to_be_bytes());
+    }
+
+    /// Runtime truncation of the CommitLog at `offset`: no recorded offset may stay above
+    /// it, or a later recovery would start scanning past the cut. Flushes.
+    pub fn lower_offsets_to(&self, offset: i64) -> io::Result<()> {
+        {
+            let mut m = self.map.lock();
+            for at in [32, 40, 48] {
+                if Self::get(&m, at) > offset {
+                    m[at..at + 8].copy_from_slice(&offset.to_be_bytes());
+                }
+            }
+        }
+        self.flush()
     }
 
     /// Msyncs the page.

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
-use rocketmq_common::message::record::{END_FILE_MIN_BLANK_LENGTH, encode_blank};
+use rocketmq_common::message::record::{BLANK_MAGIC_CODE, END_FILE_MIN_BLANK_LENGTH, encode_blank};
 use rocketmq_common::message::sysflag::is_invisible_transaction;
 use rocketmq_common::message::{
     DecodedRecord, RecordEntry, RecordHeaderFields, RecordInput, body_crc, decode_record,
@@ -171,9 +171,9 @@ impl SelectedBuffer {
 impl Deref for SelectedBuffer {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        self.file
-            .read(self.pos, self.len)
-            .expect("SelectedBuffer covers published bytes only")
+        // Checked when the buffer was made; a replica's runtime truncation may zero the bytes
+        // since (the CRC check then fails), but never unmaps them.
+        self.file.view(self.pos, self.len)
     }
 }
 
@@ -236,7 +236,7 @@ impl CommitLog {
         self.files.dirty_pages()
     }
 
-    /// Sets the next queue offsets (recovery, before appends start).
+    /// Sets the next queue offsets (recovery, or a replica about to take writes).
     pub(crate) fn set_queue_offsets(&self, table: QueueOffsetTable) {
         self.state.lock().queue_offsets = table;
     }
@@ -382,6 +382,146 @@ impl CommitLog {
             queue_offset,
             store_timestamp,
         })
+    }
+
+    /// Replica side: appends bytes shipped by the master at `offset`, which must be this
+    /// log's end. The bytes must be whole records inside one segment, each written for
+    /// exactly its position; a segment's BLANK marker travels as its 8 marker bytes and
+    /// ends the chunk. Returns the new end.
+    pub fn append_replicated(&self, offset: i64, data: &[u8]) -> Result<i64, StoreError> {
+        let mut state = self.state.lock();
+        let seg = self.segment_size as i64;
+        let head = match state.head.clone().or_else(|| self.files.last()) {
+            Some(h) if !h.is_full() => h,
+            Some(h) => self.files.create_file(h.file_from_offset() + seg)?,
+            // An empty replica starts where the master's log starts: a segment boundary.
+            None if offset % seg == 0 => self.files.create_file(offset)?,
+            None => {
+                return Err(StoreError::ReplicaOffset {
+                    expected: 0,
+                    got: offset,
+                });
+            }
+        };
+        let end = head.file_from_offset() + head.wrote_position() as i64;
+        if offset != end {
+            return Err(StoreError::ReplicaOffset {
+                expected: end,
+                got: offset,
+            });
+        }
+        let pos = head.wrote_position();
+        let corrupt = |at: usize, reason: String| StoreError::Corrupt {
+            offset: offset + at as i64,
+            reason: format!("replicated data: {reason}"),
+        };
+        if pos + data.len() > head.size() {
+            return Err(corrupt(0, "chunk crosses the segment end".into()));
+        }
+        let mut at = 0usize;
+        let mut segment_done = false;
+        let mut last_ts = None;
+        while at < data.len() {
+            let left_in_segment = head.size() - pos - at;
+            if left_in_segment < END_FILE_MIN_BLANK_LENGTH {
+                // Too small for a BLANK marker: the segment simply ends with filler.
+                if data.len() - at != left_in_segment {
+                    return Err(corrupt(at, "filler does not end the segment".into()));
+                }
+                segment_done = true;
+                break;
+            }
+            match decode_record(&data[at..], false) {
+                Ok(RecordEntry::Message(m)) => {
+                    if m.physical_offset != offset + at as i64 {
+                        return Err(corrupt(
+                            at,
+                            format!("record written for offset {}", m.physical_offset),
+                        ));
+                    }
+                    last_ts = Some(m.store_timestamp);
+                    at += m.total_size as usize;
+                }
+                Ok(RecordEntry::Blank { size }) => {
+                    if size as usize != left_in_segment
+                        || data.len() - at != END_FILE_MIN_BLANK_LENGTH
+                    {
+                        return Err(corrupt(at, "BLANK marker not at the segment end".into()));
+                    }
+                    segment_done = true;
+                    break;
+                }
+                Err(e) => return Err(corrupt(at, e.to_string())),
+            }
+        }
+        head.append_with(data.len(), |b| b.copy_from_slice(data))
+            .expect("checked: the chunk fits the segment");
+        if segment_done {
+            head.mark_full();
+        }
+        if let Some(ts) = last_ts {
+            state.last_store_timestamp = state.last_store_timestamp.max(ts);
+            head.set_last_store_timestamp(ts);
+            self.last_appended_timestamp.fetch_max(ts, Ordering::AcqRel);
+        }
+        state.head = Some(head.clone());
+        Ok(head.file_from_offset() + head.wrote_position() as i64)
+    }
+
+    /// Master side: the bytes to ship to a replica from `from`: whole records up to about
+    /// `max_bytes` (at least one record), never past the end of `from`'s segment or
+    /// `limit`. A BLANK marker ships as its 8 marker bytes and ends the chunk; the next
+    /// chunk starts at the next segment. `None` when nothing is published at `from`.
+    pub fn read_for_replication(
+        &self,
+        from: i64,
+        max_bytes: usize,
+        limit: i64,
+    ) -> Option<SelectedBuffer> {
+        let file = self.files.find(from)?;
+        let pos = (from - file.file_from_offset()) as usize;
+        let data = file.read_from(pos)?;
+        let mut len = 0usize;
+        while len < data.len() && from + (len as i64) < limit {
+            let left_in_segment = file.size() - pos - len;
+            if left_in_segment < END_FILE_MIN_BLANK_LENGTH {
+                len += left_in_segment.min(data.len() - len);
+                break;
+            }
+            let rec = &data[len..];
+            if rec.len() < END_FILE_MIN_BLANK_LENGTH {
+                break;
+            }
+            let size = u32::from_be_bytes(rec[..4].try_into().expect("4 bytes")) as usize;
+            let magic = u32::from_be_bytes(rec[4..8].try_into().expect("4 bytes"));
+            if magic == BLANK_MAGIC_CODE {
+                len += END_FILE_MIN_BLANK_LENGTH;
+                break;
+            }
+            if size == 0 || size > rec.len() || (len > 0 && len + size > max_bytes) {
+                break;
+            }
+            len += size;
+        }
+        if len == 0 {
+            return None;
+        }
+        Some(SelectedBuffer {
+            file,
+            pos,
+            len,
+            physical_offset: from,
+        })
+    }
+
+    /// Cuts the log at `offset` while readers may hold segments (a replica dropping a
+    /// diverged tail). Appends are held off meanwhile.
+    pub(crate) fn truncate_tail(&self, offset: i64) -> std::io::Result<()> {
+        let mut state = self.state.lock();
+        state.head = None;
+        self.files.truncate_shared(offset)?;
+        self.watermark.lower_to(offset);
+        Ok(())
     }
 
     /// `size` published bytes at `offset`.

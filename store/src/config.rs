@@ -97,6 +97,11 @@ pub struct MessageStoreConfig {
     /// do not pay for page faults. RocketMQ's `warmMapedFileEnable` pre-touches whole
     /// files instead.
     pub commit_log_prefault_ahead_bytes: usize,
+    /// Not a `broker.conf` key: set by the broker in controller mode. Consumers (and
+    /// everything derived from the ConsumeQueues) then see only records below the confirm
+    /// offset, the highest offset every required replica holds, so nothing is readable that
+    /// a failover could lose. Off, every appended record is readable at once.
+    pub read_confirmed_only: bool,
 }
 
 impl Default for MessageStoreConfig {
@@ -129,6 +134,7 @@ impl Default for MessageStoreConfig {
             max_hash_slot_num: 5_000_000,
             max_index_num: 20_000_000,
             commit_log_prefault_ahead_bytes: 32 * 1024 * 1024,
+            read_confirmed_only: false,
         }
     }
 }

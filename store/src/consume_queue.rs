@@ -163,6 +163,23 @@ impl ConsumeQueue {
             .map_or(0, |e| e.physical_offset.saturating_add(i64::from(e.size))))
     }
 
+    /// Runtime truncation: drops the entries of records at or after CommitLog `offset` (a
+    /// replica cutting a diverged tail). Returns the queue's new max offset.
+    pub fn truncate_physical(&self, offset: i64) -> io::Result<i64> {
+        let mut end = self.max_offset();
+        let min = self.min_offset();
+        while end > min {
+            match self.get_raw(end - 1) {
+                Some(e) if !e.is_blank() && e.physical_offset >= offset => end -= 1,
+                _ => break,
+            }
+        }
+        if end < self.max_offset() {
+            self.files.truncate_shared(end * CQ_ENTRY_SIZE as i64)?;
+        }
+        Ok(end)
+    }
+
     fn last_entry(&self) -> Option<CqEntry> {
         let max = self.max_offset();
         if max == 0 || max <= self.min_offset() {

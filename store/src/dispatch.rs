@@ -8,6 +8,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use parking_lot::Mutex;
+
 use rocketmq_common::message::keys::{KEY_SEPARATOR, KEYS, TAGS, UNIQ_KEY};
 use rocketmq_common::message::record::END_FILE_MIN_BLANK_LENGTH;
 use rocketmq_common::message::sysflag::{
@@ -29,11 +31,56 @@ pub trait MessageArrivalListener: Send + Sync {
     fn on_message_arrived(&self, topic: &str, queue_id: i32, queue_offset: i64);
 }
 
+/// The confirm offset: the highest CommitLog offset every required replica holds. When
+/// reads are gated (controller mode), dispatch (and so every consumer) stops there.
+#[derive(Debug)]
+pub struct ConfirmOffset {
+    gated: bool,
+    value: AtomicI64,
+}
+
+impl ConfirmOffset {
+    /// A gate (when `gated`) starting at `value`.
+    pub fn new(gated: bool, value: i64) -> Self {
+        Self {
+            gated,
+            value: AtomicI64::new(value),
+        }
+    }
+    /// Whether reads stop at the confirm offset.
+    pub fn is_gated(&self) -> bool {
+        self.gated
+    }
+    /// The stored value (meaningful when gated).
+    pub fn get(&self) -> i64 {
+        self.value.load(Ordering::Acquire)
+    }
+    /// Sets the value.
+    pub fn set(&self, offset: i64) {
+        self.value.store(offset, Ordering::Release);
+    }
+    /// Lowers the value to at most `offset`.
+    pub fn lower_to(&self, offset: i64) {
+        self.value.fetch_min(offset, Ordering::AcqRel);
+    }
+    /// How far readers may see, given the CommitLog's `max_offset`.
+    pub fn bound(&self, max_offset: i64) -> i64 {
+        if self.gated {
+            self.get().min(max_offset)
+        } else {
+            max_offset
+        }
+    }
+}
+
 /// Builds ConsumeQueue and index entries behind the CommitLog.
 pub struct Dispatcher {
     commitlog: Arc<CommitLog>,
     queues: Arc<ConsumeQueueStore>,
     index: Option<Arc<IndexService>>,
+    confirm: Arc<ConfirmOffset>,
+    /// Held for a whole dispatch pass, so a truncation can move `reput_from` back safely.
+    running: Mutex<()>,
     reput_from: AtomicI64,
     last_dispatched_timestamp: AtomicI64,
     arrival: std::sync::OnceLock<Arc<dyn MessageArrivalListener>>,
@@ -49,17 +96,21 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher starting at CommitLog offset `reput_from`.
+    /// A dispatcher starting at CommitLog offset `reput_from`, never passing the confirm
+    /// offset when it is gated.
     pub fn new(
         commitlog: Arc<CommitLog>,
         queues: Arc<ConsumeQueueStore>,
         index: Option<Arc<IndexService>>,
+        confirm: Arc<ConfirmOffset>,
         reput_from: i64,
     ) -> Self {
         Self {
             commitlog,
             queues,
             index,
+            confirm,
+            running: Mutex::new(()),
             reput_from: AtomicI64::new(reput_from),
             last_dispatched_timestamp: AtomicI64::new(0),
             arrival: std::sync::OnceLock::new(),
@@ -81,24 +132,38 @@ impl Dispatcher {
         self.last_dispatched_timestamp.load(Ordering::Acquire)
     }
 
-    /// Dispatches every published record; returns how many messages were dispatched.
+    /// Runs `f` with dispatch paused and moves the dispatch position back to at most
+    /// `offset` (runtime truncation of the CommitLog).
+    pub(crate) fn rewind_to<R>(&self, offset: i64, f: impl FnOnce() -> R) -> R {
+        let _paused = self.running.lock();
+        let r = f();
+        self.reput_from.fetch_min(offset, Ordering::AcqRel);
+        r
+    }
+
+    /// Dispatches every published (and, when gated, confirmed) record; returns how many
+    /// messages were dispatched.
     pub fn dispatch_available(&self) -> Result<usize, StoreError> {
+        let _running = self.running.lock();
         let seg = self.commitlog.segment_size();
         let mut n = 0;
         loop {
             let from = self.dispatched_offset();
-            if from >= self.commitlog.max_offset() {
+            let end = self.confirm.bound(self.commitlog.max_offset());
+            if from >= end {
                 return Ok(n);
             }
             let Some(buf) = self.commitlog.read_from(from) else {
                 return Ok(n);
             };
-            if buf.is_empty() {
+            // Records never straddle the bound: the confirm offset is a record boundary.
+            let len = buf.len().min((end - from) as usize);
+            if len == 0 {
                 // The head segment's next record is not published yet.
                 return Ok(n);
             }
             let mut pos = 0usize;
-            while pos < buf.len() {
+            while pos < len {
                 let remaining_in_segment = seg - ((from as usize + pos) % seg);
                 if remaining_in_segment < END_FILE_MIN_BLANK_LENGTH {
                     // Too small even for a BLANK marker: the segment simply ends here.

@@ -49,6 +49,11 @@ impl FlushWatermark {
         self.notify.notify_waiters();
     }
 
+    /// Lowers the watermark to `offset` (runtime truncation of the log below it).
+    pub(crate) fn lower_to(&self, offset: i64) {
+        self.flushed.fetch_min(offset, Ordering::AcqRel);
+    }
+
     /// Blocks until the watermark reaches `target`; false on timeout.
     pub fn wait_blocking(&self, target: i64, timeout: Duration) -> bool {
         if self.get() >= target {

@@ -44,7 +44,7 @@ pub use cleanup::{CleanupReport, CleanupService};
 pub use commitlog::{AppendResult, CommitLog, QueueOffsetTable, SelectedBuffer};
 pub use config::{FlushDiskType, MessageStoreConfig};
 pub use consume_queue::{BoundaryType, ConsumeQueue, ConsumeQueueStore, CqEntry};
-pub use dispatch::{Dispatcher, MessageArrivalListener};
+pub use dispatch::{ConfirmOffset, Dispatcher, MessageArrivalListener};
 pub use flush::{FlushMode, FlushWatermark, Signal};
 pub use index::IndexService;
 pub use mapped_file::{MappedFile, MappedFileQueue};
@@ -84,6 +84,14 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("store is shut down")]
     ShutDown,
+    /// Replicated bytes that do not continue this replica's log.
+    #[error("replicated bytes for offset {got}, but this replica's log ends at {expected}")]
+    ReplicaOffset {
+        /// This log's end.
+        expected: i64,
+        /// Where the bytes were meant to go.
+        got: i64,
+    },
 }
 
 /// Outcome of a put that did get written.
@@ -156,6 +164,7 @@ pub struct MessageStore {
     index: Option<Arc<IndexService>>,
     checkpoint: Arc<StoreCheckpoint>,
     dispatcher: Arc<Dispatcher>,
+    confirm: Arc<ConfirmOffset>,
     cleanup: Arc<CleanupService>,
     flush_signal: Arc<Signal>,
     dispatch_signal: Arc<Signal>,
@@ -307,19 +316,22 @@ impl MessageStore {
         // The scan may have read no record (nothing after the durable point): the
         // checkpoint's timestamp of the last flushed message is the floor then.
         commitlog.set_min_store_timestamp(scan.last_store_timestamp.max(cp.physic_msg_timestamp));
+        // Controller mode: only what every required replica held before the restart is
+        // readable until the broker learns its role (and the new confirm offset).
+        let confirm = Arc::new(ConfirmOffset::new(
+            config.read_confirmed_only,
+            cp.confirm_phy_offset.min(end),
+        ));
         let dispatcher = Arc::new(Dispatcher::new(
             commitlog.clone(),
             queues.clone(),
             index.clone(),
+            confirm.clone(),
             reput_from,
         ));
         // Rebuild derived data synchronously, then continue queue offsets from it.
         dispatcher.dispatch_available()?;
-        let mut table = QueueOffsetTable::default();
-        for cq in queues.all() {
-            table.set(cq.topic(), cq.queue_id(), cq.max_offset());
-        }
-        commitlog.set_queue_offsets(table);
+        commitlog.set_queue_offsets(queue_offsets_of(&queues));
 
         let cleanup = Arc::new(CleanupService::new(
             config.clone(),
@@ -343,6 +355,7 @@ impl MessageStore {
             index,
             checkpoint,
             dispatcher,
+            confirm,
             cleanup,
             flush_signal: Arc::new(Signal::default()),
             dispatch_signal: Arc::new(Signal::default()),
@@ -410,11 +423,12 @@ impl MessageStore {
             );
         }
         {
-            let (d, queues, index, cp, stop) = (
+            let (d, queues, index, cp, confirm, stop) = (
                 self.dispatcher.clone(),
                 self.queues.clone(),
                 self.index.clone(),
                 self.checkpoint.clone(),
+                self.confirm.clone(),
                 self.stop.clone(),
             );
             let interval = Duration::from_millis(self.config.flush_interval_consume_queue);
@@ -427,7 +441,9 @@ impl MessageStore {
                             let stopping = stop.load(Ordering::Acquire);
                             if stopping || waited >= interval {
                                 waited = Duration::ZERO;
-                                if let Err(e) = flush_logics(&d, &queues, index.as_deref(), &cp) {
+                                if let Err(e) =
+                                    flush_logics(&d, &queues, index.as_deref(), &cp, &confirm)
+                                {
                                     tracing::error!(error = %e, "consume queue flush failed");
                                 }
                             }
@@ -590,6 +606,9 @@ impl MessageStore {
         let Some(buf) = self.commitlog.read_record(offset) else {
             return Ok(None);
         };
+        if offset + buf.len() as i64 > self.readable_end() {
+            return Ok(None);
+        }
         buf.decode()?;
         Ok(Some(buf))
     }
@@ -754,6 +773,78 @@ impl MessageStore {
         Ok(out)
     }
 
+    /// CommitLog offset below which records are readable: the confirm offset in controller
+    /// mode, else the end of the log.
+    pub fn readable_end(&self) -> i64 {
+        self.confirm.bound(self.commitlog.max_offset())
+    }
+
+    /// The confirm offset: with gated reads the stored value, else the end of the log.
+    pub fn confirm_offset(&self) -> i64 {
+        self.readable_end()
+    }
+
+    /// Sets the confirm offset (the replication layer computes it) and lets dispatch
+    /// catch up to it. Without gated reads it has no effect.
+    pub fn set_confirm_offset(&self, offset: i64) {
+        if self.confirm.is_gated() && self.confirm.get() != offset {
+            self.confirm.set(offset);
+            self.dispatch_signal.wake();
+        }
+    }
+
+    /// Replica side: appends bytes shipped by the master at `offset` (see
+    /// [`CommitLog::append_replicated`]) and wakes flush and dispatch. Returns the new end.
+    pub fn append_replicated(&self, offset: i64, data: &[u8]) -> Result<i64, StoreError> {
+        self.check_running()?;
+        let end = self.commitlog.append_replicated(offset, data)?;
+        self.after_append(end);
+        Ok(end)
+    }
+
+    /// Drops every record at or after `offset` (a replica cutting a tail that diverged from
+    /// the new master): CommitLog, ConsumeQueue entries, queue offsets, the dispatch
+    /// position, the flushed and confirm offsets, and the checkpoint. Index entries above
+    /// the cut stay, but every index hit is re-read and checked.
+    pub fn truncate_tail(&self, offset: i64) -> Result<(), StoreError> {
+        self.check_running()?;
+        let offset = offset.max(self.commitlog.min_offset());
+        if offset >= self.commitlog.max_offset() {
+            return Ok(());
+        }
+        tracing::warn!(
+            offset,
+            max_offset = self.commitlog.max_offset(),
+            "truncating the commitlog tail"
+        );
+        self.dispatcher
+            .rewind_to(offset, || -> Result<(), StoreError> {
+                // The checkpoint first: a crash in between must never leave a recorded
+                // durable offset above the cut.
+                self.checkpoint.lower_offsets_to(offset)?;
+                self.confirm.lower_to(offset);
+                self.commitlog.truncate_tail(offset)?;
+                for cq in self.queues.all() {
+                    cq.truncate_physical(offset)?;
+                }
+                self.commitlog
+                    .set_queue_offsets(queue_offsets_of(&self.queues));
+                Ok(())
+            })
+    }
+
+    /// Prepares a replica to take writes: confirms and dispatches everything it holds (a
+    /// new master is alone in its SyncStateSet, so its whole log is confirmed), then
+    /// continues every queue's offsets from its ConsumeQueue. Nothing may append meanwhile.
+    pub fn prepare_for_writes(&self) -> Result<(), StoreError> {
+        self.check_running()?;
+        self.confirm.set(self.commitlog.max_offset());
+        self.dispatcher.dispatch_available()?;
+        self.commitlog
+            .set_queue_offsets(queue_offsets_of(&self.queues));
+        Ok(())
+    }
+
     /// Clean shutdown: stops accepting puts, dispatches and flushes everything, writes the
     /// checkpoint and removes the abort file. Idempotent.
     pub fn shutdown(&self) -> Result<(), StoreError> {
@@ -777,6 +868,7 @@ impl MessageStore {
             &self.queues,
             self.index.as_deref(),
             &self.checkpoint,
+            &self.confirm,
         )?;
         std::fs::remove_file(self.config.abort_path())?;
         File::open(&self.config.store_path_root_dir)?.sync_all()?;
@@ -792,13 +884,26 @@ impl Drop for MessageStore {
     }
 }
 
+/// Next queue offset of every queue, from the ConsumeQueues.
+fn queue_offsets_of(queues: &ConsumeQueueStore) -> QueueOffsetTable {
+    let mut table = QueueOffsetTable::default();
+    for cq in queues.all() {
+        table.set(cq.topic(), cq.queue_id(), cq.max_offset());
+    }
+    table
+}
+
 /// Flushes ConsumeQueues and index, then advances their checkpoint timestamps.
 fn flush_logics(
     d: &Dispatcher,
     queues: &ConsumeQueueStore,
     index: Option<&IndexService>,
     cp: &StoreCheckpoint,
+    confirm: &ConfirmOffset,
 ) -> std::io::Result<()> {
+    if confirm.is_gated() {
+        cp.store_confirm_phy_offset(confirm.get());
+    }
     // Timestamp and offset first: everything dispatched up to them is covered by the flush
     // below.
     let ts = d.last_dispatched_timestamp();

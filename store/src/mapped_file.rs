@@ -7,7 +7,8 @@
 //!   position is published with `Release`. Readers only touch bytes below the position
 //!   they loaded with `Acquire`, so no byte is read while it is being written.
 //! * Bytes below `wrote_position` are never rewritten while the file is shared; only
-//!   recovery ([`MappedFile::truncate_to`], which needs `&mut`) moves the position back.
+//!   recovery ([`MappedFile::truncate_to`], which needs `&mut`) and a replica cutting a
+//!   diverged tail ([`MappedFile::truncate_shared`]: zeroes, never unmaps) move it back.
 //! * A file is named after the global offset of its first byte, 20 digits zero-padded.
 //! * A file is deleted only when no reader holds an `Arc` to it (checked under the queue's
 //!   write lock, where no new reader can appear).
@@ -182,6 +183,15 @@ impl MappedFile {
         Some(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(pos), len) })
     }
 
+    /// Bytes `pos..pos+len` that were published when the caller checked them (through
+    /// [`read`](Self::read)). A runtime truncation may since have zeroed them, but the
+    /// mapping lives as long as the file, so the view stays valid memory.
+    pub fn view(&self, pos: usize, len: usize) -> &[u8] {
+        assert!(pos + len <= self.size, "view past the end of the file");
+        // SAFETY: inside the mapping, which lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(pos), len) }
+    }
+
     /// All published bytes from `pos` to the write position.
     pub fn read_from(&self, pos: usize) -> Option<&[u8]> {
         let wrote = self.wrote_position();
@@ -235,20 +245,42 @@ impl MappedFile {
     /// and moves the positions back. Needs `&mut self`: recovery only.
     pub fn truncate_to(&mut self, pos: usize) -> io::Result<()> {
         let pos = pos.min(self.size);
-        let page_end = pos.div_ceil(PAGE_SIZE) * PAGE_SIZE;
-        let partial_end = page_end.min(self.size);
-        if partial_end > pos {
-            // SAFETY: exclusive access (`&mut self`), range inside the mapping.
-            unsafe {
-                std::ptr::write_bytes(self.map.as_mut_ptr().add(pos), 0, partial_end - pos);
-            }
-            self.map
-                .flush_range(pos - pos % PAGE_SIZE, partial_end - (pos - pos % PAGE_SIZE))?;
-        }
-        if page_end < self.size {
-            zero_range(&self.file, &self.map, page_end, self.size - page_end)?;
-        }
+        self.zero_durably(pos, self.size)?;
         self.set_positions(pos);
+        Ok(())
+    }
+
+    /// Runtime truncation while readers may hold the file: lowers the positions to `pos`,
+    /// then zeroes the bytes after it durably. A reader still copying those bytes sees
+    /// zeros (and fails its CRC check), never freed memory: the mapping lives on.
+    pub fn truncate_shared(&self, pos: usize) -> io::Result<()> {
+        let _guard = self.append_lock.lock();
+        let old = self.wrote_position.load(Ordering::Acquire);
+        let pos = pos.min(old);
+        self.wrote_position.store(pos, Ordering::Release);
+        self.flushed_position.fetch_min(pos, Ordering::AcqRel);
+        if old > pos {
+            self.zero_durably(pos, old)?;
+        }
+        Ok(())
+    }
+
+    /// Zeroes `[pos, end)` on disk: the partial first page through the mapping, whole pages
+    /// by punching a hole (which also frees their blocks).
+    fn zero_durably(&self, pos: usize, end: usize) -> io::Result<()> {
+        let page_end = (pos.div_ceil(PAGE_SIZE) * PAGE_SIZE).min(end);
+        if page_end > pos {
+            // SAFETY: inside the mapping and past the published write position (callers
+            // lowered it or hold `&mut self`), so no appender writes here meanwhile.
+            unsafe {
+                std::ptr::write_bytes(self.map.as_mut_ptr().add(pos), 0, page_end - pos);
+            }
+            let start = pos - pos % PAGE_SIZE;
+            self.map.flush_range(start, page_end - start)?;
+        }
+        if end > page_end {
+            zero_range(&self.file, &self.map, page_end, end - page_end)?;
+        }
         Ok(())
     }
 
@@ -282,7 +314,7 @@ fn zero_range(file: &File, map: &MmapRaw, off: usize, len: usize) -> io::Result<
     let mut at = off;
     while at < off + len {
         let n = CHUNK.min(off + len - at);
-        // SAFETY: only called from `truncate_to` (exclusive access), range inside the map.
+        // SAFETY: range inside the map and past the published write position.
         unsafe { std::ptr::write_bytes(map.as_mut_ptr().add(at), 0, n) };
         at += n;
     }
@@ -463,6 +495,26 @@ impl MappedFileQueue {
             let f = Arc::get_mut(last)
                 .ok_or_else(|| io::Error::other("cannot truncate a mapped file that is in use"))?;
             f.truncate_to(pos)?;
+        }
+        Ok(())
+    }
+
+    /// Runtime truncation at global `offset` while readers may hold files: later files are
+    /// dropped from the queue and deleted (readers keep their mappings), the file holding
+    /// `offset` is cut with [`MappedFile::truncate_shared`].
+    pub fn truncate_shared(&self, offset: i64) -> io::Result<()> {
+        let mut files = self.files.write();
+        while let Some(last) = files.last() {
+            let from = last.file_from_offset();
+            if from > offset || (from == offset && files.len() > 1) {
+                let f = files.pop().expect("non-empty");
+                f.remove_file()?;
+            } else {
+                break;
+            }
+        }
+        if let Some(last) = files.last() {
+            last.truncate_shared((offset - last.file_from_offset()).max(0) as usize)?;
         }
         Ok(())
     }

@@ -8,8 +8,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rocketmq_store::{GetStatus, MessageStore, MessageStoreConfig};
 use rocketmq_common::message::{RecordEntry, decode_record, get_property};
+use rocketmq_store::{GetStatus, MessageStore, MessageStoreConfig};
 
 #[path = "../src/bin/store_crash_child.rs"]
 #[allow(dead_code)]

@@ -5,8 +5,8 @@ use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use rocketmq_store::{AppendResult, GetStatus, MessageStore, MessageStoreConfig};
 use rocketmq_common::message::RecordInput;
+use rocketmq_store::{AppendResult, GetStatus, MessageStore, MessageStoreConfig};
 
 fn config(dir: &Path) -> MessageStoreConfig {
     let mut c = MessageStoreConfig::with_root(dir);

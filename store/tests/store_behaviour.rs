@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proptest::prelude::*;
+use rocketmq_common::message::{RecordInput, get_property, java_string_hash};
 use rocketmq_store::{
     BoundaryType, FlushDiskType, GetStatus, MessageStore, MessageStoreConfig, PutStatus,
 };
-use rocketmq_common::message::{RecordInput, get_property, java_string_hash};
 
 const HOST: &str = "127.0.0.1:10911";
 

@@ -21,13 +21,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rocketmq_store::{FlushDiskType, MessageStore, MessageStoreConfig};
 use rocketmq_common::message::{RecordInput, encode_properties};
 use rocketmq_common::protocol::headers::broker::{
     SendMessageRequestHeader, SendMessageRequestHeaderV2,
 };
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
+use rocketmq_store::{FlushDiskType, MessageStore, MessageStoreConfig};
 
 struct Args {
     dir: PathBuf,

@@ -32,8 +32,8 @@ use crate::metadata::{
 use crate::registration::NamesrvRegistration;
 use crate::schedule::ScheduleMessageService;
 use crate::server::BrokerMetrics;
-use rocketmq_store::{MessageStore, StoreError};
 use crate::timer::TimerMessageStore;
+use rocketmq_store::{MessageStore, StoreError};
 
 pub use pull::PullMessageProcessor;
 pub use send::SendMessageProcessor;

@@ -20,8 +20,8 @@ use rocketmq_common::topic::{TRANS_HALF_TOPIC, is_not_allowed_send_topic, valida
 
 use super::{BrokerContext, metadata_error, store_error};
 use crate::delivery;
-use rocketmq_store::PutStatus;
 use crate::transaction::{self, half_message, is_half_message};
+use rocketmq_store::PutStatus;
 
 /// Handles the produce codes.
 pub struct SendMessageProcessor {

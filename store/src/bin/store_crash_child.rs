@@ -10,8 +10,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rocketmq_store::{FlushDiskType, MessageStore, MessageStoreConfig, PutStatus};
 use rocketmq_common::message::RecordInput;
+use rocketmq_store::{FlushDiskType, MessageStore, MessageStoreConfig, PutStatus};
 
 /// The parameters the crash test and this child agree on.
 pub mod shared {

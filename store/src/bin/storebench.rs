@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rocketmq_common::message::RecordInput;
 use rocketmq_store::disk::{raw_write_bandwidth, settle};
 use rocketmq_store::{FlushDiskType, MessageStore, MessageStoreConfig, PutStatus};
-use rocketmq_common::message::RecordInput;
 
 struct Args {
     dir: PathBuf,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rocketmq_store::disk::raw_write_bandwidth;
 use rocketmq_common::message::batch::encode_batch_message;
 use rocketmq_common::message::{RecordEntry, decode_record, encode_properties, get_property};
 use rocketmq_common::protocol::headers::broker::{
@@ -18,6 +17,7 @@ use rocketmq_common::protocol::headers::broker::{
 };
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
+use rocketmq_store::disk::raw_write_bandwidth;
 use rocketmq_tools::{Latencies, rss_kib};
 
 use crate::local::{T, broker_from_namesrv, start_local, wait_until_serving};
