@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod body;
 pub mod config;
+pub mod controller;
 pub mod filter;
 pub mod json;
 pub mod lenient;

@@ -219,7 +219,7 @@ pub struct BrokerMemberGroupBody {
 }
 
 /// A broker group's members (`BrokerMemberGroup.java`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerMemberGroup {
     /// Broker id → address.

@@ -128,9 +128,15 @@ code_enum! {
         CONTROLLER_GET_SYNC_STATE_DATA = 1006,
         GET_BROKER_EPOCH_CACHE = 1007,
         NOTIFY_BROKER_ROLE_CHANGED = 1008,
+        UPDATE_CONTROLLER_CONFIG = 1009,
+        GET_CONTROLLER_CONFIG = 1010,
         CLEAN_BROKER_DATA = 1011,
         CONTROLLER_GET_NEXT_BROKER_ID = 1012,
         CONTROLLER_APPLY_BROKER_ID = 1013,
+        // Our own codes (not RocketMQ's): consensus traffic between controllers.
+        CONTROLLER_RAFT_APPEND_ENTRIES = 1120,
+        CONTROLLER_RAFT_VOTE = 1121,
+        CONTROLLER_RAFT_INSTALL_SNAPSHOT = 1122,
         POP_MESSAGE = 200050,
         ACK_MESSAGE = 200051,
         CHANGE_MESSAGE_INVISIBLETIME = 200053,
@@ -187,6 +193,13 @@ code_enum! {
         ControllerInvalidRequest = 2005,
         ControllerBrokerNotAlive = 2006,
         ControllerNotLeader = 2007,
+        ControllerBrokerMetadataNotExist = 2008,
+        ControllerInvalidCleanBrokerMetadata = 2009,
+        ControllerBrokerNeedToBeRegistered = 2010,
+        ControllerMasterStillExist = 2011,
+        ControllerElectMasterFailed = 2012,
+        ControllerAlterSyncStateSetFailed = 2013,
+        ControllerBrokerIdInvalid = 2014,
     }
 }
 

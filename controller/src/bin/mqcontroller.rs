@@ -1,0 +1,98 @@
+//! `mqcontroller`: starts a controller (one member of the controller group).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use rocketmq_common::config::Properties;
+use rocketmq_controller::{ControllerConfig, ControllerServer};
+
+/// RocketMQ controller. Flags use RocketMQ's key names and override the config file.
+#[derive(Parser, Debug)]
+#[command(name = "mqcontroller", version)]
+struct Args {
+    /// Controller config file (Java properties, e.g. controller.conf).
+    #[arg(short = 'c', long = "configFile")]
+    config_file: Option<PathBuf>,
+    /// Print the effective configuration and exit.
+    #[arg(short = 'p', long = "printConfigItem")]
+    print_config: bool,
+    /// Peers: `n0-host:port;n1-host:port;...`.
+    #[arg(long = "controllerDLegerPeers")]
+    peers: Option<String>,
+    /// This controller's peer id.
+    #[arg(long = "controllerDLegerSelfId")]
+    self_id: Option<String>,
+    /// Where the consensus log and snapshots live.
+    #[arg(long = "controllerStorePath")]
+    store_path: Option<PathBuf>,
+    /// Prometheus port (default 9879; 0 disables).
+    #[arg(long = "metricsPort")]
+    metrics_port: Option<u16>,
+}
+
+fn main() -> ExitCode {
+    rocketmq_common::observability::init_logging();
+    let args = Args::parse();
+    let mut props = match &args.config_file {
+        Some(path) => match Properties::load(path) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("mqcontroller: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Properties::default(),
+    };
+    if let Some(v) = &args.peers {
+        props.set("controllerDLegerPeers", v.clone());
+    }
+    if let Some(v) = &args.self_id {
+        props.set("controllerDLegerSelfId", v.clone());
+    }
+    if let Some(v) = &args.store_path {
+        props.set("controllerStorePath", v.display().to_string());
+    }
+    if let Some(v) = args.metrics_port {
+        props.set("metricsPort", v.to_string());
+    }
+    let config = match ControllerConfig::from_properties(&props) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mqcontroller: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.print_config {
+        for (k, v) in config.to_properties() {
+            println!("{k}={v}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mqcontroller: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match ControllerServer::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("mqcontroller: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "The controller boot success, address {}",
+            server.local_addr()
+        );
+        rocketmq_common::signal::wait_for_termination().await;
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
