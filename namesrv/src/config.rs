@@ -11,6 +11,7 @@ use std::time::Duration;
 use rocketmq_common::config::{ConfigError, Properties};
 use rocketmq_common::protocol::SerializeType;
 use rocketmq_common::protocol::codec::DEFAULT_MAX_FRAME_SIZE;
+use rocketmq_controller::ControllerConfig;
 
 /// Everything the name server needs to run.
 #[derive(Debug, Clone)]
@@ -41,6 +42,9 @@ pub struct NamesrvConfig {
     /// Header encoding of our frames (`serializeType`: JSON or ROCKETMQ; default JSON, or the
     /// `ROCKETMQ_SERIALIZE_TYPE` environment variable like Java).
     pub serialize_type: SerializeType,
+    /// The embedded controller (`enableControllerInNamesrv=true`; its keys come from the
+    /// same file, e.g. `controllerDLegerPeers`), or `None`.
+    pub controller: Option<ControllerConfig>,
 }
 
 impl Default for NamesrvConfig {
@@ -61,6 +65,7 @@ impl Default for NamesrvConfig {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             idle_timeout: Duration::from_secs(120),
             serialize_type: SerializeType::Json,
+            controller: None,
         }
     }
 }
@@ -102,6 +107,19 @@ impl NamesrvConfig {
         props.apply("serverChannelMaxIdleTimeSeconds", &mut idle)?;
         self.idle_timeout = Duration::from_secs(idle.max(1));
         props.apply("serializeType", &mut self.serialize_type)?;
+        let mut embed = self.controller.is_some();
+        props.apply("enableControllerInNamesrv", &mut embed)?;
+        self.controller = if embed {
+            Some(ControllerConfig::from_properties(props).map_err(|e| {
+                ConfigError::InvalidValue {
+                    key: "enableControllerInNamesrv".into(),
+                    value: "true".into(),
+                    reason: format!("the embedded controller's config is invalid: {e}"),
+                }
+            })?)
+        } else {
+            None
+        };
         for (key, _) in props.iter() {
             if !KNOWN_KEYS.contains(&key) {
                 tracing::debug!(key, "ignoring config key the name server does not use");
@@ -115,7 +133,8 @@ impl NamesrvConfig {
         format!(
             "listenPort={}\nbindAddress={}\nmetricsPort={}\nkvConfigPath={}\nbrokerChannelExpiredTime={}\n\
              scanNotActiveBrokerInterval={}\norderMessageEnable={}\nenableAllTopicList={}\nenableTopicList={}\n\
-             deleteTopicWithBrokerRegistration={}\nframeMaxLength={}\nserverChannelMaxIdleTimeSeconds={}\nserializeType={}\n",
+             deleteTopicWithBrokerRegistration={}\nframeMaxLength={}\nserverChannelMaxIdleTimeSeconds={}\nserializeType={}\n\
+             enableControllerInNamesrv={}\n{}",
             self.listen_addr.port(),
             self.listen_addr.ip(),
             self.metrics_port,
@@ -129,6 +148,12 @@ impl NamesrvConfig {
             self.max_frame_size,
             self.idle_timeout.as_secs(),
             self.serialize_type.java_name(),
+            self.controller.is_some(),
+            self.controller.as_ref().map_or_else(String::new, |c| c
+                .to_properties()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect()),
         )
     }
 }
@@ -147,6 +172,7 @@ const KNOWN_KEYS: &[&str] = &[
     "frameMaxLength",
     "serverChannelMaxIdleTimeSeconds",
     "serializeType",
+    "enableControllerInNamesrv",
 ];
 
 #[cfg(test)]

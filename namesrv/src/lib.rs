@@ -20,6 +20,7 @@ use rocketmq_common::remoting::{
     ConnectionHandle, ConnectionListener, RemotingMetrics, RemotingServer, ServerConfig,
     ServerHandle,
 };
+use rocketmq_controller::ControllerServer;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -34,6 +35,9 @@ pub enum StartError {
     /// The KV config file could not be loaded.
     #[error(transparent)]
     KvConfig(#[from] kv_config::KvConfigError),
+    /// The embedded controller could not start.
+    #[error("embedded controller: {0}")]
+    Controller(#[from] rocketmq_controller::StartError),
     /// A listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -50,6 +54,7 @@ pub struct NamesrvServer {
     metrics_addr: Option<SocketAddr>,
     background: CancellationToken,
     routes: Arc<RouteInfoManager>,
+    controller: Option<ControllerServer>,
 }
 
 struct DropBrokersOnClose(Arc<RouteInfoManager>);
@@ -136,12 +141,17 @@ impl NamesrvServer {
             .map_err(|source| StartError::Bind { addr, source })?;
             Some(bound)
         };
+        let controller = match config.controller.clone() {
+            Some(c) => Some(ControllerServer::start(c).await?),
+            None => None,
+        };
         info!(addr = %remoting.local_addr(), "name server started");
         Ok(Self {
             remoting,
             metrics_addr,
             background,
             routes,
+            controller,
         })
     }
 
@@ -160,8 +170,16 @@ impl NamesrvServer {
         &self.routes
     }
 
+    /// The embedded controller, if enabled.
+    pub fn controller(&self) -> Option<&ControllerServer> {
+        self.controller.as_ref()
+    }
+
     /// Stops accepting, drains in-flight requests, stops background tasks.
     pub async fn shutdown(self) {
+        if let Some(c) = self.controller {
+            c.shutdown().await;
+        }
         self.remoting.shutdown();
         self.background.cancel();
         self.remoting.wait().await;

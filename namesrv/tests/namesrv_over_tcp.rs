@@ -657,3 +657,54 @@ async fn name_servers_are_independent_and_brokers_register_with_each() {
     );
     second.shutdown().await;
 }
+
+#[tokio::test]
+async fn embedded_controller_serves_on_its_own_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut config = NamesrvConfig {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_port: 0,
+        kv_config_path: dir.path().join("kvConfig.json"),
+        ..NamesrvConfig::default()
+    };
+    config
+        .apply(&rocketmq_common::config::Properties::parse(&format!(
+            "enableControllerInNamesrv=true\ncontrollerDLegerPeers=n0-127.0.0.1:{port}\n\
+             controllerStorePath={}\nmetricsPort=0\n",
+            dir.path().join("controller").display()
+        )))
+        .unwrap();
+    assert!(
+        config
+            .to_properties_text()
+            .contains("enableControllerInNamesrv=true\n")
+    );
+    let server = NamesrvServer::start(config).await.unwrap();
+    assert!(server.controller().is_some());
+    let client = RemotingClient::new(ClientConfig::default());
+    let addr = format!("127.0.0.1:{port}");
+    let mut leader = None;
+    for _ in 0..250 {
+        let resp = client
+            .invoke(
+                &addr,
+                RemotingCommand::bare_request(RequestCode::CONTROLLER_GET_METADATA_INFO),
+                TIMEOUT,
+            )
+            .await
+            .unwrap();
+        let h: rocketmq_common::protocol::headers::controller::GetMetaDataResponseHeader =
+            resp.decode_header().unwrap();
+        if h.is_leader == Some(true) {
+            leader = h.controller_leader_address;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(leader.as_deref(), Some(addr.as_str()));
+    server.shutdown().await;
+}
