@@ -11,6 +11,7 @@ use rocketmq_common::config::{
 };
 use rocketmq_common::remoting::ServerConfig;
 
+use crate::ha::HaConfig;
 use crate::timer::TimerConfig;
 use rocketmq_store::MessageStoreConfig;
 
@@ -23,6 +24,9 @@ pub enum BrokerConfigError {
     /// The store keys are invalid.
     #[error("store config: {0}")]
     Store(String),
+    /// The replication keys are invalid.
+    #[error("replication config: {0}")]
+    Replication(String),
     /// A value is out of range.
     #[error("config key {key}: {reason}")]
     Invalid {
@@ -95,6 +99,8 @@ pub struct BrokerConfig {
     pub server_max_connections: usize,
     /// Timer message settings (`timerWheelEnable`, `timerPrecisionMs`, ...).
     pub timer: TimerConfig,
+    /// Replication settings (`brokerRole`, `haListenPort`, `enableControllerMode`, ...).
+    pub ha: HaConfig,
     /// The store's settings.
     pub store: MessageStoreConfig,
 }
@@ -134,6 +140,7 @@ impl Default for BrokerConfig {
             server_max_buffered_frame_bytes: ServerConfig::default().max_buffered_frame_bytes,
             server_max_connections: ServerConfig::default().max_connections,
             timer: TimerConfig::default(),
+            ha: HaConfig::default(),
             store: MessageStoreConfig::with_root(home.join("store")),
         }
     }
@@ -146,6 +153,7 @@ impl BrokerConfig {
             store: MessageStoreConfig::from_properties(props)
                 .map_err(|e| BrokerConfigError::Store(e.to_string()))?,
             timer: TimerConfig::from_properties(props).map_err(BrokerConfigError::Store)?,
+            ha: HaConfig::from_properties(props).map_err(BrokerConfigError::Replication)?,
             ..Self::default()
         };
         c.visit_own(&mut ApplyProperties(props))?;
@@ -232,6 +240,7 @@ impl BrokerConfig {
         let _ = copy.visit_own(&mut out);
         let _ = copy.store.visit(&mut out);
         let _ = copy.timer.visit(&mut out);
+        let _ = copy.ha.visit(&mut out);
         out.0
     }
 
@@ -240,9 +249,18 @@ impl BrokerConfig {
         SocketAddr::new(self.broker_ip1, self.listen_port)
     }
 
-    /// The HA listener address announced to the name server (`listenPort + 1`).
+    /// The HA listener port: `haListenPort`, or `listenPort + 1` when it is 0.
+    pub fn ha_listen_port(&self) -> u16 {
+        if self.ha.ha_listen_port == 0 {
+            self.listen_port.wrapping_add(1)
+        } else {
+            self.ha.ha_listen_port
+        }
+    }
+
+    /// The HA listener address announced to the name server.
     pub fn ha_server_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.broker_ip1, self.listen_port.wrapping_add(1))
+        SocketAddr::new(self.broker_ip1, self.ha_listen_port())
     }
 }
 

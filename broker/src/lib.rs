@@ -1,12 +1,13 @@
 //! The RocketMQ broker over the message store (crate `rocketmq-store`): persisted metadata
 //! ([`metadata`]), client tables ([`clients`]), long polling ([`long_polling`]), request
-//! processors ([`processor`]), transactions ([`transaction`]), timers ([`timer`]) and the
-//! process wiring ([`BrokerServer`]).
+//! processors ([`processor`]), transactions ([`transaction`]), timers ([`timer`]),
+//! replication and controller mode ([`ha`]) and the process wiring ([`BrokerServer`]).
 
 pub mod clients;
 pub mod config;
 pub mod delivery;
 pub mod filter;
+pub mod ha;
 pub mod locks;
 pub mod long_polling;
 pub mod metadata;

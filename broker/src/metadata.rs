@@ -235,6 +235,24 @@ impl TopicConfigManager {
         self.inner.read().data_version
     }
 
+    /// A slave takes its master's topics (they must be there when it is promoted);
+    /// returns whether anything changed.
+    pub fn sync_from_master(
+        &self,
+        master: &TopicConfigSerializeWrapper,
+    ) -> Result<bool, MetadataError> {
+        let (counter, snapshot) = {
+            let mut w = self.inner.write();
+            if w.topic_config_table == master.topic_config_table {
+                return Ok(false);
+            }
+            w.topic_config_table = master.topic_config_table.clone();
+            Self::changed(&mut w)
+        };
+        self.persister.write(counter, &snapshot)?;
+        Ok(true)
+    }
+
     /// Moves the version on without a topic change, so name servers take the next
     /// registration as new (the broker's permission changed).
     pub fn bump_version(&self) {
@@ -321,6 +339,26 @@ impl SubscriptionGroupManager {
     /// Every group (GET_ALL_SUBSCRIPTIONGROUP_CONFIG body).
     pub fn snapshot_json(&self) -> Vec<u8> {
         serde_json::to_vec(&*self.inner.read()).expect("groups serialise to JSON")
+    }
+
+    /// A slave takes its master's groups (a GET_ALL_SUBSCRIPTIONGROUP_CONFIG body).
+    pub fn sync_from_master(&self, body: &[u8]) -> Result<bool, MetadataError> {
+        let master: SubscriptionGroupFile = rocketmq_common::json::from_slice_lenient(body)
+            .map_err(|source| MetadataError::Parse {
+                path: self.persister.path.clone(),
+                source,
+            })?;
+        let (counter, snapshot) = {
+            let mut f = self.inner.write();
+            if f.subscription_group_table == master.subscription_group_table {
+                return Ok(false);
+            }
+            f.subscription_group_table = master.subscription_group_table;
+            bump(&mut f.data_version);
+            (f.data_version.counter, f.clone())
+        };
+        self.persister.write(counter, &snapshot)?;
+        Ok(true)
     }
 }
 
@@ -454,6 +492,31 @@ impl ConsumerOffsetManager {
             .offset_table
             .retain(|k, _| !k.starts_with(&prefix));
         self.dirty.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Every committed offset (GET_ALL_CONSUMER_OFFSET body, the file's layout).
+    pub fn snapshot_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&*self.inner.read()).expect("offsets serialise to JSON")
+    }
+
+    /// A slave takes its master's offsets (a GET_ALL_CONSUMER_OFFSET body): the master's
+    /// entries replace its own, so after a failover consumers resume where they were.
+    pub fn sync_from_master(&self, body: &[u8]) -> Result<(), MetadataError> {
+        let master: ConsumerOffsetFile =
+            rocketmq_common::json::from_slice_lenient(body).map_err(|source| {
+                MetadataError::Parse {
+                    path: self.path.clone(),
+                    source,
+                }
+            })?;
+        let mut inner = self.inner.write();
+        for (key, queues) in master.offset_table {
+            if inner.offset_table.get(&key) != Some(&queues) {
+                inner.offset_table.insert(key, queues);
+                self.dirty.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+        Ok(())
     }
 
     /// Writes the file if anything changed since the last flush.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rocketmq_common::protocol::headers::namesrv::{
-    RegisterBrokerRequestHeader, UnregisterBrokerRequestHeader,
+    RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnregisterBrokerRequestHeader,
 };
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};
 use rocketmq_common::remoting::RemotingClient;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::{BrokerConfig, LiveConfig};
+use crate::ha::{Replication, Role};
 use crate::metadata::TopicConfigManager;
 
 /// Java's `registerBrokerTimeoutMills`.
@@ -27,6 +28,7 @@ pub struct NamesrvRegistration {
     config: BrokerConfig,
     live: Arc<LiveConfig>,
     topics: Arc<TopicConfigManager>,
+    replication: Arc<Replication>,
     changed: Notify,
 }
 
@@ -37,12 +39,14 @@ impl NamesrvRegistration {
         config: BrokerConfig,
         live: Arc<LiveConfig>,
         topics: Arc<TopicConfigManager>,
+        replication: Arc<Replication>,
     ) -> Self {
         Self {
             client,
             config,
             live,
             topics,
+            replication,
             changed: Notify::new(),
         }
     }
@@ -52,9 +56,13 @@ impl NamesrvRegistration {
         self.changed.notify_one();
     }
 
-    /// Registers with every name server concurrently; returns how many accepted.
+    /// Registers with every name server concurrently; returns how many accepted. The id is
+    /// the role's (0 on the master), the state version the master epoch, and a slave
+    /// learns its master's HA address from the answers.
     pub async fn register_all(&self) -> usize {
         let mut snapshot = self.topics.snapshot();
+        snapshot.data_version.state_version = self.replication.state_version();
+        let broker_id = self.replication.namesrv_broker_id();
         // A broker that may not be written (or read) announces every topic with its own
         // permission, so clients stop routing sends (or pulls) to it.
         let permission = self.live.broker_permission();
@@ -73,7 +81,7 @@ impl NamesrvRegistration {
             broker_addr: self.config.broker_addr().to_string(),
             cluster_name: self.config.broker_cluster_name.clone(),
             ha_server_addr: self.config.ha_server_addr().to_string(),
-            broker_id: self.config.broker_id,
+            broker_id,
             heartbeat_timeout_millis: None,
             enable_acting_master: Some(false),
             compressed: Some(false),
@@ -85,8 +93,15 @@ impl NamesrvRegistration {
             let request = request.clone();
             async move {
                 match self.client.invoke_ok(addr, request, REGISTER_TIMEOUT).await {
-                    Ok(_) => {
+                    Ok(resp) => {
                         debug!(namesrv = %addr, "registered");
+                        if broker_id != 0
+                            && let Ok(h) = resp.decode_header::<RegisterBrokerResponseHeader>()
+                            && h.master_addr.is_some()
+                        {
+                            self.replication
+                                .set_namesrv_master(h.master_addr, h.ha_server_addr);
+                        }
                         true
                     }
                     Err(e) => {
@@ -109,7 +124,7 @@ impl NamesrvRegistration {
             broker_name: self.config.broker_name.clone(),
             broker_addr: self.config.broker_addr().to_string(),
             cluster_name: self.config.broker_cluster_name.clone(),
-            broker_id: self.config.broker_id,
+            broker_id: self.replication.namesrv_broker_id(),
         };
         let calls = self.config.namesrv_addr.iter().map(|addr| {
             let request = RemotingCommand::request(RequestCode::UNREGISTER_BROKER, &header);
@@ -135,11 +150,27 @@ impl NamesrvRegistration {
             return;
         }
         loop {
-            self.register_all().await;
+            let role_changed = self.replication.role_changed().notified();
+            tokio::pin!(role_changed);
+            role_changed.as_mut().enable();
+            // A broker waiting for the controller to assign its role stays unlisted.
+            if self.replication.role() != Role::Pending {
+                self.register_all().await;
+            }
+            // A slave that does not know its master's HA address yet asks again soon (the
+            // new master may not have registered itself yet).
+            let period = if self.replication.role() == Role::Slave
+                && self.replication.ha_master_target().is_none()
+            {
+                Duration::from_millis(500)
+            } else {
+                self.config.register_name_server_period
+            };
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(self.config.register_name_server_period) => {}
+                _ = tokio::time::sleep(period) => {}
                 _ = self.changed.notified() => {}
+                _ = &mut role_changed => {}
             }
         }
     }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
+use crate::ha::Replication;
 use crate::long_polling::LongPolling;
 use crate::metadata::MetadataError;
 use rocketmq_store::{GetStatus, MessageStore};
@@ -103,6 +104,7 @@ struct DelayOffsetFile {
 /// Delivers due delayed messages.
 pub struct ScheduleMessageService {
     store: Arc<MessageStore>,
+    replication: Arc<Replication>,
     levels: DelayLevels,
     path: PathBuf,
     offsets: Mutex<BTreeMap<i32, i64>>,
@@ -120,7 +122,7 @@ impl ScheduleMessageService {
     pub fn load(
         path: PathBuf,
         levels: DelayLevels,
-        store: Arc<MessageStore>,
+        replication: Arc<Replication>,
         arrivals: Arc<LongPolling>,
     ) -> Result<Self, MetadataError> {
         let file: DelayOffsetFile = match std::fs::read(&path) {
@@ -134,7 +136,8 @@ impl ScheduleMessageService {
             Err(source) => return Err(MetadataError::Io { path, source }),
         };
         Ok(Self {
-            store,
+            store: replication.store().clone(),
+            replication,
             levels,
             path,
             offsets: Mutex::new(file.offset_table),
@@ -150,6 +153,25 @@ impl ScheduleMessageService {
     /// The configured levels.
     pub fn levels(&self) -> &DelayLevels {
         &self.levels
+    }
+
+    /// GET_ALL_DELAY_OFFSET's body (the `delayOffset.json` layout).
+    pub fn offsets_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&DelayOffsetFile {
+            offset_table: self.offsets.lock().clone(),
+        })
+        .expect("delay offsets serialise")
+    }
+
+    /// Parses a GET_ALL_DELAY_OFFSET body.
+    pub fn parse_offsets(body: &[u8]) -> Result<BTreeMap<i32, i64>, serde_json::Error> {
+        rocketmq_common::json::from_slice_lenient::<DelayOffsetFile>(body).map(|f| f.offset_table)
+    }
+
+    /// Replaces the delivered offsets with the master's (a slave keeps them current, so
+    /// that after a failover delivery resumes where the old master was).
+    pub fn set_delivered_offsets(&self, offsets: BTreeMap<i32, i64>) {
+        *self.offsets.lock() = offsets;
     }
 
     /// Persists the delivered offsets.
@@ -181,6 +203,13 @@ impl ScheduleMessageService {
         loop {
             if stop.is_cancelled() {
                 return;
+            }
+            // Only the master delivers; a slave's offsets follow the master's.
+            if !self.replication.is_master() {
+                if sleep_or_stop(Duration::from_millis(200), &stop).await {
+                    return;
+                }
+                continue;
             }
             let offset = self.offsets.lock().get(&level).copied().unwrap_or(0);
             let result =
@@ -271,8 +300,8 @@ impl ScheduleMessageService {
             body: m.body,
             properties: &properties,
         };
-        self.store
-            .put_message(&input)
+        self.replication
+            .put(std::slice::from_ref(&input))
             .await
             .map_err(|e| e.to_string())?;
         Ok(())

@@ -21,6 +21,8 @@ use tracing::{error, info, warn};
 
 use crate::clients::ClientManager;
 use crate::config::{BrokerConfig, LiveConfig};
+use crate::ha::Replication;
+use crate::ha::controller_mode::ControllerLink;
 use crate::long_polling::LongPolling;
 use crate::metadata::{
     ConsumerOffsetManager, MetadataError, SubscriptionGroupManager, TopicConfigManager,
@@ -206,7 +208,9 @@ impl BrokerServer {
             ));
         }
         let store_host = config.broker_addr();
-        let store_config = config.store.clone();
+        let mut store_config = config.store.clone();
+        // Controller mode: consumers read only what every required replica holds.
+        store_config.read_confirmed_only = config.ha.enable_controller_mode;
         let store =
             tokio::task::spawn_blocking(move || MessageStore::open(store_config, store_host))
                 .await
@@ -215,6 +219,16 @@ impl BrokerServer {
         let report = store.recovery_report();
         info!(?report, "message store open");
 
+        let replication = Arc::new(
+            Replication::new(
+                config.ha.clone(),
+                store.clone(),
+                &config.broker_cluster_name,
+                &config.broker_name,
+                config.broker_id,
+            )
+            .map_err(|e| StartError::Store(StoreError::Io(e)))?,
+        );
         let config_dir = config.store.store_path_root_dir.join("config");
         let topics = Arc::new(TopicConfigManager::load(
             config_dir.join("topics.json"),
@@ -238,19 +252,19 @@ impl BrokerServer {
         let schedule = Arc::new(ScheduleMessageService::load(
             config_dir.join("delayOffset.json"),
             levels,
-            store.clone(),
+            replication.clone(),
             long_polling.clone(),
         )?);
 
         let timer = if config.timer.enable {
-            let (root, timer_config, store, arrivals) = (
+            let (root, timer_config, replication, arrivals) = (
                 config.store.store_path_root_dir.clone(),
                 config.timer.clone(),
-                store.clone(),
+                replication.clone(),
                 long_polling.clone(),
             );
             let timer = tokio::task::spawn_blocking(move || {
-                TimerMessageStore::open(&root, timer_config, store, arrivals)
+                TimerMessageStore::open(&root, timer_config, replication, arrivals)
             })
             .await
             .map_err(|e| StartError::Config(format!("timer open task failed: {e}")))??;
@@ -268,7 +282,16 @@ impl BrokerServer {
             config.clone(),
             live.clone(),
             topics.clone(),
+            replication.clone(),
         ));
+        let controller = config.ha.enable_controller_mode.then(|| {
+            Arc::new(ControllerLink::new(
+                replication.clone(),
+                &config.broker_cluster_name,
+                &config.broker_name,
+                store_host.to_string(),
+            ))
+        });
         let ctx = Arc::new(BrokerContext {
             config: config.clone(),
             live,
@@ -288,6 +311,8 @@ impl BrokerServer {
                 config.rebalance_lock_max_live_time,
             )),
             registration: registration.clone(),
+            replication: replication.clone(),
+            controller: controller.clone(),
             metrics,
             shutting_down: Default::default(),
             in_flight_puts: Default::default(),
@@ -313,6 +338,30 @@ impl BrokerServer {
         })?;
 
         let background = CancellationToken::new();
+        let ha_addr = SocketAddr::new(config.bind_address, config.ha_listen_port());
+        let ha_listener =
+            crate::ha::master::bind(ha_addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: ha_addr,
+                    source,
+                })?;
+        tokio::spawn(crate::ha::master::serve(
+            ha_listener,
+            replication.clone(),
+            background.clone(),
+        ));
+        tokio::spawn(crate::ha::slave::run(
+            replication.clone(),
+            background.clone(),
+        ));
+        if let Some(link) = &controller {
+            tokio::spawn(link.clone().run(background.clone()));
+        }
+        tokio::spawn(crate::ha::metadata_sync::run(
+            ctx.clone(),
+            background.clone(),
+        ));
         tokio::spawn(registration.run(background.clone()));
         tokio::spawn(maintain(ctx.clone(), background.clone()));
         tokio::spawn(sample_stats(ctx.metrics.stats.clone(), background.clone()));

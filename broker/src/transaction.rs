@@ -50,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::processor::BrokerContext;
-use rocketmq_store::{AppendResult, GetStatus, StoreError};
+use rocketmq_store::{AppendResult, GetStatus};
 
 /// Consumer group under which the check service keeps its half and op offsets (Java's
 /// `MixAll.CID_SYS_RMQ_TRANS`, whose value differs from its name).
@@ -115,18 +115,6 @@ fn system_error(remark: impl Into<String>) -> ProcessError {
     ProcessError::new(ResponseCode::SystemError, remark)
 }
 
-fn store_failure(e: StoreError) -> ProcessError {
-    match e {
-        StoreError::ShutDown => {
-            ProcessError::new(ResponseCode::ServiceNotAvailable, "store is shutting down")
-        }
-        StoreError::MessageTooLarge { .. } | StoreError::InvalidMessage(_) => {
-            ProcessError::new(ResponseCode::MessageIllegal, e.to_string())
-        }
-        other => system_error(other.to_string()),
-    }
-}
-
 /// Handles END_TRANSACTION: commit writes the message to its real queue (through the delay
 /// or timer queue if it asks for one) and then the op record; rollback writes only the op
 /// record. Answers `None` for "unknown" (the check service will ask later).
@@ -150,9 +138,9 @@ pub async fn end_transaction(
     let buf = ctx
         .store
         .get_message_by_offset(h.commit_log_offset)
-        .map_err(store_failure)?
+        .map_err(crate::processor::store_error)?
         .ok_or_else(|| system_error("Find prepared transaction message failed"))?;
-    let half = buf.decode().map_err(store_failure)?;
+    let half = buf.decode().map_err(crate::processor::store_error)?;
     if half.topic != TRANS_HALF_TOPIC {
         return Err(system_error(format!(
             "the message at commitLogOffset {} is not a half message (topic {})",
@@ -222,7 +210,7 @@ async fn commit(ctx: &BrokerContext, half: &DecodedRecord<'_>) -> Result<(), Pro
         body: half.body,
         properties: &route.properties,
     };
-    ctx.store.put_message(&input).await.map_err(store_failure)?;
+    ctx.put_one(&input).await?;
     Ok(())
 }
 
@@ -251,8 +239,7 @@ async fn write_op(
         body: body.as_bytes(),
         properties: &properties,
     };
-    let put = ctx.store.put_message(&input).await.map_err(store_failure)?;
-    Ok(put.append)
+    ctx.put_one(&input).await
 }
 
 /// Half offsets named by an op record body (`"17,18,"`, or a bare `"17"` as written before
@@ -342,6 +329,10 @@ pub async fn run_check_service(ctx: Arc<BrokerContext>, stop: CancellationToken)
         if ctx.is_shutting_down() {
             return;
         }
+        // Only the master asks producers (a slave's half queue follows the master's).
+        if !ctx.replication.is_master() {
+            continue;
+        }
         let queues = ctx
             .topics
             .get(TRANS_HALF_TOPIC)
@@ -418,7 +409,7 @@ async fn check_queue(
         let r = ctx
             .store
             .get_messages(TRANS_HALF_TOPIC, queue_id, next, SCAN_BATCH, 4 << 20)
-            .map_err(store_failure)?;
+            .map_err(crate::processor::store_error)?;
         match r.status {
             GetStatus::Found if !r.messages.is_empty() => {}
             GetStatus::OffsetTooSmall => {
@@ -433,7 +424,7 @@ async fn check_queue(
                 next = offset + 1;
                 continue;
             }
-            let m = buf.decode().map_err(store_failure)?;
+            let m = buf.decode().map_err(crate::processor::store_error)?;
             if m.store_timestamp >= round_start {
                 // Appended during this round (our own copies among them): next round.
                 break 'scan;
@@ -525,12 +516,7 @@ async fn append_half_copy(
         body: m.body,
         properties,
     };
-    Ok(ctx
-        .store
-        .put_message(&input)
-        .await
-        .map_err(store_failure)?
-        .append)
+    ctx.put_one(&input).await
 }
 
 /// Moves a half message that will never be resolved to `TRANS_CHECK_MAX_TIME_TOPIC`, where
@@ -555,7 +541,7 @@ async fn discard(ctx: &BrokerContext, m: &DecodedRecord<'_>) -> Result<(), Proce
         body: m.body,
         properties: m.properties,
     };
-    ctx.store.put_message(&input).await.map_err(store_failure)?;
+    ctx.put_one(&input).await?;
     warn!(
         producer_group = get_property(m.properties, PRODUCER_GROUP).unwrap_or_default(),
         transaction_id = get_property(m.properties, UNIQ_KEY).unwrap_or_default(),

@@ -470,22 +470,26 @@ impl CommitLog {
 
     /// Master side: the bytes to ship to a replica from `from`: whole records up to about
     /// `max_bytes` (at least one record), never past the end of `from`'s segment or
-    /// `limit`. A BLANK marker ships as its 8 marker bytes and ends the chunk; the next
-    /// chunk starts at the next segment. `None` when nothing is published at `from`.
+    /// `limit`, with the offset the next chunk starts at. A BLANK marker ships as its 8
+    /// marker bytes and ends the chunk; the next chunk then starts at the next segment.
+    /// `None` when nothing is published at `from`.
     pub fn read_for_replication(
         &self,
         from: i64,
         max_bytes: usize,
         limit: i64,
-    ) -> Option<SelectedBuffer> {
+    ) -> Option<(SelectedBuffer, i64)> {
         let file = self.files.find(from)?;
         let pos = (from - file.file_from_offset()) as usize;
         let data = file.read_from(pos)?;
+        let segment_end = file.file_from_offset() + file.size() as i64;
         let mut len = 0usize;
+        let mut next = None;
         while len < data.len() && from + (len as i64) < limit {
             let left_in_segment = file.size() - pos - len;
             if left_in_segment < END_FILE_MIN_BLANK_LENGTH {
                 len += left_in_segment.min(data.len() - len);
+                next = Some(segment_end);
                 break;
             }
             let rec = &data[len..];
@@ -496,6 +500,7 @@ impl CommitLog {
             let magic = u32::from_be_bytes(rec[4..8].try_into().expect("4 bytes"));
             if magic == BLANK_MAGIC_CODE {
                 len += END_FILE_MIN_BLANK_LENGTH;
+                next = Some(segment_end);
                 break;
             }
             if size == 0 || size > rec.len() || (len > 0 && len + size > max_bytes) {
@@ -506,12 +511,15 @@ impl CommitLog {
         if len == 0 {
             return None;
         }
-        Some(SelectedBuffer {
-            file,
-            pos,
-            len,
-            physical_offset: from,
-        })
+        Some((
+            SelectedBuffer {
+                file,
+                pos,
+                len,
+                physical_offset: from,
+            },
+            next.unwrap_or(from + len as i64),
+        ))
     }
 
     /// Cuts the log at `offset` while readers may hold segments (a replica dropping a

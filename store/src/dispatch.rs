@@ -36,6 +36,9 @@ pub trait MessageArrivalListener: Send + Sync {
 #[derive(Debug)]
 pub struct ConfirmOffset {
     gated: bool,
+    /// A master alone in its SyncStateSet (or not waiting for all of it) confirms
+    /// everything it appends: the bound is the log end, with no per-append bookkeeping.
+    follows_log_end: std::sync::atomic::AtomicBool,
     value: AtomicI64,
 }
 
@@ -44,8 +47,13 @@ impl ConfirmOffset {
     pub fn new(gated: bool, value: i64) -> Self {
         Self {
             gated,
+            follows_log_end: std::sync::atomic::AtomicBool::new(false),
             value: AtomicI64::new(value),
         }
+    }
+    /// Makes the bound the log end (`true`) or the stored value (`false`).
+    pub fn set_follows_log_end(&self, follow: bool) {
+        self.follows_log_end.store(follow, Ordering::Release);
     }
     /// Whether reads stop at the confirm offset.
     pub fn is_gated(&self) -> bool {
@@ -65,7 +73,7 @@ impl ConfirmOffset {
     }
     /// How far readers may see, given the CommitLog's `max_offset`.
     pub fn bound(&self, max_offset: i64) -> i64 {
-        if self.gated {
+        if self.gated && !self.follows_log_end.load(Ordering::Acquire) {
             self.get().min(max_offset)
         } else {
             max_offset

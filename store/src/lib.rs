@@ -793,6 +793,18 @@ impl MessageStore {
         }
     }
 
+    /// Makes the confirm offset follow the end of the log (a master that confirms every
+    /// append at once) or, with `false`, stay at the value last set. The value is set to
+    /// the current bound first, so switching never moves what readers see.
+    pub fn set_confirm_follows_log_end(&self, follow: bool) {
+        if !self.confirm.is_gated() {
+            return;
+        }
+        self.confirm.set(self.readable_end());
+        self.confirm.set_follows_log_end(follow);
+        self.dispatch_signal.wake();
+    }
+
     /// Replica side: appends bytes shipped by the master at `offset` (see
     /// [`CommitLog::append_replicated`]) and wakes flush and dispatch. Returns the new end.
     pub fn append_replicated(&self, offset: i64, data: &[u8]) -> Result<i64, StoreError> {
@@ -839,6 +851,7 @@ impl MessageStore {
     pub fn prepare_for_writes(&self) -> Result<(), StoreError> {
         self.check_running()?;
         self.confirm.set(self.commitlog.max_offset());
+        self.confirm.set_follows_log_end(false);
         self.dispatcher.dispatch_available()?;
         self.commitlog
             .set_queue_offsets(queue_offsets_of(&self.queues));

@@ -57,14 +57,17 @@ fn replicate(master: &MessageStore, replica: &MessageStore, batch: usize) -> usi
     let mut chunks = 0;
     loop {
         let from = replica.commitlog().max_offset();
-        let Some(chunk) = master
+        let Some((chunk, next)) = master
             .commitlog()
             .read_for_replication(from, batch, i64::MAX)
         else {
             return chunks;
         };
         let end = replica.append_replicated(from, &chunk).unwrap();
-        assert!(end > from);
+        assert_eq!(
+            end, next,
+            "the replica ends where the master's next chunk starts"
+        );
         chunks += 1;
     }
 }
@@ -161,7 +164,7 @@ fn replicated_bytes_are_checked_before_they_land() {
     let replica = open(rd.path(), true, 10921);
     put(&master, "T", 0, b"one");
     put(&master, "T", 0, b"two");
-    let chunk = master
+    let (chunk, _) = master
         .commitlog()
         .read_for_replication(0, 1 << 20, i64::MAX)
         .unwrap();

@@ -9,6 +9,7 @@ mod lock;
 mod offset;
 mod pull;
 mod query;
+mod replica;
 mod send;
 mod send_back;
 
@@ -24,6 +25,8 @@ use rocketmq_common::route::TopicConfig;
 use crate::clients::ClientManager;
 use crate::config::{BrokerConfig, LiveConfig};
 use crate::filter::FilterCompiler;
+use crate::ha::Replication;
+use crate::ha::controller_mode::ControllerLink;
 use crate::locks::QueueLockManager;
 use crate::long_polling::LongPolling;
 use crate::metadata::{
@@ -68,6 +71,10 @@ pub struct BrokerContext {
     pub locks: Arc<QueueLockManager>,
     /// Name server registration (re-registers on topic changes).
     pub registration: Arc<NamesrvRegistration>,
+    /// Roles, the HA stream and every write's replication (see [`crate::ha`]).
+    pub replication: Arc<Replication>,
+    /// The link to the controller group (controller mode only).
+    pub controller: Option<Arc<ControllerLink>>,
     /// Metrics.
     pub metrics: BrokerMetrics,
     /// Set when shutdown begins: sends are refused with SERVICE_NOT_AVAILABLE.
@@ -109,6 +116,16 @@ impl BrokerContext {
             self.registration.trigger();
         }
         Ok((config, created))
+    }
+
+    /// Stores one message the way client sends are stored (role check, replication wait;
+    /// see [`Replication::put`]).
+    pub async fn put_one(
+        &self,
+        input: &rocketmq_common::message::RecordInput<'_>,
+    ) -> Result<rocketmq_store::AppendResult, ProcessError> {
+        let written = self.replication.put(std::slice::from_ref(input)).await?;
+        Ok(written.appends[0])
     }
 
     /// Whether the broker accepts writes right now.
@@ -189,6 +206,16 @@ pub fn dispatcher(ctx: Arc<BrokerContext>) -> Dispatcher {
         Arc::new(end_transaction::EndTransactionProcessor::new(ctx.clone())),
     );
     d.register_all(
+        &[
+            RequestCode::GET_BROKER_EPOCH_CACHE,
+            RequestCode::NOTIFY_BROKER_ROLE_CHANGED,
+            RequestCode::GET_ALL_CONSUMER_OFFSET,
+            RequestCode::GET_ALL_DELAY_OFFSET,
+            RequestCode::GET_TIMER_CHECK_POINT,
+        ],
+        Arc::new(replica::ReplicaProcessor::new(ctx.clone())),
+    );
+    d.register_all(
         &[RequestCode::QUERY_MESSAGE, RequestCode::VIEW_MESSAGE_BY_ID],
         Arc::new(query::QueryProcessor::new(ctx)),
     );
@@ -208,7 +235,7 @@ where
     }
 }
 
-fn store_error(e: StoreError) -> ProcessError {
+pub(crate) fn store_error(e: StoreError) -> ProcessError {
     match e {
         StoreError::ShutDown => {
             ProcessError::new(ResponseCode::ServiceNotAvailable, "store is shutting down")

@@ -150,7 +150,8 @@ async fn pull(ctx: Arc<BrokerContext>, request: RemotingCommand) -> ProcessResul
             RemotingCommand::response(ResponseCode::PullOffsetMoved, None).with_header(&header),
         ));
     }
-    if h.sys_flag & FLAG_COMMIT_OFFSET != 0 && h.commit_offset >= 0 {
+    // A slave serves reads but keeps the master's offsets (synced from it).
+    if h.sys_flag & FLAG_COMMIT_OFFSET != 0 && h.commit_offset >= 0 && ctx.replication.is_master() {
         ctx.offsets
             .commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
     }
@@ -219,8 +220,17 @@ fn read(
             messages += 1;
         }
     }
+    let slave = ctx.replication.role() != crate::ha::Role::Master;
     let (code, next) = match result.status {
         GetStatus::Found if messages > 0 => (ResponseCode::Success, result.next_begin_offset),
+        // A slave may simply lag: never make a consumer move its offset because of it.
+        GetStatus::NoMessageInQueue
+        | GetStatus::OffsetTooSmall
+        | GetStatus::OffsetOverflowBadly
+            if slave && h.queue_offset != 0 =>
+        {
+            (ResponseCode::PullRetryImmediately, h.queue_offset)
+        }
         // Everything read was filtered out: the client retries at once from further on.
         GetStatus::Found => (ResponseCode::PullRetryImmediately, result.next_begin_offset),
         GetStatus::NoMessageInQueue if h.queue_offset != 0 => {
@@ -233,10 +243,21 @@ fn read(
             (ResponseCode::PullOffsetMoved, result.next_begin_offset)
         }
     };
+    // The master points consumers far behind (reading from disk) to a slave; a slave
+    // points them back to the master.
+    let suggest = if slave {
+        0
+    } else {
+        result
+            .messages
+            .first()
+            .and_then(|(_, buf)| ctx.replication.suggest_slave_for(buf.physical_offset()))
+            .unwrap_or(0)
+    };
     Ok(PullOutcome {
         code,
         header: PullMessageResponseHeader {
-            suggest_which_broker_id: 0,
+            suggest_which_broker_id: suggest,
             next_begin_offset: next,
             min_offset: result.min_offset,
             max_offset: result.max_offset,

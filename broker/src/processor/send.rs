@@ -18,10 +18,9 @@ use rocketmq_common::remoting::{
 use rocketmq_common::route::{PERM_INHERIT, PERM_WRITE, TopicConfig};
 use rocketmq_common::topic::{TRANS_HALF_TOPIC, is_not_allowed_send_topic, validate_topic};
 
-use super::{BrokerContext, metadata_error, store_error};
+use super::{BrokerContext, metadata_error};
 use crate::delivery;
 use crate::transaction::{self, half_message, is_half_message};
-use rocketmq_store::PutStatus;
 
 /// Handles the produce codes.
 pub struct SendMessageProcessor {
@@ -287,33 +286,13 @@ impl SendCore {
             })
             .collect();
         let started = Instant::now();
-        let (status, appends) = if inputs.len() == 1 {
-            let r = self
-                .ctx
-                .store
-                .put_message(&inputs[0])
-                .await
-                .map_err(store_error)?;
-            (r.status, vec![r.append])
-        } else {
-            let r = self
-                .ctx
-                .store
-                .put_messages(&inputs)
-                .await
-                .map_err(store_error)?;
-            (r.status, r.appends)
-        };
+        let written = self.ctx.replication.put(&inputs).await?;
         self.ctx.metrics.record_put(
             &header.topic,
             &messages.iter().map(|m| m.body.len()).collect::<Vec<_>>(),
             started.elapsed(),
         );
-
-        let code = match status {
-            PutStatus::PutOk => ResponseCode::Success,
-            PutStatus::FlushDiskTimeout => ResponseCode::FlushDiskTimeout,
-        };
+        let (code, appends) = (written.code, written.appends);
         let msg_ids: Vec<String> = appends
             .iter()
             .map(|a| encode_offset_message_id(store_host, a.physical_offset))

@@ -159,7 +159,7 @@ impl SendBackCore {
             body: m.body,
             properties: &properties,
         };
-        ctx.store.put_message(&input).await.map_err(store_error)?;
+        ctx.put_one(&input).await?;
         if to_dlq {
             tracing::info!(group = %h.group, topic = %origin_topic, id = %origin_id, "message moved to the dead-letter queue");
         }

@@ -48,6 +48,7 @@ use rocketmq_common::topic::TIMER_TOPIC;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::ha::Replication;
 use crate::long_polling::LongPolling;
 use rocketmq_store::{GetStatus, MessageStore, SelectedBuffer, StoreError};
 
@@ -221,6 +222,12 @@ pub struct TimerStats {
 pub struct TimerMessageStore {
     config: TimerConfig,
     store: Arc<MessageStore>,
+    replication: Arc<Replication>,
+    /// On a slave: how far the master's delivery got (from metadata sync; -1 unknown).
+    /// The slave's own wheel is built from the replicated timer queue, and its dequeue
+    /// cursor follows this without delivering, so a promoted slave resumes right after
+    /// the old master.
+    master_delivered_until: AtomicI64,
     arrivals: Arc<LongPolling>,
     log: TimerLog,
     state: Mutex<WheelState>,
@@ -258,9 +265,10 @@ impl TimerMessageStore {
     pub fn open(
         root: &Path,
         config: TimerConfig,
-        store: Arc<MessageStore>,
+        replication: Arc<Replication>,
         arrivals: Arc<LongPolling>,
     ) -> Result<Self, StoreError> {
+        let store = replication.store().clone();
         let (log_dir, wheel_path, checkpoint_path) = timer_paths(root);
         let checkpoint = TimerCheckpoint::open(&checkpoint_path)?;
         let cp = checkpoint.values();
@@ -343,6 +351,8 @@ impl TimerMessageStore {
         Ok(Self {
             config,
             store,
+            replication,
+            master_delivered_until: AtomicI64::new(-1),
             arrivals,
             log,
             state: Mutex::new(WheelState {
@@ -378,6 +388,25 @@ impl TimerMessageStore {
         (self.store.max_offset_in_queue(TIMER_TOPIC, 0)
             - self.enqueue_offset.load(Ordering::Acquire))
         .max(0)
+    }
+
+    /// A slave learns how far the master's delivery got.
+    pub fn follow_master(&self, delivered_until: i64) {
+        self.master_delivered_until
+            .fetch_max(delivered_until, Ordering::AcqRel);
+    }
+
+    /// GET_TIMER_CHECK_POINT's body: RocketMQ's 56-byte checkpoint encoding (read time,
+    /// timer log flush position, timer queue offset twice, then a zero data version).
+    pub fn checkpoint_bytes(&self) -> Vec<u8> {
+        let queue_offset = self.enqueue_offset.load(Ordering::Acquire);
+        let mut b = Vec::with_capacity(56);
+        b.extend_from_slice(&self.delivered_until.load(Ordering::Acquire).to_be_bytes());
+        b.extend_from_slice(&self.log.max_offset().to_be_bytes());
+        b.extend_from_slice(&queue_offset.to_be_bytes());
+        b.extend_from_slice(&queue_offset.to_be_bytes());
+        b.extend_from_slice(&[0u8; 24]);
+        b
     }
 
     /// Starts the enqueue, dequeue and flush tasks.
@@ -503,7 +532,7 @@ impl TimerMessageStore {
     }
 
     /// Links one timer-topic message into its slot, or delivers it at once when its slot
-    /// has already been taken.
+    /// has already been taken (on the master; a slave leaves that to the master).
     async fn enqueue_one(&self, buf: &SelectedBuffer) -> Result<(), String> {
         let m = buf.decode().map_err(|e| e.to_string())?;
         let Some(deliver_at) =
@@ -513,7 +542,7 @@ impl TimerMessageStore {
                 offset = m.physical_offset,
                 "timer message without a valid TIMER_OUT_MS; delivered at once"
             );
-            return self.deliver(&[(&m, Some(i64::MAX))]).await;
+            return self.deliver_now(&m).await;
         };
         let p = self.config.precision_ms;
         let now = now_millis();
@@ -563,7 +592,16 @@ impl TimerMessageStore {
             // Its target's slot has passed: nothing left to cancel.
             return Ok(());
         }
-        self.deliver(&[(&m, Some(i64::MAX))]).await
+        self.deliver_now(&m).await
+    }
+
+    /// Delivers a message whose slot has passed, on the master only.
+    async fn deliver_now(&self, m: &DecodedRecord<'_>) -> Result<(), String> {
+        if self.replication.is_master() {
+            self.deliver(&[(m, Some(i64::MAX))]).await
+        } else {
+            Ok(())
+        }
     }
 
     async fn dequeue_loop(&self, stop: CancellationToken) {
@@ -574,6 +612,22 @@ impl TimerMessageStore {
             }
             let now = now_millis();
             let floor_now = now - now.rem_euclid(p);
+            if !self.replication.is_master() {
+                // A slave delivers nothing: its cursor follows the master's.
+                let target = floor_now.min(self.master_delivered_until.load(Ordering::Acquire));
+                {
+                    let mut state = self.state.lock();
+                    if target > state.read_time_ms {
+                        state.read_time_ms = target - target.rem_euclid(p);
+                        self.delivered_until
+                            .store(state.read_time_ms, Ordering::Release);
+                    }
+                }
+                if sleep_or_stop(Duration::from_millis(100), &stop).await {
+                    return;
+                }
+                continue;
+            }
             let slot = {
                 let mut state = self.state.lock();
                 let t = state.read_time_ms;
@@ -740,8 +794,8 @@ impl TimerMessageStore {
                 properties: p,
             })
             .collect();
-        self.store
-            .put_messages(&inputs)
+        self.replication
+            .put(&inputs)
             .await
             .map_err(|e| e.to_string())?;
         let delivered = messages.iter().filter(|(_, e)| e.is_some()).count();

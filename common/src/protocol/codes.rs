@@ -77,6 +77,7 @@ code_enum! {
         GET_ALL_CONSUMER_OFFSET = 43,
         GET_ALL_DELAY_OFFSET = 45,
         CHECK_CLIENT_CONFIG = 46,
+        GET_TIMER_CHECK_POINT = 60,
         PUT_KV_CONFIG = 100,
         GET_KV_CONFIG = 101,
         DELETE_KV_CONFIG = 102,

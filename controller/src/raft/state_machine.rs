@@ -16,9 +16,9 @@ use openraft::{
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use super::log_store::write_atomically;
 use super::{Applied, NodeId, TypeConfig};
 use crate::state::ReplicasState;
+use rocketmq_common::persist::write_file_atomically as write_atomically;
 
 /// What the application reads: the state and how far it is applied.
 #[derive(Debug, Default)]

@@ -1,0 +1,209 @@
+//! Classic master/slave replication with real processes: a SYNC_MASTER and a SLAVE that
+//! finds its master through the name server. Every acknowledged send is on the slave, whose
+//! CommitLog is byte-identical to the master's and which serves the messages to pulls at
+//! the same queue offsets; a slave refuses sends; with the slave gone the master answers
+//! FLUSH_SLAVE_TIMEOUT; a restarted slave catches up from where it stopped.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rocketmq_common::protocol::headers::broker::SendMessageResponseHeader;
+use rocketmq_common::protocol::{RemotingCommand, ResponseCode};
+use rocketmq_common::remoting::{ClientConfig, RemotingClient};
+use rocketmq_testkit::requests::{pull, send};
+use rocketmq_testkit::{ServerProcess, binary, free_port, records, wait_until};
+
+const T: Duration = Duration::from_secs(5);
+const TOPIC: &str = "ReplTopic";
+
+fn namesrv(dir: &Path, port: u16) -> ServerProcess {
+    ServerProcess::spawn(
+        &binary("rocketmq-namesrv", "mqnamesrv"),
+        &[
+            "--bindAddress",
+            "127.0.0.1",
+            "--listenPort",
+            &port.to_string(),
+            "--metricsPort",
+            "0",
+            "--kvConfigPath",
+            dir.join("kv.json").to_str().unwrap(),
+        ],
+        None,
+    )
+}
+
+fn broker(dir: &Path, name: &str, port: u16, namesrv: u16, extra: &str) -> ServerProcess {
+    let store = dir.join(name);
+    let conf = dir.join(format!("{name}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "brokerName=broker-a\nbindAddress=127.0.0.1\nbrokerIP1=127.0.0.1\nlistenPort={port}\n\
+             haListenPort={}\nnamesrvAddr=127.0.0.1:{namesrv}\nstorePathRootDir={}\n\
+             mappedFileSizeCommitLog=1048576\nmetricsPort=0\nslaveTimeout=700\n{extra}",
+            port + 1,
+            store.display()
+        ),
+    )
+    .unwrap();
+    ServerProcess::spawn(
+        &binary("rocketmq-broker", "mqbroker"),
+        &["-c", conf.to_str().unwrap()],
+        Some(&dir.join(format!("{name}.log"))),
+    )
+}
+
+async fn serving(client: &RemotingClient, addr: &str) {
+    wait_until(
+        &format!("{addr} serving"),
+        Duration::from_secs(30),
+        || async {
+            client
+                .invoke_ok(
+                    addr,
+                    RemotingCommand::bare_request(
+                        rocketmq_common::protocol::RequestCode::GET_ALL_TOPIC_CONFIG,
+                    ),
+                    Duration::from_secs(1),
+                )
+                .await
+                .ok()
+        },
+    )
+    .await;
+}
+
+async fn send_one(client: &RemotingClient, addr: &str, i: usize) -> RemotingCommand {
+    let body = vec![(i % 251) as u8; 100 + (i * 37) % 3000];
+    client
+        .invoke(
+            addr,
+            send(TOPIC, (i % 4) as i32, &body, &[("KEYS", &format!("k{i}"))]),
+            T,
+        )
+        .await
+        .unwrap()
+}
+
+/// (queue, offset, body) of every message the broker serves on the four queues.
+async fn pull_all(client: &RemotingClient, addr: &str, want: usize) -> Vec<(i32, i64, Vec<u8>)> {
+    wait_until(
+        "every message readable",
+        Duration::from_secs(20),
+        || async {
+            let mut out = Vec::new();
+            for q in 0..4 {
+                let mut offset = 0;
+                loop {
+                    let resp = client
+                        .invoke(addr, pull("g", TOPIC, q, offset, "*"), T)
+                        .await
+                        .ok()?;
+                    if resp.code != ResponseCode::Success.as_i32() {
+                        break;
+                    }
+                    for r in records(&resp.body) {
+                        out.push((q, r.queue_offset, r.body.to_vec()));
+                        offset = r.queue_offset + 1;
+                    }
+                }
+            }
+            (out.len() >= want).then_some(out)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_master_replicates_every_acknowledged_message_to_its_slave() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = free_port();
+    let (m, s) = (free_port_pair(), free_port_pair());
+    let _ns = namesrv(dir.path(), ns);
+    let _master = broker(dir.path(), "master", m, ns, "brokerRole=SYNC_MASTER\n");
+    let mut slave = broker(dir.path(), "slave", s, ns, "brokerRole=SLAVE\nbrokerId=1\n");
+    let client = RemotingClient::new(ClientConfig::default());
+    let (ma, sa) = (format!("127.0.0.1:{m}"), format!("127.0.0.1:{s}"));
+    serving(&client, &ma).await;
+    serving(&client, &sa).await;
+
+    // The slave finds its master through the name server, then every send waits for it.
+    wait_until("the slave to follow", Duration::from_secs(20), || async {
+        let r = send_one(&client, &ma, 0).await;
+        (r.code == 0).then_some(())
+    })
+    .await;
+    let mut acked = 1;
+    for i in 1..1500 {
+        let r = send_one(&client, &ma, i).await;
+        assert_eq!(r.code, 0, "send {i}: {:?}", r.remark);
+        let _: SendMessageResponseHeader = r.decode_header().unwrap();
+        acked += 1;
+    }
+    let on_master = pull_all(&client, &ma, acked).await;
+    let on_slave = pull_all(&client, &sa, acked).await;
+    assert_eq!(
+        on_slave, on_master,
+        "the slave serves the same messages at the same offsets"
+    );
+    assert_eq!(on_slave.len(), acked);
+
+    // A slave takes no writes.
+    let r = send_one(&client, &sa, 0).await;
+    assert_eq!(
+        r.code,
+        ResponseCode::ServiceNotAvailable.as_i32(),
+        "{:?}",
+        r.remark
+    );
+
+    // Without its slave a SYNC_MASTER stores but cannot confirm replication.
+    slave.kill9();
+    let r = send_one(&client, &ma, 5000).await;
+    assert_eq!(
+        r.code,
+        ResponseCode::FlushSlaveTimeout.as_i32(),
+        "{:?}",
+        r.remark
+    );
+
+    // Back again, the slave catches up from its own end.
+    let _slave = broker(dir.path(), "slave", s, ns, "brokerRole=SLAVE\nbrokerId=1\n");
+    serving(&client, &sa).await;
+    wait_until(
+        "the restarted slave to follow",
+        Duration::from_secs(20),
+        || async {
+            let r = send_one(&client, &ma, 5001).await;
+            (r.code == 0).then_some(())
+        },
+    )
+    .await;
+    let on_master = pull_all(&client, &ma, acked + 2).await;
+    let on_slave = pull_all(&client, &sa, on_master.len()).await;
+    assert_eq!(on_slave, on_master);
+    let files = |name: &str| -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut paths: Vec<_> = std::fs::read_dir(dir.path().join(name).join("commitlog"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        for p in paths {
+            out.extend(std::fs::read(p).unwrap());
+        }
+        out
+    };
+    assert!(files("slave") == files("master"), "CommitLogs differ");
+}
+
+/// A port whose successor (the HA port) is free too.
+fn free_port_pair() -> u16 {
+    loop {
+        let p = free_port();
+        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
