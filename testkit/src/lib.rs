@@ -4,10 +4,12 @@
 //! - [`binary`] finds a workspace binary (building it when only another package was built)
 //!   and [`ServerProcess`] runs one, killed when dropped;
 //! - [`requests`] builds the Remoting requests tests send most, and [`records`] reads pull
-//!   bodies back.
+//!   bodies back;
+//! - [`cluster`] runs a controller-mode cluster of real processes.
 //!
 //! It depends only on the protocol crate, so the server crates can use it in their own tests.
 
+pub mod cluster;
 pub mod requests;
 
 use std::future::Future;
