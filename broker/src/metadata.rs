@@ -235,6 +235,27 @@ impl TopicConfigManager {
         self.inner.read().data_version
     }
 
+    /// Creates a config for every topic that has messages (ConsumeQueues) but no config:
+    /// a promoted slave whose last metadata sync predates the topic still routes it.
+    /// `queues` yields (topic, queue id); returns the topics created.
+    pub fn adopt_stored_topics(
+        &self,
+        queues: impl IntoIterator<Item = (String, i32)>,
+    ) -> Result<Vec<String>, MetadataError> {
+        let mut wanted: BTreeMap<String, i32> = BTreeMap::new();
+        for (topic, qid) in queues {
+            let n = wanted.entry(topic).or_insert(0);
+            *n = (*n).max(qid + 1);
+        }
+        let mut created = Vec::new();
+        for (topic, n) in wanted {
+            if self.get(&topic).is_none() && self.get_or_create(TopicConfig::new(&topic, n))?.1 {
+                created.push(topic);
+            }
+        }
+        Ok(created)
+    }
+
     /// A slave takes its master's topics (they must be there when it is promoted);
     /// returns whether anything changed.
     pub fn sync_from_master(

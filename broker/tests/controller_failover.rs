@@ -1,10 +1,15 @@
 //! Controller mode with real processes: three controllers, a name server and a group of
-//! three brokers with `allAckInSyncStateSet=true`. A producer sends all the time and a
-//! reader follows the master; the master is killed with SIGKILL. Checks: a new master takes
-//! writes within 5 s; every acknowledged message is on it at the queue offset its send
-//! returned; everything the reader saw before the kill is still there, unchanged (no
-//! phantom reads); the old master comes back as a slave, cuts its diverged tail and holds
-//! exactly the new master's log.
+//! three brokers with `allAckInSyncStateSet=true`, a producer sending all the time to
+//! whichever broker the controller names master.
+//!
+//! * Kill -9 of the master: a new master takes writes within 5 s; every acknowledged
+//!   message is on it at the queue offset its send returned; whatever a reader saw before
+//!   is still there unchanged; the old master rejoins as a slave holding the same log.
+//! * Kill -9 of the master and of the controller leader at once: the election completes.
+//! * An unclean election (opt-in) makes the old master's tail diverge: when it rejoins it
+//!   cuts that tail and then holds exactly the new master's log.
+//! * A master partitioned from the controllers never acknowledges a write once a new
+//!   epoch exists, with or without `allAckInSyncStateSet` (the lease fences it).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,29 +17,132 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use rocketmq_common::protocol::ResponseCode;
 use rocketmq_common::protocol::headers::broker::SendMessageResponseHeader;
-use rocketmq_common::protocol::{RemotingCommand, ResponseCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
-use rocketmq_testkit::cluster::ControllerCluster;
+use rocketmq_testkit::cluster::{ClusterOptions, ControllerCluster};
 use rocketmq_testkit::requests::{pull, send};
 use rocketmq_testkit::{records, wait_until};
 
 const T: Duration = Duration::from_secs(5);
 const TOPIC: &str = "FailoverTopic";
 const QUEUES: i32 = 4;
+const LONG: Duration = Duration::from_secs(60);
 
-const BROKER_CONF: &str = "allAckInSyncStateSet=true\nbrokerHeartbeatInterval=300\n\
-     controllerHeartBeatTimeoutMills=3000\ncheckSyncStateSetPeriod=500\n\
-     haMaxTimeSlaveNotCatchup=5000\nslaveTimeout=2000\nmappedFileSizeCommitLog=4194304\n\
-     registerNameServerPeriod=1000\n";
+const BROKER_CONF: &str = "brokerHeartbeatInterval=300\ncontrollerHeartBeatTimeoutMills=3000\n\
+     checkSyncStateSetPeriod=500\nhaMaxTimeSlaveNotCatchup=5000\nslaveTimeout=2000\n\
+     mappedFileSizeCommitLog=4194304\nregisterNameServerPeriod=1000\n";
 
-/// (queue, offset) → body of a message.
+/// (queue, offset) → body.
 type Seen = BTreeMap<(i32, i64), Vec<u8>>;
 
 fn body(i: u64) -> Vec<u8> {
     let mut b = format!("msg-{i}-").into_bytes();
     b.resize(64 + (i as usize * 131) % 2000, b'a' + (i % 26) as u8);
     b
+}
+
+/// An acknowledged send.
+#[derive(Debug, Clone)]
+struct Ack {
+    seq: u64,
+    queue: i32,
+    offset: i64,
+    master: String,
+}
+
+/// Sends all the time to the master the controller names; records acknowledgements.
+struct Producer {
+    acked: Arc<Mutex<Vec<Ack>>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Producer {
+    fn start(cluster: &ControllerCluster) -> Self {
+        let acked: Arc<Mutex<Vec<Ack>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let master: Arc<Mutex<Option<String>>> = Arc::default();
+        let client = RemotingClient::new(ClientConfig::default());
+        let sender = {
+            let (acked, stop, master) = (acked.clone(), stop.clone(), master.clone());
+            tokio::spawn(async move {
+                let mut seq = 0u64;
+                while !stop.load(Ordering::Acquire) {
+                    let Some(addr) = master.lock().clone() else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    let queue = (seq % QUEUES as u64) as i32;
+                    match client
+                        .invoke(&addr, send(TOPIC, queue, &body(seq), &[]), T)
+                        .await
+                    {
+                        Ok(r) if r.code == 0 => {
+                            let h: SendMessageResponseHeader = r.decode_header().unwrap();
+                            acked.lock().push(Ack {
+                                seq,
+                                queue,
+                                offset: h.queue_offset,
+                                master: addr,
+                            });
+                            seq += 1;
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            })
+        };
+        let router = {
+            let (stop, master) = (stop.clone(), master.clone());
+            let probe = cluster.master_probe();
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Acquire) {
+                    if let Some((addr, _, _)) = probe.master().await {
+                        *master.lock() = Some(addr);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
+        Self {
+            acked,
+            stop,
+            tasks: vec![sender, router],
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.acked.lock().len()
+    }
+
+    async fn wait_for(&self, n: usize) {
+        wait_until(&format!("{n} acknowledged sends"), LONG, || async {
+            (self.count() >= n).then_some(())
+        })
+        .await;
+    }
+
+    /// The first acknowledgement after `after` from a broker other than `old`.
+    async fn first_ack_from_other(&self, after: usize, old: &str) -> String {
+        wait_until("a write acknowledged by a new master", LONG, || async {
+            self.acked
+                .lock()
+                .iter()
+                .skip(after)
+                .find(|a| a.master != old)
+                .map(|a| a.master.clone())
+        })
+        .await
+    }
+
+    async fn stop(self) -> Vec<Ack> {
+        self.stop.store(true, Ordering::Release);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        self.acked.lock().clone()
+    }
 }
 
 /// Reads every queue of `addr` from offset 0; `None` if the broker does not answer.
@@ -59,97 +167,59 @@ async fn read_all(client: &RemotingClient, addr: &str) -> Option<Seen> {
     Some(out)
 }
 
+/// Waits until `addr` serves every acknowledged message at its offset; returns all it
+/// serves.
+async fn holds_all(client: &RemotingClient, addr: &str, acked: &[Ack]) -> Seen {
+    wait_until(
+        &format!("{addr} to serve every acknowledged message"),
+        Duration::from_secs(30),
+        || async {
+            let seen = read_all(client, addr).await?;
+            acked
+                .iter()
+                .all(|a| seen.get(&(a.queue, a.offset)) == Some(&body(a.seq)))
+                .then_some(seen)
+        },
+    )
+    .await
+}
+
+/// Waits until `addr` serves exactly `expected`.
+async fn serves_exactly(client: &RemotingClient, addr: &str, expected: &Seen) {
+    wait_until(
+        &format!("{addr} to hold the master's log"),
+        Duration::from_secs(30),
+        || async { (read_all(client, addr).await.as_ref() == Some(expected)).then_some(()) },
+    )
+    .await;
+}
+
+fn options(broker_extra: &str) -> ClusterOptions {
+    ClusterOptions {
+        broker_extra: format!("{BROKER_CONF}{broker_extra}"),
+        ..ClusterOptions::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_keeps_every_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = ControllerCluster::start(dir.path(), 3, 3, BROKER_CONF);
-    let (first_master, epoch) = cluster.wait_for_master(3, Duration::from_secs(60)).await;
+    let mut cluster =
+        ControllerCluster::start_with(dir.path(), options("allAckInSyncStateSet=true\n")).await;
+    let (first_master, epoch) = cluster.wait_for_master(3, LONG).await;
     let client = RemotingClient::new(ClientConfig::default());
-
-    // Producer: sends to whoever the controller names, records what was acknowledged.
-    let acked: Arc<Mutex<Vec<(u64, i32, i64, String)>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let master_now: Arc<Mutex<String>> = Arc::new(Mutex::new(first_master.clone()));
-    let producer = {
-        let (acked, stop, master_now, client) = (
-            acked.clone(),
-            stop.clone(),
-            master_now.clone(),
-            client.clone(),
-        );
-        tokio::spawn(async move {
-            let mut i = 0u64;
-            while !stop.load(Ordering::Acquire) {
-                let addr = master_now.lock().clone();
-                let q = (i % QUEUES as u64) as i32;
-                match client.invoke(&addr, send(TOPIC, q, &body(i), &[]), T).await {
-                    Ok(r) if r.code == 0 => {
-                        let h: SendMessageResponseHeader = r.decode_header().unwrap();
-                        acked.lock().push((i, q, h.queue_offset, addr));
-                        i += 1;
-                    }
-                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            }
-        })
-    };
-    // Routing: the producer follows the controller's answer.
-    let router = {
-        let (stop, master_now) = (stop.clone(), master_now.clone());
-        let ctl = rocketmq_common::controller::ControllerClient::new(
-            RemotingClient::new(ClientConfig::default()),
-            (0..3).map(|i| cluster.controller_addr(i)).collect(),
-            Duration::from_secs(1),
-        );
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Acquire) {
-                if let Ok(resp) = ctl
-                    .invoke(RemotingCommand::request(
-                        rocketmq_common::protocol::RequestCode::CONTROLLER_GET_REPLICA_INFO,
-                        &rocketmq_common::protocol::headers::controller::GetReplicaInfoRequestHeader {
-                            broker_name: rocketmq_testkit::cluster::BROKER_NAME.into(),
-                        },
-                    ))
-                    .await
-                    && let Ok(h) = resp.decode_header::<
-                        rocketmq_common::protocol::headers::controller::GetReplicaInfoResponseHeader,
-                    >()
-                    && let Some(m) = h.master_address
-                {
-                    *master_now.lock() = m;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
-
-    wait_until(
-        "1000 acknowledged sends",
-        Duration::from_secs(60),
-        || async { (acked.lock().len() >= 1000).then_some(()) },
-    )
-    .await;
-    // What a consumer has seen on the master: it must survive the failover unchanged.
+    let producer = Producer::start(&cluster);
+    producer.wait_for(1000).await;
     let seen_before = read_all(&client, &first_master).await.unwrap();
     assert!(!seen_before.is_empty());
 
     let victim = cluster.broker_index(&first_master).unwrap();
     let killed_at = Instant::now();
-    let acked_at_kill = acked.lock().len();
+    let acked_at_kill = producer.count();
     cluster.kill_broker(victim);
-    let new_master = wait_until(
-        "a write acknowledged by a new master",
-        Duration::from_secs(30),
-        || async {
-            acked
-                .lock()
-                .iter()
-                .skip(acked_at_kill)
-                .find(|(_, _, _, addr)| *addr != first_master)
-                .map(|(_, _, _, addr)| addr.clone())
-        },
-    )
-    .await;
+    let new_master = producer
+        .first_ack_from_other(acked_at_kill, &first_master)
+        .await;
     let failover = killed_at.elapsed();
     assert!(
         failover < Duration::from_secs(5),
@@ -157,29 +227,10 @@ async fn failover_keeps_every_acknowledged_message() {
     );
     let (_, new_epoch, _) = cluster.master().await.unwrap();
     assert!(new_epoch > epoch);
+    producer.wait_for(acked_at_kill + 500).await;
+    let acked = producer.stop().await;
 
-    wait_until("500 more sends", Duration::from_secs(60), || async {
-        (acked.lock().len() >= acked_at_kill + 500).then_some(())
-    })
-    .await;
-    stop.store(true, Ordering::Release);
-    producer.await.unwrap();
-    router.await.unwrap();
-
-    // Every acknowledged message is on the new master at its offset.
-    let acked = acked.lock().clone();
-    let on_new = wait_until(
-        "the new master to serve every acknowledged message",
-        Duration::from_secs(20),
-        || async {
-            let seen = read_all(&client, &new_master).await?;
-            acked
-                .iter()
-                .all(|(i, q, off, _)| seen.get(&(*q, *off)) == Some(&body(*i)))
-                .then_some(seen)
-        },
-    )
-    .await;
+    let on_new = holds_all(&client, &new_master, &acked).await;
     for (key, b) in &seen_before {
         assert_eq!(
             on_new.get(key),
@@ -187,27 +238,195 @@ async fn failover_keeps_every_acknowledged_message() {
             "message at {key:?} seen before the failover changed"
         );
     }
-
-    // The old master rejoins as a slave and ends up with the new master's log.
     cluster.start_broker(victim);
     let old = cluster.broker_addr(victim);
-    wait_until(
-        "the old master to hold the new master's messages",
-        Duration::from_secs(30),
-        || async {
-            let seen = read_all(&client, &old).await?;
-            (seen == on_new).then_some(())
-        },
-    )
-    .await;
+    serves_exactly(&client, &old, &on_new).await;
     let resp = client
         .invoke(&old, send(TOPIC, 0, b"x", &[]), T)
         .await
         .unwrap();
-    assert_eq!(
-        resp.code,
-        ResponseCode::ServiceNotAvailable.as_i32(),
-        "the old master is a slave now"
-    );
+    assert_eq!(resp.code, ResponseCode::ServiceNotAvailable.as_i32());
     eprintln!("failover: {failover:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn election_completes_when_the_controller_leader_dies_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster =
+        ControllerCluster::start_with(dir.path(), options("allAckInSyncStateSet=true\n")).await;
+    let (first_master, _) = cluster.wait_for_master(3, LONG).await;
+    let producer = Producer::start(&cluster);
+    producer.wait_for(300).await;
+    let leader = cluster.controller_leader().await.unwrap();
+    let victim = cluster.broker_index(&first_master).unwrap();
+    let acked_at_kill = producer.count();
+    cluster.kill_controller(leader);
+    cluster.kill_broker(victim);
+    let new_master = producer
+        .first_ack_from_other(acked_at_kill, &first_master)
+        .await;
+    producer.wait_for(acked_at_kill + 200).await;
+    let acked = producer.stop().await;
+    let client = RemotingClient::new(ClientConfig::default());
+    holds_all(&client, &new_master, &acked).await;
+    cluster.start_controller(leader);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejoining_master_cuts_its_diverged_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = ControllerCluster::start_with(
+        dir.path(),
+        ClusterOptions {
+            controller_extra: "enableElectUncleanMaster=true\n".into(),
+            ..options("allAckInSyncStateSet=true\n")
+        },
+    )
+    .await;
+    let (master, _) = cluster.wait_for_master(3, LONG).await;
+    let client = RemotingClient::new(ClientConfig::default());
+    for i in 0..200 {
+        let r = client
+            .invoke(&master, send(TOPIC, (i % 4) as i32, &body(i), &[]), T)
+            .await
+            .unwrap();
+        assert_eq!(r.code, 0);
+    }
+    // The slaves die; the master shrinks its SyncStateSet to itself and writes on alone.
+    let m = cluster.broker_index(&master).unwrap();
+    let slaves: Vec<usize> = (0..3).filter(|i| *i != m).collect();
+    for s in &slaves {
+        cluster.kill_broker(*s);
+    }
+    wait_until("the SyncStateSet to shrink", LONG, || async {
+        let (_, _, set) = cluster.master().await?;
+        (set.sync_state_set.len() == 1).then_some(())
+    })
+    .await;
+    let mut alone = 0;
+    for i in 200..400 {
+        let r = client
+            .invoke(&master, send(TOPIC, (i % 4) as i32, &body(i), &[]), T)
+            .await
+            .unwrap();
+        if r.code == 0 {
+            alone += 1;
+        }
+    }
+    assert!(alone > 0);
+    let diverged_end = read_all(&client, &master).await.unwrap();
+    // The master dies too; a slave comes back and is elected uncleanly (without the tail).
+    cluster.kill_broker(m);
+    cluster.start_broker(slaves[0]);
+    let new_master = cluster.broker_addr(slaves[0]);
+    wait_until("the unclean election", LONG, || async {
+        let (addr, _, _) = cluster.master().await?;
+        (addr == new_master).then_some(())
+    })
+    .await;
+    let on_new = wait_until("the new master to serve", LONG, || async {
+        let seen = read_all(&client, &new_master).await?;
+        (seen.len() >= 200).then_some(seen)
+    })
+    .await;
+    assert!(
+        on_new.len() < diverged_end.len(),
+        "the new master lacks the tail"
+    );
+    let r = client
+        .invoke(&new_master, send(TOPIC, 0, b"after", &[]), T)
+        .await
+        .unwrap();
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    let on_new = read_all(&client, &new_master).await.unwrap();
+    // The old master rejoins: its tail goes, it holds exactly the new master's log.
+    cluster.start_broker(m);
+    serves_exactly(&client, &cluster.broker_addr(m), &on_new).await;
+    let log = std::fs::read_to_string(dir.path().join(format!("broker{m}.log"))).unwrap();
+    assert!(log.contains("cutting the tail"), "no truncation logged");
+}
+
+async fn partitioned_master_is_fenced(all_ack: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = ControllerCluster::start_with(
+        dir.path(),
+        ClusterOptions {
+            relay_controllers: true,
+            ..options(&format!("allAckInSyncStateSet={all_ack}\n"))
+        },
+    )
+    .await;
+    let (old, epoch) = cluster.wait_for_master(3, LONG).await;
+    let producer = Producer::start(&cluster);
+    producer.wait_for(200).await;
+    // Partition the master from the controllers and keep writing to it directly.
+    let m = cluster.broker_index(&old).unwrap();
+    cluster.partition_from_controllers(m);
+    let client = RemotingClient::new(ClientConfig::default());
+    let direct: Arc<Mutex<Vec<(Instant, u64, i32, i64)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (direct, stop, client, old) =
+            (direct.clone(), stop.clone(), client.clone(), old.clone());
+        tokio::spawn(async move {
+            let mut seq = 1_000_000u64;
+            while !stop.load(Ordering::Acquire) {
+                let sent = Instant::now();
+                let q = (seq % QUEUES as u64) as i32;
+                if let Ok(r) = client
+                    .invoke(&old, send(TOPIC, q, &body(seq), &[]), T)
+                    .await
+                    && r.code == 0
+                {
+                    let h: SendMessageResponseHeader = r.decode_header().unwrap();
+                    direct.lock().push((sent, seq, q, h.queue_offset));
+                }
+                seq += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let new_epoch_seen = wait_until("a new epoch", LONG, || async {
+        let (addr, e, _) = cluster.master().await?;
+        (e > epoch && addr != old).then(Instant::now)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Release);
+    writer.await.unwrap();
+    let direct = direct.lock().clone();
+    let late: Vec<_> = direct
+        .iter()
+        .filter(|(sent, ..)| *sent > new_epoch_seen)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "the partitioned master acknowledged writes after the new epoch: {late:?}"
+    );
+    let (new_master, _, _) = cluster.master().await.unwrap();
+    let mut acked = producer.stop().await;
+    if all_ack {
+        // With every SyncStateSet member acknowledging, nothing acknowledged is lost.
+        acked.extend(direct.iter().map(|(_, seq, q, off)| Ack {
+            seq: *seq,
+            queue: *q,
+            offset: *off,
+            master: old.clone(),
+        }));
+        holds_all(&client, &new_master, &acked).await;
+    }
+    // Healed, the old master learns the new epoch and follows.
+    cluster.heal(m);
+    let on_new = read_all(&client, &new_master).await.unwrap();
+    serves_exactly(&client, &old, &on_new).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_master_acknowledges_nothing_after_a_new_epoch() {
+    partitioned_master_is_fenced(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_fences_a_partitioned_master_without_all_acks() {
+    partitioned_master_is_fenced(false).await;
 }

@@ -12,7 +12,36 @@ use rocketmq_common::protocol::headers::controller::{
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 
+use crate::relay::Relay;
 use crate::{ServerProcess, binary, free_port, wait_until};
+
+/// How to build a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Controllers.
+    pub controllers: usize,
+    /// Brokers of the group.
+    pub brokers: usize,
+    /// Appended to every broker's config.
+    pub broker_extra: String,
+    /// Appended to every controller's config.
+    pub controller_extra: String,
+    /// Each broker reaches each controller through its own [`Relay`], so a broker can be
+    /// partitioned from the controllers.
+    pub relay_controllers: bool,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            controllers: 3,
+            brokers: 3,
+            broker_extra: String::new(),
+            controller_extra: String::new(),
+            relay_controllers: false,
+        }
+    }
+}
 
 /// The group's name in every cluster this module starts.
 pub const BROKER_NAME: &str = "broker-a";
@@ -51,13 +80,35 @@ pub struct ControllerCluster {
     namesrv_port: u16,
     brokers: Vec<Slot>,
     broker_ports: Vec<u16>,
+    relays: Vec<Vec<Relay>>,
     client: ControllerClient,
 }
 
 impl ControllerCluster {
     /// Starts `controllers` controllers, a name server and `brokers` brokers under `dir`.
     /// `broker_extra` is appended to every broker's config.
-    pub fn start(dir: &Path, controllers: usize, brokers: usize, broker_extra: &str) -> Self {
+    pub async fn start(dir: &Path, controllers: usize, brokers: usize, broker_extra: &str) -> Self {
+        Self::start_with(
+            dir,
+            ClusterOptions {
+                controllers,
+                brokers,
+                broker_extra: broker_extra.to_string(),
+                ..ClusterOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Starts a cluster as `options` say.
+    pub async fn start_with(dir: &Path, options: ClusterOptions) -> Self {
+        let ClusterOptions {
+            controllers,
+            brokers,
+            broker_extra,
+            controller_extra,
+            relay_controllers,
+        } = options;
         let controller_ports: Vec<u16> = (0..controllers).map(|_| free_port()).collect();
         let peers = controller_ports
             .iter()
@@ -75,7 +126,8 @@ impl ControllerCluster {
                     "controllerDLegerPeers={peers}\ncontrollerDLegerSelfId=n{i}\n\
                      controllerStorePath={}\nmetricsPort=0\nbindAddress=127.0.0.1\n\
                      scanNotActiveBrokerInterval=300\nscanInactiveMasterInterval=1000\n\
-                     controllerRaftHeartbeatIntervalMs=100\ncontrollerRaftElectionTimeoutMs=600\n",
+                     controllerRaftHeartbeatIntervalMs=100\ncontrollerRaftElectionTimeoutMs=600\n\
+                     {controller_extra}",
                     dir.join(format!("controller{i}")).display()
                 ),
             )
@@ -109,15 +161,30 @@ impl ControllerCluster {
             process: None,
         };
         namesrv.start();
-        let controller_addr = controller_ports
+        let direct: Vec<String> = controller_ports
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(";");
+            .collect();
+        let mut relays = Vec::new();
         let broker_bin = binary("rocketmq-broker", "mqbroker");
         let mut broker_slots = Vec::new();
         let mut broker_ports = Vec::new();
         for i in 0..brokers {
+            let controller_addr = if relay_controllers {
+                let mut mine = Vec::new();
+                for target in &direct {
+                    mine.push(Relay::start(target).await);
+                }
+                let addrs = mine
+                    .iter()
+                    .map(|r| r.addr().to_string())
+                    .collect::<Vec<_>>()
+                    .join(";");
+                relays.push(mine);
+                addrs
+            } else {
+                direct.join(";")
+            };
             let port = free_port_pair();
             broker_ports.push(port);
             let conf = dir.join(format!("broker{i}.conf"));
@@ -158,6 +225,7 @@ impl ControllerCluster {
             namesrv_port,
             brokers: broker_slots,
             broker_ports,
+            relays,
             client,
         }
     }
@@ -209,6 +277,20 @@ impl ControllerCluster {
         self.brokers[i].start();
     }
 
+    /// Partitions broker `i` from every controller (needs `relay_controllers`).
+    pub fn partition_from_controllers(&self, i: usize) {
+        for r in &self.relays[i] {
+            r.cut();
+        }
+    }
+
+    /// Ends the partition of broker `i`.
+    pub fn heal(&self, i: usize) {
+        for r in &self.relays[i] {
+            r.heal();
+        }
+    }
+
     /// SIGKILLs controller `i`.
     pub fn kill_controller(&mut self, i: usize) {
         if let Some(mut p) = self.controllers[i].process.take() {
@@ -229,22 +311,16 @@ impl ControllerCluster {
 
     /// The group's master as the controller sees it: (address, epoch, SyncStateSet).
     pub async fn master(&self) -> Option<(String, i32, SyncStateSet)> {
-        let resp = self
-            .client
-            .invoke(RemotingCommand::request(
-                RequestCode::CONTROLLER_GET_REPLICA_INFO,
-                &GetReplicaInfoRequestHeader {
-                    broker_name: BROKER_NAME.into(),
-                },
-            ))
-            .await
-            .ok()?;
-        if resp.code != 0 {
-            return None;
-        }
-        let h: GetReplicaInfoResponseHeader = resp.decode_header().ok()?;
-        let set: SyncStateSet = rocketmq_common::json::from_slice_lenient(&resp.body).ok()?;
-        Some((h.master_address?, h.master_epoch?, set))
+        master_of(&self.client).await
+    }
+
+    /// A handle that asks the controllers for the master from another task.
+    pub fn master_probe(&self) -> MasterProbe {
+        MasterProbe(ControllerClient::new(
+            RemotingClient::new(ClientConfig::default()),
+            self.client.addresses(),
+            Duration::from_secs(1),
+        ))
     }
 
     /// Waits until a master exists whose SyncStateSet has `members` replicas.
@@ -259,4 +335,32 @@ impl ControllerCluster {
         )
         .await
     }
+}
+
+/// Asks the controllers for the master (see [`ControllerCluster::master_probe`]).
+pub struct MasterProbe(ControllerClient);
+
+impl MasterProbe {
+    /// The group's master: (address, epoch, SyncStateSet).
+    pub async fn master(&self) -> Option<(String, i32, SyncStateSet)> {
+        master_of(&self.0).await
+    }
+}
+
+async fn master_of(client: &ControllerClient) -> Option<(String, i32, SyncStateSet)> {
+    let resp = client
+        .invoke(RemotingCommand::request(
+            RequestCode::CONTROLLER_GET_REPLICA_INFO,
+            &GetReplicaInfoRequestHeader {
+                broker_name: BROKER_NAME.into(),
+            },
+        ))
+        .await
+        .ok()?;
+    if resp.code != 0 {
+        return None;
+    }
+    let h: GetReplicaInfoResponseHeader = resp.decode_header().ok()?;
+    let set: SyncStateSet = rocketmq_common::json::from_slice_lenient(&resp.body).ok()?;
+    Some((h.master_address?, h.master_epoch?, set))
 }

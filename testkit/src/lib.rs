@@ -10,6 +10,7 @@
 //! It depends only on the protocol crate, so the server crates can use it in their own tests.
 
 pub mod cluster;
+pub mod relay;
 pub mod requests;
 
 use std::future::Future;

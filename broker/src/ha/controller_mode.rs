@@ -32,8 +32,9 @@ use tracing::{info, warn};
 
 use super::{Replication, Role};
 
-/// Timeout of each controller request.
-const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(3);
+/// Timeout of each controller request: short, since an answer that comes late is no
+/// use to the lease anyway.
+const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a step of the protocol failed.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +142,10 @@ impl ControllerLink {
         let this = self.clone();
         let s = stop.clone();
         tokio::spawn(async move { this.controller_addresses_loop(s).await });
-        self.heartbeat_loop(stop).await;
+        let this = self.clone();
+        let s = stop.clone();
+        tokio::spawn(async move { this.heartbeat_loop(s).await });
+        self.poll_loop(stop).await;
     }
 
     // ---- identity ----
@@ -154,8 +158,23 @@ impl ControllerLink {
         self.store_root.join("brokerIdentity-temp")
     }
 
-    /// The controller id: from the identity file, else allocated and recorded.
+    /// The controller id: from the identity file, else allocated and recorded. Brokers
+    /// starting together race for the same next id; the losers retry at once.
     async fn broker_id(&self) -> Result<i64, LinkError> {
+        let mut attempt = 0;
+        loop {
+            match self.try_broker_id().await {
+                Err(LinkError::Refused { code, .. })
+                    if code == ResponseCode::ControllerBrokerIdInvalid.as_i32() && attempt < 5 =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_broker_id(&self) -> Result<i64, LinkError> {
         if let Some(id) =
             read_identity(&self.identity_path(), &self.cluster_name, &self.broker_name)?
         {
@@ -442,7 +461,21 @@ impl ControllerLink {
         self.apply(info, asked).await
     }
 
+    /// Heartbeats on their own ticker, so a slow role poll never delays them.
     async fn heartbeat_loop(self: Arc<Self>, stop: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.ha.config.broker_heartbeat_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            self.send_heartbeats().await;
+        }
+    }
+
+    /// Confirms the role with the leader every `brokerHeartbeatInterval`.
+    async fn poll_loop(self: Arc<Self>, stop: CancellationToken) {
         let mut ticker = tokio::time::interval(self.ha.config.broker_heartbeat_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failures = 0u32;
@@ -451,7 +484,6 @@ impl ControllerLink {
                 _ = stop.cancelled() => return,
                 _ = ticker.tick() => {}
             }
-            self.send_heartbeats().await;
             match self.poll_role().await {
                 Ok(()) => failures = 0,
                 Err(e) => {

@@ -18,7 +18,7 @@ use crate::processor::{BrokerContext, blocking};
 use crate::schedule::ScheduleMessageService;
 
 /// How often a slave syncs.
-const SYNC_PERIOD: Duration = Duration::from_secs(10);
+const SYNC_PERIOD: Duration = Duration::from_secs(5);
 /// Timeout of each request to the master.
 const TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -37,11 +37,35 @@ pub async fn run(ctx: Arc<BrokerContext>, stop: CancellationToken) {
                 Err(e) => warn!(%master, error = %e, "syncing metadata from the master failed"),
             }
         }
+        adopt_stored_topics(&ctx).await;
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(SYNC_PERIOD) => {}
             _ = &mut role_changed => {}
         }
+    }
+}
+
+/// Topics with messages but no config (newer than the last sync) get one, so consumers
+/// and producers of a promoted slave find them; a master announces them at once.
+async fn adopt_stored_topics(ctx: &Arc<BrokerContext>) {
+    let queues: Vec<(String, i32)> = ctx
+        .store
+        .queues()
+        .all()
+        .iter()
+        .map(|q| (q.topic().to_string(), q.queue_id()))
+        .collect();
+    let c = ctx.clone();
+    match blocking(move || c.topics.adopt_stored_topics(queues)).await {
+        Ok(created) if !created.is_empty() => {
+            tracing::info!(topics = ?created, "created configs for stored topics without one");
+            if ctx.replication.role() == Role::Master {
+                ctx.registration.trigger();
+            }
+        }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "creating configs for stored topics failed"),
     }
 }
 

@@ -29,7 +29,7 @@ pub mod metadata_sync;
 pub mod protocol;
 pub mod slave;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -47,6 +47,12 @@ use crate::processor::store_error;
 
 pub use config::{BrokerRole, HaConfig};
 use epoch::EpochFile;
+
+/// How often the log end is sampled while writing (catch-up bookkeeping).
+const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+/// A slave this close behind the master starts joining the SyncStateSet (new writes wait
+/// for it from then on, so it must be able to keep up).
+const JOIN_LAG: Duration = Duration::from_millis(300);
 
 /// What this broker is right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +92,9 @@ pub struct RoleState {
 struct SlaveLink {
     slave_id: i64,
     ack: i64,
-    caught_up_at: Instant,
+    connected_at: Instant,
+    /// The latest moment it was known to hold everything the master held.
+    caught_up_at: Option<Instant>,
 }
 
 /// Why a write was refused before anything was stored.
@@ -123,6 +131,9 @@ pub struct Replication {
     /// The group's master as the name server reported it: (Remoting address, HA address).
     namesrv_master: Mutex<Option<(String, String)>>,
     started: Instant,
+    /// (when, log end) every few ms of writing: an ack at or past a sample's end means the
+    /// slave had everything the master held at that time.
+    end_samples: Mutex<VecDeque<(Instant, i64)>>,
     /// Writes are allowed until this many ms after `started` (controller lease).
     lease_until_ms: AtomicI64,
     /// Bumped whenever the HA client must drop its connection (new master, promotion).
@@ -188,6 +199,7 @@ impl Replication {
             sync_state_set_check: Notify::new(),
             namesrv_master: Mutex::new(None),
             started: Instant::now(),
+            end_samples: Mutex::new(VecDeque::new()),
             lease_until_ms: AtomicI64::new(0),
             follow_generation: tokio::sync::watch::channel(0).0,
             client_lock: tokio::sync::Mutex::new(()),
@@ -383,6 +395,7 @@ impl Replication {
         };
         self.appended.notify_waiters();
         let end = appends.last().map_or(0, |a| a.end_offset());
+        self.sample_log_end(end);
         let mut code = match status {
             PutStatus::PutOk => ResponseCode::Success,
             PutStatus::FlushDiskTimeout => ResponseCode::FlushDiskTimeout,
@@ -469,7 +482,8 @@ impl Replication {
             SlaveLink {
                 slave_id,
                 ack: -1,
-                caught_up_at: Instant::now(),
+                connected_at: Instant::now(),
+                caught_up_at: None,
             },
         );
         info!(slave_id, "slave connected");
@@ -490,32 +504,63 @@ impl Replication {
         self.acks_changed.notify_waiters();
     }
 
+    /// Records the log end now and then (see `end_samples`).
+    fn sample_log_end(&self, end: i64) {
+        let mut samples = self.end_samples.lock();
+        let now = Instant::now();
+        if samples
+            .back()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) < SAMPLE_EVERY)
+        {
+            return;
+        }
+        samples.push_back((now, end));
+        let keep = self.config.ha_max_time_slave_not_catchup * 2;
+        while samples
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > keep)
+        {
+            samples.pop_front();
+        }
+    }
+
+    /// The latest moment at which a slave acknowledging `ack` had everything the master
+    /// held then.
+    fn caught_up_time(&self, ack: i64, max: i64) -> Option<Instant> {
+        if ack >= max {
+            return Some(Instant::now());
+        }
+        let samples = self.end_samples.lock();
+        let i = samples.partition_point(|(_, end)| *end <= ack);
+        (i > 0).then(|| samples[i - 1].0)
+    }
+
     /// A slave acknowledged everything below `ack`.
     fn on_ack(&self, link: u64, ack: i64) {
         let max = self.store.commitlog().max_offset();
-        let slave_id = {
+        let caught_up = self.caught_up_time(ack, max);
+        let (slave_id, caught_up_at) = {
             let mut slaves = self.slaves.lock();
             let Some(l) = slaves.get_mut(&link) else {
                 return;
             };
             l.ack = ack;
-            // Within one batch of the end: it keeps up.
-            if ack + self.config.ha_transfer_batch_size as i64 >= max {
-                l.caught_up_at = Instant::now();
+            if let Some(t) = caught_up {
+                l.caught_up_at = l.caught_up_at.max(Some(t));
             }
-            l.slave_id
+            (l.slave_id, l.caught_up_at)
         };
         if self.config.enable_controller_mode {
-            self.maybe_expand(slave_id, ack, max);
+            self.maybe_expand(slave_id, ack, max, caught_up_at);
         }
         self.update_confirm_offset();
         self.acks_changed.notify_waiters();
     }
 
-    /// Step one of a slave joining the SyncStateSet: once it is within a batch of the end,
-    /// every new write waits for it; step two (asking the controller) follows when it holds
-    /// everything written before that moment.
-    fn maybe_expand(&self, slave_id: i64, ack: i64, max: i64) {
+    /// Step one of a slave joining the SyncStateSet: once it trails the master by less than
+    /// [`JOIN_LAG`], every new write waits for it; step two (asking the controller) follows
+    /// when it holds everything written before that moment.
+    fn maybe_expand(&self, slave_id: i64, ack: i64, max: i64, caught_up_at: Option<Instant>) {
         let mut st = self.state.write();
         if st.role != Role::Master
             || st.sync_state_set.contains(&slave_id)
@@ -526,7 +571,7 @@ impl Replication {
         match st.joining {
             None => {
                 let epoch_start = self.epochs.lock().last().map_or(0, |e| e.start);
-                if ack >= epoch_start && ack + self.config.ha_transfer_batch_size as i64 >= max {
+                if ack >= epoch_start && caught_up_at.is_some_and(|t| t.elapsed() <= JOIN_LAG) {
                     st.joining = Some((slave_id, max));
                 }
             }
@@ -556,8 +601,10 @@ impl Replication {
             .filter(|id| {
                 *id == me
                     || slaves.values().any(|s| {
+                        // A fresh connection gets the full allowance to catch up.
+                        let since = s.caught_up_at.unwrap_or(s.connected_at);
                         s.slave_id == *id
-                            && now.saturating_duration_since(s.caught_up_at)
+                            && now.saturating_duration_since(since)
                                 <= self.config.ha_max_time_slave_not_catchup
                     })
             })
@@ -618,10 +665,11 @@ impl Replication {
 
     // ---- role changes ----
 
-    /// Makes the HA client drop its connection and waits until it appends nothing more.
-    pub async fn stop_following(&self) {
+    /// Makes the HA client drop its connection and waits until it appends nothing more;
+    /// while the returned guard lives it cannot start following again.
+    pub async fn stop_following(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.follow_generation.send_modify(|g| *g += 1);
-        drop(self.client_lock.lock().await);
+        self.client_lock.lock().await
     }
 
     /// Becomes the master of `epoch` (controller mode) or the configured master (classic):
@@ -634,7 +682,9 @@ impl Replication {
         sync_state_set_epoch: i32,
         self_addr: String,
     ) -> Result<(), StoreError> {
-        self.stop_following().await;
+        // Held until the role is Master: the HA client checks the role under this lock, so
+        // nothing replicated can land while (or after) the store switches to taking writes.
+        let _no_follower = self.stop_following().await;
         if self.config.enable_controller_mode {
             let max = self.store.commitlog().max_offset();
             let mut epochs = self.epochs.lock();

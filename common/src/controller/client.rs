@@ -54,21 +54,26 @@ impl ControllerClient {
         self.find_leader().await
     }
 
-    /// Asks the controllers who leads, ignoring the cached answer.
+    /// Asks the controllers who leads, ignoring the cached answer. The leader is reached
+    /// through the configured address that claims the lead when there is one (the address
+    /// a controller advertises may not be reachable from here, e.g. behind a proxy);
+    /// otherwise through the address the controllers name.
     pub async fn find_leader(&self) -> Result<String, RemotingError> {
         let mut last = None;
+        let mut named = None;
         for addr in self.addresses() {
             let request = RemotingCommand::bare_request(RequestCode::CONTROLLER_GET_METADATA_INFO);
             match self.client.invoke(&addr, request, self.timeout).await {
                 Ok(resp) => {
-                    let leader = resp
-                        .decode_header::<GetMetaDataResponseHeader>()
-                        .ok()
-                        .and_then(|h| h.controller_leader_address)
-                        .filter(|a| !a.is_empty());
-                    if let Some(leader) = leader {
-                        *self.leader.write().expect("lock") = Some(leader.clone());
-                        return Ok(leader);
+                    let Ok(h) = resp.decode_header::<GetMetaDataResponseHeader>() else {
+                        continue;
+                    };
+                    if h.is_leader == Some(true) {
+                        *self.leader.write().expect("lock") = Some(addr.clone());
+                        return Ok(addr);
+                    }
+                    if named.is_none() {
+                        named = h.controller_leader_address.filter(|a| !a.is_empty());
                     }
                     last = Some(RemotingError::Response {
                         addr,
@@ -78,6 +83,10 @@ impl ControllerClient {
                 }
                 Err(e) => last = Some(e),
             }
+        }
+        if let Some(leader) = named {
+            *self.leader.write().expect("lock") = Some(leader.clone());
+            return Ok(leader);
         }
         Err(last.unwrap_or_else(|| RemotingError::Response {
             addr: String::new(),
@@ -101,7 +110,7 @@ impl ControllerClient {
                     .decode_header::<NotLeaderResponseHeader>()
                     .ok()
                     .and_then(|h| h.controller_leader_address)
-                    .filter(|a| *a != leader),
+                    .filter(|a| *a != leader && self.addresses().contains(a)),
                 Ok(_) => return result,
                 Err(_) => None,
             };
