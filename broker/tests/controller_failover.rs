@@ -346,6 +346,9 @@ async fn a_rejoining_master_cuts_its_diverged_tail() {
     assert!(log.contains("cutting the tail"), "no truncation logged");
 }
 
+/// A send to the partitioned master that it acknowledged: (sent at, seq, queue, offset).
+type DirectAck = (Instant, u64, i32, i64);
+
 async fn partitioned_master_is_fenced(all_ack: bool) {
     let dir = tempfile::tempdir().unwrap();
     let cluster = ControllerCluster::start_with(
@@ -363,7 +366,7 @@ async fn partitioned_master_is_fenced(all_ack: bool) {
     let m = cluster.broker_index(&old).unwrap();
     cluster.partition_from_controllers(m);
     let client = RemotingClient::new(ClientConfig::default());
-    let direct: Arc<Mutex<Vec<(Instant, u64, i32, i64)>>> = Arc::default();
+    let direct: Arc<Mutex<Vec<DirectAck>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (direct, stop, client, old) =
