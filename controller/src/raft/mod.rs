@@ -29,3 +29,34 @@ openraft::declare_raft_types!(
 
 /// The controller's raft handle.
 pub type Raft = openraft::Raft<TypeConfig>;
+
+#[cfg(test)]
+mod tests {
+    use openraft::StorageError;
+    use openraft::testing::{StoreBuilder, Suite};
+
+    use super::log_store::LogStore;
+    use super::state_machine::StateMachineStore;
+    use super::{NodeId, TypeConfig};
+
+    /// Fresh stores in a temporary directory (kept alive by the returned guard).
+    struct TempStores;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for TempStores {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<NodeId>>
+        {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let log = LogStore::open(dir.path()).expect("log store");
+            let sm = StateMachineStore::open(dir.path()).expect("state machine");
+            Ok((dir, log, sm))
+        }
+    }
+
+    /// openraft's own conformance suite for storage implementations.
+    #[test]
+    fn storage_passes_openraft_suite() {
+        Suite::test_all(TempStores).unwrap();
+    }
+}

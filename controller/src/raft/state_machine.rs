@@ -206,3 +206,44 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Event;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    #[tokio::test]
+    async fn a_snapshot_brings_the_state_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachineStore::open(dir.path()).unwrap();
+        let entry = Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), 7),
+            payload: EntryPayload::Normal(Event::ApplyBrokerId {
+                cluster_name: "c".into(),
+                broker_name: "b".into(),
+                broker_address: "a:1".into(),
+                new_broker_id: 1,
+                register_check_code: "a:1;1".into(),
+            }),
+        };
+        assert_eq!(sm.apply([entry]).await.unwrap().len(), 1);
+        let snap = sm.build_snapshot().await.unwrap();
+        assert_eq!(snap.meta.last_log_id.unwrap().index, 7);
+        drop(sm);
+        let mut reopened = StateMachineStore::open(dir.path()).unwrap();
+        let (applied, _) = reopened.applied_state().await.unwrap();
+        assert_eq!(applied.unwrap().index, 7);
+        assert_eq!(reopened.shared().read().state.groups["b"].brokers.len(), 1);
+        let current = reopened.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta.snapshot_id, snap.meta.snapshot_id);
+        // Installing a snapshot replaces the state.
+        let other_dir = tempfile::tempdir().unwrap();
+        let mut other = StateMachineStore::open(other_dir.path()).unwrap();
+        other
+            .install_snapshot(&current.meta, current.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(other.shared().read().state.groups.len(), 1);
+    }
+}
