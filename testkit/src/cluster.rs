@@ -109,6 +109,7 @@ impl ControllerCluster {
             controller_extra,
             relay_controllers,
         } = options;
+        std::fs::create_dir_all(dir).expect("create the cluster directory");
         let controller_ports: Vec<u16> = (0..controllers).map(|_| free_port()).collect();
         let peers = controller_ports
             .iter()

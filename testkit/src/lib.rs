@@ -48,14 +48,16 @@ where
     }
 }
 
-/// The workspace's target directory holding the running test binary's siblings.
+/// The directory holding the workspace's binaries: a test binary lives in
+/// `target/<profile>/deps`, a tool (mqbench) right in `target/<profile>`.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> → target/<profile>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps")
-        .to_path_buf()
+    let dir = exe.parent().expect("the binary has a directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("deps has a parent").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// Path of the workspace binary `name` of package `package`, built on demand when the test

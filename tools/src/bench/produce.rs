@@ -44,7 +44,8 @@ fn now_micros() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-fn send_request(topic: &str, payload: &[u8], batch: usize) -> RemotingCommand {
+/// A SEND_MESSAGE_V2 (or batch) request stamped with its send time.
+pub fn send_request(topic: &str, payload: &[u8], batch: usize) -> RemotingCommand {
     let sent = now_micros().to_string();
     let props = encode_properties([(SENT_MICROS, sent.as_str())]);
     let header = |code_batch: bool| -> SendMessageRequestHeaderV2 {
@@ -160,65 +161,44 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Runs the benchmark and prints its figures.
-pub async fn run(args: ProduceArgs) {
-    let client = RemotingClient::new(ClientConfig::default());
-    let local = if args.broker_addr.is_none() && args.namesrv_addr.is_none() {
-        Some(start_local(args.store_dir.as_deref(), ""))
-    } else {
-        None
-    };
-    let broker = match (&args.broker_addr, &args.namesrv_addr, &local) {
-        (Some(b), _, _) => b.clone(),
-        (None, _, Some(l)) => l.broker.clone(),
-        (None, Some(ns), None) => broker_from_namesrv(&client, ns).await,
-        (None, None, None) => unreachable!("local mode starts a broker"),
-    };
-    wait_until_serving(&client, &broker).await;
-    let create = RemotingCommand::request(
-        RequestCode::UPDATE_AND_CREATE_TOPIC,
-        &CreateTopicRequestHeader {
-            topic: args.topic.clone(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: args.queues,
-            write_queue_nums: args.queues,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            ..Default::default()
-        },
-    );
-    client
-        .invoke_ok(&broker, create, T)
-        .await
-        .expect("create the benchmark topic");
-    let raw = local
-        .as_ref()
-        .and_then(|l| raw_write_bandwidth(&l.store, 3.0, 2 << 30).ok());
-    let idle_rss = local.as_ref().and_then(|l| rss_kib(l.broker_pid));
+/// What a produce run measured.
+pub struct Figures {
+    /// Messages acknowledged with SUCCESS.
+    pub sent: u64,
+    /// Requests that failed or were not SUCCESS.
+    pub errors: u64,
+    /// How long the run took.
+    pub elapsed: Duration,
+    /// Per-request send latencies.
+    pub latencies: Latencies,
+}
 
-    let stop_consumers = Arc::new(AtomicBool::new(false));
-    let mut consumers = Vec::new();
-    if args.consumer {
-        for (queue, offset) in max_offsets(&client, &broker, &args.topic, args.queues).await {
-            consumers.push(tokio::spawn(consume_queue(
-                broker.clone(),
-                args.topic.clone(),
-                queue,
-                offset,
-                stop_consumers.clone(),
-            )));
-        }
+impl Figures {
+    /// Messages per second.
+    pub fn rate(&self) -> f64 {
+        self.sent as f64 / self.elapsed.as_secs_f64()
     }
+}
 
-    let payload = vec![b'x'; args.size];
+/// Sends `size`-byte messages (`batch` per request) to `topic` on `broker` from
+/// `connections` connections, one request in flight each, for `duration`.
+pub async fn drive(
+    broker: &str,
+    topic: &str,
+    connections: usize,
+    size: usize,
+    batch: usize,
+    duration: Duration,
+) -> Figures {
+    let payload = vec![b'x'; size];
     let sent = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let stop_at = start + args.duration;
+    let stop_at = start + duration;
     let mut producers = Vec::new();
-    for _ in 0..args.connections {
-        let (broker, topic, payload) = (broker.clone(), args.topic.clone(), payload.clone());
-        let (sent, errors, batch) = (sent.clone(), errors.clone(), args.batch);
+    for _ in 0..connections {
+        let (broker, topic, payload) = (broker.to_string(), topic.to_string(), payload.clone());
+        let (sent, errors) = (sent.clone(), errors.clone());
         producers.push(tokio::spawn(async move {
             let client = RemotingClient::new(ClientConfig::default());
             let mut latencies = Latencies::default();
@@ -240,11 +220,88 @@ pub async fn run(args: ProduceArgs) {
             latencies
         }));
     }
-    let mut send_latency = Latencies::default();
+    let mut latencies = Latencies::default();
     for p in producers {
-        send_latency.merge(p.await.expect("producer task"));
+        latencies.merge(p.await.expect("producer task"));
     }
-    let elapsed = start.elapsed();
+    Figures {
+        sent: sent.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+/// Creates `topic` with `queues` queues on `broker`.
+pub async fn create_topic(client: &RemotingClient, broker: &str, topic: &str, queues: i32) {
+    let create = RemotingCommand::request(
+        RequestCode::UPDATE_AND_CREATE_TOPIC,
+        &CreateTopicRequestHeader {
+            topic: topic.to_string(),
+            default_topic: "TBW102".into(),
+            read_queue_nums: queues,
+            write_queue_nums: queues,
+            perm: 6,
+            topic_filter_type: "SINGLE_TAG".into(),
+            ..Default::default()
+        },
+    );
+    client
+        .invoke_ok(broker, create, T)
+        .await
+        .expect("create the benchmark topic");
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(args: ProduceArgs) {
+    let client = RemotingClient::new(ClientConfig::default());
+    let local = if args.broker_addr.is_none() && args.namesrv_addr.is_none() {
+        Some(start_local(args.store_dir.as_deref(), ""))
+    } else {
+        None
+    };
+    let broker = match (&args.broker_addr, &args.namesrv_addr, &local) {
+        (Some(b), _, _) => b.clone(),
+        (None, _, Some(l)) => l.broker.clone(),
+        (None, Some(ns), None) => broker_from_namesrv(&client, ns).await,
+        (None, None, None) => unreachable!("local mode starts a broker"),
+    };
+    wait_until_serving(&client, &broker).await;
+    create_topic(&client, &broker, &args.topic, args.queues).await;
+    let raw = local
+        .as_ref()
+        .and_then(|l| raw_write_bandwidth(&l.store, 3.0, 2 << 30).ok());
+    let idle_rss = local.as_ref().and_then(|l| rss_kib(l.broker_pid));
+
+    let stop_consumers = Arc::new(AtomicBool::new(false));
+    let mut consumers = Vec::new();
+    if args.consumer {
+        for (queue, offset) in max_offsets(&client, &broker, &args.topic, args.queues).await {
+            consumers.push(tokio::spawn(consume_queue(
+                broker.clone(),
+                args.topic.clone(),
+                queue,
+                offset,
+                stop_consumers.clone(),
+            )));
+        }
+    }
+
+    let figures = drive(
+        &broker,
+        &args.topic,
+        args.connections,
+        args.size,
+        args.batch,
+        args.duration,
+    )
+    .await;
+    let (sent, errors, elapsed, mut send_latency) = (
+        figures.sent,
+        figures.errors,
+        figures.elapsed,
+        figures.latencies,
+    );
     let loaded_rss = local.as_ref().and_then(|l| rss_kib(l.broker_pid));
     // Give the consumers a moment to drain what was sent, then stop them.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -257,17 +314,13 @@ pub async fn run(args: ProduceArgs) {
         e2e.merge(l);
     }
 
-    let sent = sent.load(Ordering::Relaxed);
     let msgs_per_sec = sent as f64 / elapsed.as_secs_f64();
     let mb_per_sec = msgs_per_sec * args.size as f64 / 1e6;
     println!(
         "mqbench produce: broker {broker}, topic {} ({} queues), {} connections, {} B messages, batch {}, {:?}",
         args.topic, args.queues, args.connections, args.size, args.batch, args.duration
     );
-    println!(
-        "  sent           {sent} messages, {} errors",
-        errors.load(Ordering::Relaxed)
-    );
+    println!("  sent           {sent} messages, {errors} errors");
     println!("  throughput     {msgs_per_sec:.0} msgs/s, {mb_per_sec:.1} MB/s");
     println!(
         "  send latency   p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms (per request)",

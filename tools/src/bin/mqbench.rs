@@ -28,6 +28,8 @@ struct Args {
 mod local;
 #[path = "../bench/produce.rs"]
 mod produce;
+#[path = "../bench/replication.rs"]
+mod replication;
 #[path = "../bench/timer.rs"]
 mod timer;
 #[path = "../bench/transaction.rs"]
@@ -100,6 +102,23 @@ enum Bench {
         #[arg(short = 'd', long, default_value_t = 10)]
         duration: u64,
     },
+    /// Synchronous replication and failover: produce throughput of a standalone broker
+    /// beside a three-replica controller-mode group (every send acked by all), then the
+    /// time from killing the master to the first write on the new one, repeated.
+    Replication {
+        /// Concurrent connections.
+        #[arg(short = 'c', long, default_value_t = 16)]
+        connections: usize,
+        /// Message body size in bytes.
+        #[arg(short = 's', long, default_value_t = 1024)]
+        size: usize,
+        /// Seconds per produce mode.
+        #[arg(short = 'd', long, default_value_t = 10)]
+        duration: u64,
+        /// Master kills to time.
+        #[arg(short = 'k', long, default_value_t = 20)]
+        kills: usize,
+    },
     /// Route lookups against a name server.
     Route {
         /// Name server address; default: start a local mqnamesrv (NAMESRV_ADDR is honoured).
@@ -168,6 +187,17 @@ fn main() {
             duration: Duration::from_secs(duration),
             connections,
             size,
+        })),
+        Bench::Replication {
+            connections,
+            size,
+            duration,
+            kills,
+        } => runtime.block_on(replication::run(replication::ReplicationArgs {
+            connections,
+            size,
+            duration: Duration::from_secs(duration),
+            kills,
         })),
         Bench::Route {
             namesrv_addr,
