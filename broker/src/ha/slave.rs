@@ -153,6 +153,11 @@ async fn follow(ha: &Arc<Replication>, target: &str) -> Result<(), FollowError> 
         .await
         .map_err(|_| FollowError::Refused("the master went silent".into()))??;
         let mut end = store.commitlog().max_offset();
+        // The epoch of what the master sends (heartbeats too, so an empty replica records
+        // the epoch it follows), once this log has reached the epoch's start.
+        if cfg.enable_controller_mode && header.epoch_start <= end && header.offset == end {
+            ha.note_epoch(header.epoch, header.epoch_start)?;
+        }
         if header.body_size > 0 {
             body.resize(header.body_size as usize, 0);
             reader.read_exact(&mut body).await?;
@@ -161,9 +166,6 @@ async fn follow(ha: &Arc<Replication>, target: &str) -> Result<(), FollowError> 
                     "the master sent offset {}, this log ends at {end}",
                     header.offset
                 )));
-            }
-            if cfg.enable_controller_mode {
-                ha.note_epoch(header.epoch, header.epoch_start)?;
             }
             end = store.append_replicated(header.offset, &body)?;
             if sync_flush

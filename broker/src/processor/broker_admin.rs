@@ -75,7 +75,26 @@ impl BrokerAdminProcessor {
             rocketmq_common::protocol::CURRENT_VERSION.to_string(),
         );
         put("rocketmqRsVersion", env!("CARGO_PKG_VERSION").into());
-        put("brokerActive", (!ctx.is_shutting_down()).to_string());
+        // Java: whether the master-only services run, i.e. this broker is the master.
+        put(
+            "brokerActive",
+            (!ctx.is_shutting_down() && ctx.replication.is_master()).to_string(),
+        );
+        let role = ctx.replication.role_state();
+        put(
+            "brokerRole",
+            match role.role {
+                crate::ha::Role::Master if ctx.config.ha.enable_controller_mode => "SYNC_MASTER",
+                crate::ha::Role::Master => match ctx.config.ha.broker_role {
+                    crate::ha::BrokerRole::SyncMaster => "SYNC_MASTER",
+                    _ => "ASYNC_MASTER",
+                },
+                crate::ha::Role::Slave => "SLAVE",
+                crate::ha::Role::Pending => "PENDING",
+            }
+            .into(),
+        );
+        put("masterEpoch", role.master_epoch.to_string());
         put("commitLogMinOffset", commitlog.min_offset().to_string());
         put("commitLogMaxOffset", commitlog.max_offset().to_string());
         put(

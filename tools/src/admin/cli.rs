@@ -105,6 +105,27 @@ pub enum Command {
     /// Pull messages of a topic and print them (without committing offsets).
     #[command(name = "consumeMessage")]
     ConsumeMessage(ConsumeMessageArgs),
+    /// Get controller cluster's metadata.
+    #[command(name = "getControllerMetaData")]
+    GetControllerMetaData(ControllerAddrArgs),
+    /// Fetch syncStateSet for target brokers.
+    #[command(name = "getSyncStateSet")]
+    GetSyncStateSet(GetSyncStateSetArgs),
+    /// Fetch broker epoch entries.
+    #[command(name = "getBrokerEpoch")]
+    GetBrokerEpoch(GetBrokerEpochArgs),
+    /// Re-elect the specified broker as master.
+    #[command(name = "electMaster")]
+    ElectMaster(ElectMasterArgs),
+    /// Get controller config.
+    #[command(name = "getControllerConfig")]
+    GetControllerConfig(ControllerAddrArgs),
+    /// Update controller config.
+    #[command(name = "updateControllerConfig")]
+    UpdateControllerConfig(UpdateControllerConfigArgs),
+    /// Clean metadata of broker on controller.
+    #[command(name = "cleanBrokerMetadata")]
+    CleanBrokerMetadata(CleanBrokerMetadataArgs),
 }
 
 impl Command {
@@ -132,6 +153,13 @@ impl Command {
             Command::PrintMsg(_) => "printMsg",
             Command::SendMessage(_) => "sendMessage",
             Command::ConsumeMessage(_) => "consumeMessage",
+            Command::GetControllerMetaData(_) => "getControllerMetaData",
+            Command::GetSyncStateSet(_) => "getSyncStateSet",
+            Command::GetBrokerEpoch(_) => "getBrokerEpoch",
+            Command::ElectMaster(_) => "electMaster",
+            Command::GetControllerConfig(_) => "getControllerConfig",
+            Command::UpdateControllerConfig(_) => "updateControllerConfig",
+            Command::CleanBrokerMetadata(_) => "cleanBrokerMetadata",
         }
     }
 }
@@ -648,4 +676,107 @@ mod tests {
         };
         assert!(a.group_name.is_none() && a.topic_name.is_none());
     }
+}
+
+/// Java's commons-cli takes multi-letter short options such as `-bn`; clap does not, so
+/// they are rewritten to their long names before parsing.
+pub fn java_style_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| match a.as_str() {
+            "-bn" => "--brokerName".to_string(),
+            _ => a,
+        })
+        .collect()
+}
+
+/// Options of the commands that talk to controllers only (`-a`).
+#[derive(Debug, Args)]
+pub struct ControllerAddrArgs {
+    /// Controller address(es), `host:port;host:port`.
+    #[arg(short = 'a', long = "controllerAddress")]
+    pub controller_address: String,
+}
+
+/// `getSyncStateSet` options (`GetSyncStateSetSubCommand`).
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["broker_name", "cluster_name"])))]
+pub struct GetSyncStateSetArgs {
+    /// Controller address(es).
+    #[arg(short = 'a', long = "controllerAddress")]
+    pub controller_address: String,
+    /// Which cluster (its broker groups come from the name server).
+    #[arg(short = 'c', long = "clusterName")]
+    pub cluster_name: Option<String>,
+    /// Which broker group.
+    #[arg(short = 'b', long = "brokerName")]
+    pub broker_name: Option<String>,
+    /// Repeat every this many seconds.
+    #[arg(short = 'i', long = "interval", num_args = 0..=1, default_missing_value = "")]
+    pub interval: Option<String>,
+}
+
+/// `getBrokerEpoch` options (`GetBrokerEpochSubCommand`).
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["broker_name", "cluster_name"])))]
+pub struct GetBrokerEpochArgs {
+    /// Which cluster.
+    #[arg(short = 'c', long = "clusterName")]
+    pub cluster_name: Option<String>,
+    /// Which broker group.
+    #[arg(short = 'b', long = "brokerName")]
+    pub broker_name: Option<String>,
+    /// Repeat every this many seconds.
+    #[arg(short = 'i', long = "interval", num_args = 0..=1, default_missing_value = "")]
+    pub interval: Option<String>,
+}
+
+/// `electMaster` options (`ReElectMasterSubCommand`).
+#[derive(Debug, Args)]
+pub struct ElectMasterArgs {
+    /// Controller address(es).
+    #[arg(short = 'a', long = "controllerAddress")]
+    pub controller_address: String,
+    /// The id of the broker that should become master.
+    #[arg(short = 'b', long = "brokerId")]
+    pub broker_id: i64,
+    /// The broker group (`-bn`).
+    #[arg(long = "brokerName")]
+    pub broker_name: String,
+    /// The cluster.
+    #[arg(short = 'c', long = "clusterName")]
+    pub cluster_name: String,
+}
+
+/// `updateControllerConfig` options.
+#[derive(Debug, Args)]
+pub struct UpdateControllerConfigArgs {
+    /// Controller address(es); every one is updated.
+    #[arg(short = 'a', long = "controllerAddress")]
+    pub controller_address: String,
+    /// Config key.
+    #[arg(short = 'k', long = "key")]
+    pub key: String,
+    /// Config value.
+    #[arg(short = 'v', long = "value")]
+    pub value: String,
+}
+
+/// `cleanBrokerMetadata` options (`CleanControllerBrokerMetaSubCommand`).
+#[derive(Debug, Args)]
+pub struct CleanBrokerMetadataArgs {
+    /// Controller address(es).
+    #[arg(short = 'a', long = "controllerAddress")]
+    pub controller_address: String,
+    /// Ids to drop, `1;2;3` (all of the group when absent).
+    #[arg(short = 'b', long = "brokerControllerIdsToClean")]
+    pub broker_controller_ids_to_clean: Option<String>,
+    /// The broker group (`-bn`).
+    #[arg(long = "brokerName")]
+    pub broker_name: String,
+    /// The cluster (required unless -l).
+    #[arg(short = 'c', long = "clusterName")]
+    pub cluster_name: Option<String>,
+    /// Also drop brokers that are alive.
+    #[arg(short = 'l', long = "cleanLivingBroker")]
+    pub clean_living_broker: bool,
 }

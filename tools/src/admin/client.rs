@@ -125,6 +125,17 @@ impl AdminClient {
         Ok(self.remoting.invoke_ok(addr, request, self.timeout).await?)
     }
 
+    /// GET_BROKER_EPOCH_CACHE (1007): the broker's epoch entries (JSON body).
+    pub async fn broker_epoch_cache(&self, addr: &str) -> Result<Vec<u8>, AdminError> {
+        let request = RemotingCommand::bare_request(RequestCode::GET_BROKER_EPOCH_CACHE);
+        Ok(self.broker_invoke_ok(addr, request).await?.body.to_vec())
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// GET_BROKER_CLUSTER_INFO (106).
     pub async fn cluster_info(&self) -> Result<ClusterInfo, AdminError> {
         let request = RemotingCommand::bare_request(RequestCode::GET_BROKER_CLUSTER_INFO);

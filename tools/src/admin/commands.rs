@@ -81,6 +81,17 @@ pub async fn run(
         Command::PrintMsg(a) => message_commands::print_msg(client, a, out).await,
         Command::SendMessage(a) => message_commands::send_message(client, a, out).await,
         Command::ConsumeMessage(a) => message_commands::consume_message(client, a, out).await,
+        Command::GetControllerMetaData(_)
+        | Command::GetSyncStateSet(_)
+        | Command::GetBrokerEpoch(_)
+        | Command::ElectMaster(_)
+        | Command::GetControllerConfig(_)
+        | Command::UpdateControllerConfig(_)
+        | Command::CleanBrokerMetadata(_) => {
+            super::controller_commands::run(command, Some(client), client.timeout(), out)
+                .await
+                .expect("a controller command")
+        }
     }
 }
 
@@ -521,10 +532,11 @@ pub struct ClusterRow {
 
 /// `clusterList` output in Java's columns (`ClusterListSubCommand`): version, in/out TPS
 /// with queue load, timer progress, page-cache lock wait, hours of messages kept, disk use
-/// and whether the broker is active. A broker that did not answer keeps its first columns.
+/// and whether the broker is active; then, our addition, each broker's role and master
+/// epoch (Java shows neither). A broker that did not answer keeps its first columns.
 pub fn cluster_table(rows: &[ClusterRow]) -> String {
     let mut text = format!(
-        "{:<22}  {:<22}  {:<4}  {:<22} {:<16}  {:>16}  {:>30}  {:<22}  {:<11}  {:<12}  {:<8}  {:<10}\n",
+        "{:<22}  {:<22}  {:<4}  {:<22} {:<16}  {:>16}  {:>30}  {:<22}  {:<11}  {:<12}  {:<8}  {:<10}  {:<12}  {:<6}\n",
         "#Cluster Name",
         "#Broker Name",
         "#BID",
@@ -536,7 +548,9 @@ pub fn cluster_table(rows: &[ClusterRow]) -> String {
         "#PCWait(ms)",
         "#Hour",
         "#SPACE",
-        "#ACTIVATED"
+        "#ACTIVATED",
+        "#ROLE",
+        "#EPOCH"
     );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -589,7 +603,7 @@ pub fn cluster_table(rows: &[ClusterRow]) -> String {
             )
         };
         text += &format!(
-            "{:<22}  {:<22}  {:<4}  {:<22} {:<16}  {:>16}  {:>30}  {:<22}  {:>11}  {:<12}  {:<8}  {:>10}\n",
+            "{:<22}  {:<22}  {:<4}  {:<22} {:<16}  {:>16}  {:>30}  {:<22}  {:>11}  {:<12}  {:<8}  {:>10}  {:<12}  {:<6}\n",
             row.cluster,
             row.broker_name,
             row.broker_id,
@@ -601,7 +615,9 @@ pub fn cluster_table(rows: &[ClusterRow]) -> String {
             pc_wait,
             hours,
             space,
-            active
+            active,
+            rt.get("brokerRole").map_or("", String::as_str),
+            rt.get("masterEpoch").map_or("", String::as_str)
         );
     }
     text
@@ -1285,6 +1301,8 @@ mod tests {
                 runtime: BTreeMap::from([
                     ("brokerVersionDesc".to_string(), "V5_3_3".to_string()),
                     ("putTps".to_string(), "12.5 10.0 9.0".to_string()),
+                    ("brokerRole".to_string(), "SYNC_MASTER".to_string()),
+                    ("masterEpoch".to_string(), "3".to_string()),
                 ]),
             },
             ClusterRow {
@@ -1300,7 +1318,8 @@ mod tests {
         assert!(
             lines[0].starts_with("#Cluster Name           #Broker Name            #BID  #Addr")
         );
-        assert!(lines[0].contains("#InTPS(LOAD)") && lines[0].ends_with("#ACTIVATED"));
+        assert!(lines[0].contains("#InTPS(LOAD)  ") && lines[0].contains("#ACTIVATED  "));
+        assert!(lines[0].ends_with("#ROLE         #EPOCH"));
         let cols: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
             &cols[..6],
@@ -1313,7 +1332,7 @@ mod tests {
                 "12.50(,ms)"
             ]
         );
-        assert_eq!(cols.last(), Some(&"false"));
+        assert_eq!(&cols[cols.len() - 3..], ["false", "SYNC_MASTER", "3"]);
         let cols: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(cols, ["C", "broker-a", "1", "10.0.0.2:10911"]);
     }

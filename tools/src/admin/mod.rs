@@ -3,8 +3,9 @@
 //! - [`cli`] — the command line (RocketMQ's command names and flags);
 //! - [`client`] — [`AdminClient`](client::AdminClient), one method per admin request;
 //! - [`commands`] — what each command does and prints ([`commands::run`]), with
-//!   [`broker_commands`] (broker status and config, client connections, offset resets)
-//!   and [`message_commands`] (reading and sending messages through the client paths);
+//!   [`broker_commands`] (broker status and config, client connections, offset resets),
+//!   [`message_commands`] (reading and sending messages through the client paths) and
+//!   [`controller_commands`] (controller metadata, SyncStateSets, epochs, elections);
 //! - [`message`] — stored messages as query answers carry them;
 //! - [`format`] — Java-compatible time, permission and column formatting;
 //! - [`error`] — [`AdminError`](error::AdminError).
@@ -16,6 +17,7 @@ pub mod broker_commands;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod controller_commands;
 pub mod error;
 pub mod format;
 pub mod message;
@@ -30,6 +32,19 @@ pub use error::AdminError;
 
 /// Runs a parsed command line, writing the command's output to `out`.
 pub async fn run_cli(cli: &Cli, out: &mut dyn Write) -> Result<(), AdminError> {
+    let timeout = Duration::from_millis(cli.timeout_millis);
+    // Controller commands need a name server only to look brokers up.
+    let namesrv_client = match cli.namesrv_addr.as_deref() {
+        Some(list) => Some(AdminClient::new(list, timeout)?),
+        None => None,
+    };
+    if let Some(result) =
+        controller_commands::run(&cli.command, namesrv_client.as_ref(), timeout, out).await
+    {
+        result?;
+        out.flush()?;
+        return Ok(());
+    }
     let namesrv = cli
         .namesrv_addr
         .as_deref()

@@ -7,7 +7,7 @@ use clap::Parser;
 use rocketmq_tools::admin::{Cli, run_cli};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(rocketmq_tools::admin::cli::java_style_args(std::env::args()));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
