@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rocketmq_common::protocol::headers::broker::SendMessageResponseHeader;
+use rocketmq_common::protocol::headers::broker::{
+    PullMessageResponseHeader, SendMessageResponseHeader,
+};
 use rocketmq_common::protocol::{RemotingCommand, ResponseCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_testkit::requests::{pull, send};
@@ -121,7 +123,13 @@ async fn sync_master_replicates_every_acknowledged_message_to_its_slave() {
     let ns = free_port();
     let (m, s) = (free_port_pair(), free_port_pair());
     let _ns = namesrv(dir.path(), ns);
-    let _master = broker(dir.path(), "master", m, ns, "brokerRole=SYNC_MASTER\n");
+    let _master = broker(
+        dir.path(),
+        "master",
+        m,
+        ns,
+        "brokerRole=SYNC_MASTER\nslaveReadEnable=true\naccessMessageInMemoryMaxRatio=0\n",
+    );
     let mut slave = broker(dir.path(), "slave", s, ns, "brokerRole=SLAVE\nbrokerId=1\n");
     let client = RemotingClient::new(ClientConfig::default());
     let (ma, sa) = (format!("127.0.0.1:{m}"), format!("127.0.0.1:{s}"));
@@ -148,6 +156,25 @@ async fn sync_master_replicates_every_acknowledged_message_to_its_slave() {
         "the slave serves the same messages at the same offsets"
     );
     assert_eq!(on_slave.len(), acked);
+
+    // With slaveReadEnable the master sends a consumer reading old messages to the slave
+    // (here every read counts as old: accessMessageInMemoryMaxRatio=0); the slave never
+    // redirects.
+    let suggested = |resp: RemotingCommand| {
+        resp.decode_header::<PullMessageResponseHeader>()
+            .unwrap()
+            .suggest_which_broker_id
+    };
+    let r = client
+        .invoke(&ma, pull("g", TOPIC, 0, 0, "*"), T)
+        .await
+        .unwrap();
+    assert_eq!(suggested(r), 1);
+    let r = client
+        .invoke(&sa, pull("g", TOPIC, 0, 0, "*"), T)
+        .await
+        .unwrap();
+    assert_eq!(suggested(r), 0);
 
     // A slave takes no writes.
     let r = send_one(&client, &sa, 0).await;

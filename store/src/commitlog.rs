@@ -18,7 +18,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
-use rocketmq_common::message::record::{BLANK_MAGIC_CODE, END_FILE_MIN_BLANK_LENGTH, encode_blank};
+use rocketmq_common::message::record::{
+    BLANK_MAGIC_CODE, END_FILE_MIN_BLANK_LENGTH, MESSAGE_MAGIC_CODE_V1, MESSAGE_MAGIC_CODE_V2,
+    PHYSICAL_OFFSET_POS, encode_blank,
+};
 use rocketmq_common::message::sysflag::is_invisible_transaction;
 use rocketmq_common::message::{
     DecodedRecord, RecordEntry, RecordHeaderFields, RecordInput, body_crc, decode_record,
@@ -421,6 +424,7 @@ impl CommitLog {
         let mut at = 0usize;
         let mut segment_done = false;
         let mut last_ts = None;
+        let mut last_message = None;
         while at < data.len() {
             let left_in_segment = head.size() - pos - at;
             if left_in_segment < END_FILE_MIN_BLANK_LENGTH {
@@ -431,26 +435,48 @@ impl CommitLog {
                 segment_done = true;
                 break;
             }
+            let rec = &data[at..];
+            if rec.len() < END_FILE_MIN_BLANK_LENGTH {
+                return Err(corrupt(at, "torn record".into()));
+            }
+            let size = u32::from_be_bytes(rec[..4].try_into().expect("4 bytes")) as usize;
+            let magic = u32::from_be_bytes(rec[4..8].try_into().expect("4 bytes"));
+            if magic == BLANK_MAGIC_CODE {
+                if size != left_in_segment || rec.len() != END_FILE_MIN_BLANK_LENGTH {
+                    return Err(corrupt(at, "BLANK marker not at the segment end".into()));
+                }
+                segment_done = true;
+                break;
+            }
+            // Cheap checks here (the dispatcher decodes every record fully anyway): the
+            // record's framing and the position it was written for.
+            if magic != MESSAGE_MAGIC_CODE_V1 && magic != MESSAGE_MAGIC_CODE_V2 {
+                return Err(corrupt(at, format!("bad magic {magic:#x}")));
+            }
+            if size <= PHYSICAL_OFFSET_POS + 8 || size > rec.len() {
+                return Err(corrupt(
+                    at,
+                    format!("torn or oversized record of {size} bytes"),
+                ));
+            }
+            let written_for = i64::from_be_bytes(
+                rec[PHYSICAL_OFFSET_POS..PHYSICAL_OFFSET_POS + 8]
+                    .try_into()
+                    .expect("8 bytes"),
+            );
+            if written_for != offset + at as i64 {
+                return Err(corrupt(
+                    at,
+                    format!("record written for offset {written_for}"),
+                ));
+            }
+            last_message = Some(at);
+            at += size;
+        }
+        if let Some(at) = last_message {
             match decode_record(&data[at..], false) {
-                Ok(RecordEntry::Message(m)) => {
-                    if m.physical_offset != offset + at as i64 {
-                        return Err(corrupt(
-                            at,
-                            format!("record written for offset {}", m.physical_offset),
-                        ));
-                    }
-                    last_ts = Some(m.store_timestamp);
-                    at += m.total_size as usize;
-                }
-                Ok(RecordEntry::Blank { size }) => {
-                    if size as usize != left_in_segment
-                        || data.len() - at != END_FILE_MIN_BLANK_LENGTH
-                    {
-                        return Err(corrupt(at, "BLANK marker not at the segment end".into()));
-                    }
-                    segment_done = true;
-                    break;
-                }
+                Ok(RecordEntry::Message(m)) => last_ts = Some(m.store_timestamp),
+                Ok(RecordEntry::Blank { .. }) => {}
                 Err(e) => return Err(corrupt(at, e.to_string())),
             }
         }

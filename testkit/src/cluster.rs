@@ -266,6 +266,11 @@ impl ControllerCluster {
         self.brokers.len()
     }
 
+    /// Broker `i`'s process id, if it runs.
+    pub fn broker_pid(&self, i: usize) -> Option<u32> {
+        self.brokers[i].process.as_ref().map(ServerProcess::pid)
+    }
+
     /// SIGKILLs broker `i`.
     pub fn kill_broker(&mut self, i: usize) {
         if let Some(mut p) = self.brokers[i].process.take() {

@@ -103,6 +103,11 @@ pub struct HaConfig {
     pub sync_controller_metadata_period: Duration,
     /// `brokerElectionPriority` (i32::MAX): smaller wins ties when the controller elects.
     pub broker_election_priority: i32,
+    /// `accessMessageInMemoryMaxRatio` (40): a consumer more than this percentage of memory
+    /// behind the log end is pointed at a slave (with `slaveReadEnable`).
+    pub access_message_in_memory_max_ratio: i32,
+    /// `slaveReadEnable` (false): masters point slow consumers at slaves.
+    pub slave_read_enable: bool,
     /// `controllerLeaseEnable` (true, our addition): a controller-mode master refuses
     /// writes when it could not confirm its role with the controller leader for half of
     /// `controllerHeartBeatTimeoutMills` (by then the controller may have elected another).
@@ -132,6 +137,8 @@ impl Default for HaConfig {
             check_sync_state_set_period: Duration::from_secs(5),
             sync_controller_metadata_period: Duration::from_secs(10),
             broker_election_priority: i32::MAX,
+            access_message_in_memory_max_ratio: 40,
+            slave_read_enable: false,
             controller_lease_enable: true,
         }
     }
@@ -212,6 +219,11 @@ impl HaConfig {
             &mut self.sync_controller_metadata_period,
         )?;
         v.field("brokerElectionPriority", &mut self.broker_election_priority)?;
+        v.field(
+            "accessMessageInMemoryMaxRatio",
+            &mut self.access_message_in_memory_max_ratio,
+        )?;
+        v.field("slaveReadEnable", &mut self.slave_read_enable)?;
         v.field("controllerLeaseEnable", &mut self.controller_lease_enable)
     }
 

@@ -52,7 +52,8 @@ async fn serve_slave(
         return Ok(());
     }
     stream.set_nodelay(true)?;
-    let (mut reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(reader);
     let housekeeping = ha.config.ha_housekeeping_interval;
     let hello = tokio::time::timeout(housekeeping, read_slave_message(&mut reader))
         .await
@@ -169,6 +170,7 @@ async fn send_loop(
     let batch = ha.config.ha_transfer_batch_size;
     let heartbeat = ha.config.ha_send_heartbeat_interval;
     let mut sent_confirm = -1;
+    let mut frame = Vec::with_capacity(batch + 64);
     loop {
         if stop.is_cancelled() || ha.role() != Role::Master {
             return Ok(());
@@ -191,8 +193,11 @@ async fn send_loop(
         if let Some((chunk, after)) = commitlog.read_for_replication(next, batch, limit) {
             let h = header(chunk.len() as i32, next);
             sent_confirm = h.confirm_offset;
-            writer.write_all(&h.encode()).await?;
-            writer.write_all(&chunk).await?;
+            // One write per batch: header and records together.
+            frame.clear();
+            frame.extend_from_slice(&h.encode());
+            frame.extend_from_slice(&chunk);
+            writer.write_all(&frame).await?;
             next = after;
             continue;
         }

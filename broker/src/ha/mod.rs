@@ -123,8 +123,12 @@ pub struct Replication {
     state: RwLock<RoleState>,
     epochs: Mutex<EpochFile>,
     slaves: Mutex<HashMap<u64, SlaveLink>>,
+    /// `slaves.len()`, read on every write without the lock.
+    slave_count: std::sync::atomic::AtomicUsize,
     next_link: AtomicU64,
     acks_changed: Notify,
+    /// Writes below this offset meet the ack rule (see `refresh_acks`).
+    replicated_to: AtomicI64,
     appended: Notify,
     role_changed: Notify,
     sync_state_set_check: Notify,
@@ -192,8 +196,10 @@ impl Replication {
             }),
             epochs: Mutex::new(epochs),
             slaves: Mutex::new(HashMap::new()),
+            slave_count: std::sync::atomic::AtomicUsize::new(0),
             next_link: AtomicU64::new(1),
             acks_changed: Notify::new(),
+            replicated_to: AtomicI64::new(-1),
             appended: Notify::new(),
             role_changed: Notify::new(),
             sync_state_set_check: Notify::new(),
@@ -354,12 +360,19 @@ impl Replication {
     }
 
     fn in_sync_replicas_locked(&self, st: &RoleState) -> usize {
-        let mut set = st.sync_state_set.clone();
-        if let Some(p) = &st.proposed_sync_state_set {
-            set.extend(p);
-        }
-        set.insert(self.local_id());
-        set.len()
+        let me = self.local_id();
+        let extra = st
+            .proposed_sync_state_set
+            .iter()
+            .flatten()
+            .filter(|id| !st.sync_state_set.contains(id))
+            .count();
+        let self_missing = !st.sync_state_set.contains(&me)
+            && !st
+                .proposed_sync_state_set
+                .as_ref()
+                .is_some_and(|p| p.contains(&me));
+        st.sync_state_set.len() + extra + usize::from(self_missing)
     }
 
     /// The members every acknowledged write must reach: the agreed SyncStateSet, plus a
@@ -393,9 +406,12 @@ impl Replication {
             let r = self.store.put_messages(inputs).await.map_err(store_error)?;
             (r.status, r.appends)
         };
-        self.appended.notify_waiters();
         let end = appends.last().map_or(0, |a| a.end_offset());
-        self.sample_log_end(end);
+        // Without slaves nobody waits for new bytes: keep the hot path free of locks.
+        if self.slave_count.load(Ordering::Acquire) > 0 {
+            self.appended.notify_waiters();
+            self.sample_log_end(end);
+        }
         let mut code = match status {
             PutStatus::PutOk => ResponseCode::Success,
             PutStatus::FlushDiskTimeout => ResponseCode::FlushDiskTimeout,
@@ -409,9 +425,7 @@ impl Replication {
     /// Waits (up to `slaveTimeout`) until the replicas the ack rule asks for hold
     /// everything below `end`.
     async fn wait_for_replicas(&self, end: i64) -> bool {
-        let role = self.config.broker_role;
-        let need = self.config.need_acks(role);
-        if need == Some(1) {
+        if self.config.need_acks(self.config.broker_role) == Some(1) {
             return true;
         }
         let deadline = tokio::time::Instant::now() + self.config.slave_timeout;
@@ -419,25 +433,50 @@ impl Replication {
             let notified = self.acks_changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.replicated(end, need) {
+            if self.replicated_to.load(Ordering::Acquire) >= end {
                 return true;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.replicated(end, need);
+                return self.replicated_to.load(Ordering::Acquire) >= end;
             }
         }
     }
 
-    fn replicated(&self, end: i64, need: Option<i32>) -> bool {
-        let st = self.state.read();
-        let slaves = self.slaves.lock();
-        match need {
-            None => self
-                .ack_set_locked(&st)
-                .iter()
-                .all(|id| slaves.values().any(|s| s.slave_id == *id && s.ack >= end)),
-            Some(n) => 1 + slaves.values().filter(|s| s.ack >= end).count() >= n as usize,
-        }
+    /// Recomputes how far the ack rule is met (`replicated_to`, read by every waiting send
+    /// without locks) and the confirm offset, then wakes the waiting sends.
+    fn refresh_acks(&self) {
+        let replicated = {
+            let st = self.state.read();
+            if st.role != Role::Master {
+                -1
+            } else {
+                let slaves = self.slaves.lock();
+                match self.config.need_acks(self.config.broker_role) {
+                    None => self
+                        .ack_set_locked(&st)
+                        .iter()
+                        .map(|id| {
+                            slaves
+                                .values()
+                                .filter(|s| s.slave_id == *id)
+                                .map(|s| s.ack)
+                                .max()
+                                .unwrap_or(-1)
+                        })
+                        .min()
+                        .unwrap_or(i64::MAX),
+                    Some(n) if n <= 1 => i64::MAX,
+                    Some(n) => {
+                        let mut acks: Vec<i64> = slaves.values().map(|s| s.ack).collect();
+                        acks.sort_unstable_by(|a, b| b.cmp(a));
+                        acks.get(n as usize - 2).copied().unwrap_or(-1)
+                    }
+                }
+            }
+        };
+        self.replicated_to.store(replicated, Ordering::Release);
+        self.update_confirm_offset();
+        self.acks_changed.notify_waiters();
     }
 
     /// Recomputes the confirm offset a controller-mode master publishes and reads up to.
@@ -477,7 +516,8 @@ impl Replication {
     /// Registers a slave connection; returns its link id.
     fn add_link(&self, slave_id: i64) -> u64 {
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
-        self.slaves.lock().insert(
+        let mut slaves = self.slaves.lock();
+        slaves.insert(
             id,
             SlaveLink {
                 slave_id,
@@ -486,6 +526,8 @@ impl Replication {
                 caught_up_at: None,
             },
         );
+        self.slave_count.store(slaves.len(), Ordering::Release);
+        drop(slaves);
         info!(slave_id, "slave connected");
         id
     }
@@ -493,7 +535,13 @@ impl Replication {
     /// A slave connection ended: writes stop waiting for it once the controller agrees to
     /// drop it from the SyncStateSet (asked for at once).
     fn remove_link(&self, link: u64) {
-        if let Some(l) = self.slaves.lock().remove(&link) {
+        let removed = {
+            let mut slaves = self.slaves.lock();
+            let removed = slaves.remove(&link);
+            self.slave_count.store(slaves.len(), Ordering::Release);
+            removed
+        };
+        if let Some(l) = removed {
             info!(slave_id = l.slave_id, "slave disconnected");
             let mut st = self.state.write();
             if st.joining.is_some_and(|(id, _)| id == l.slave_id) {
@@ -501,7 +549,7 @@ impl Replication {
             }
         }
         self.sync_state_set_check.notify_one();
-        self.acks_changed.notify_waiters();
+        self.refresh_acks();
     }
 
     /// Records the log end now and then (see `end_samples`).
@@ -553,8 +601,7 @@ impl Replication {
         if self.config.enable_controller_mode {
             self.maybe_expand(slave_id, ack, max, caught_up_at);
         }
-        self.update_confirm_offset();
-        self.acks_changed.notify_waiters();
+        self.refresh_acks();
     }
 
     /// Step one of a slave joining the SyncStateSet: once it trails the master by less than
@@ -640,8 +687,7 @@ impl Replication {
                 st.joining = None;
             }
         }
-        self.update_confirm_offset();
-        self.acks_changed.notify_waiters();
+        self.refresh_acks();
     }
 
     /// Adopts a SyncStateSet the controller reports (polling) when it is newer.
@@ -654,8 +700,7 @@ impl Replication {
             st.sync_state_set = set;
             st.sync_state_set_epoch = epoch;
         }
-        self.update_confirm_offset();
-        self.acks_changed.notify_waiters();
+        self.refresh_acks();
     }
 
     /// Notified when the SyncStateSet should be re-checked now.
@@ -708,7 +753,7 @@ impl Replication {
             st.proposed_sync_state_set = None;
             st.joining = None;
         }
-        self.update_confirm_offset();
+        self.refresh_acks();
         info!(epoch, "became master");
         self.role_changed.notify_waiters();
         Ok(())
@@ -746,7 +791,7 @@ impl Replication {
         info!(epoch, "became slave");
         self.follow_generation.send_modify(|g| *g += 1);
         self.role_changed.notify_waiters();
-        self.acks_changed.notify_waiters();
+        self.refresh_acks();
     }
 
     /// Sets the controller id (after registration).
@@ -815,21 +860,13 @@ impl Replication {
         v
     }
 
-    /// The slave a consumer reading at CommitLog `offset` should move to, when that read is
-    /// so far behind that it comes from disk rather than memory (more than 40 % of the
-    /// machine's memory behind the end, RocketMQ's `accessMessageInMemoryMaxRatio`) and a
-    /// slave is connected.
-    pub fn suggest_slave_for(&self, offset: i64) -> Option<i64> {
+    /// Whether a consumer reading at CommitLog `offset` is so far behind that its reads come
+    /// from disk rather than memory (more than `accessMessageInMemoryMaxRatio` percent of the
+    /// machine's memory behind the end) while a slave could serve it instead.
+    pub fn reads_from_disk(&self, offset: i64) -> bool {
         let behind = self.store.commitlog().max_offset() - offset;
-        if behind <= physical_memory() / 10 * 4 {
-            return None;
-        }
-        let slaves = self.slaves.lock();
-        slaves
-            .values()
-            .map(|s| s.slave_id)
-            .filter(|id| *id > 0)
-            .min()
+        let ratio = i64::from(self.config.access_message_in_memory_max_ratio);
+        behind > physical_memory() / 100 * ratio && self.slave_count.load(Ordering::Acquire) > 0
     }
 
     /// How long ago the lease was last renewed, for logs.

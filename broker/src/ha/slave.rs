@@ -76,7 +76,9 @@ async fn follow(ha: &Arc<Replication>, target: &str) -> Result<(), FollowError> 
         .await
         .map_err(|_| FollowError::Refused(format!("connecting to {target} timed out")))??;
     stream.set_nodelay(true)?;
-    let (mut reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = stream.into_split();
+    // Headers and bodies arrive back to back: read them through one buffer.
+    let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, reader);
     writer
         .write_all(
             &SlaveHandshake {

@@ -243,16 +243,20 @@ fn read(
             (ResponseCode::PullOffsetMoved, result.next_begin_offset)
         }
     };
-    // The master points consumers far behind (reading from disk) to a slave; a slave
-    // points them back to the master.
-    let suggest = if slave {
-        0
-    } else {
-        result
+    // With slaveReadEnable the master points consumers far behind (reading from disk) at
+    // the group's slow-consumer broker; everyone else reads from the master.
+    let suggest = if !slave
+        && ctx.config.ha.slave_read_enable
+        && result
             .messages
             .first()
-            .and_then(|(_, buf)| ctx.replication.suggest_slave_for(buf.physical_offset()))
-            .unwrap_or(0)
+            .is_some_and(|(_, buf)| ctx.replication.reads_from_disk(buf.physical_offset()))
+    {
+        ctx.groups
+            .get(&h.consumer_group)
+            .map_or(1, |g| g.which_broker_when_consume_slowly)
+    } else {
+        0
     };
     Ok(PullOutcome {
         code,

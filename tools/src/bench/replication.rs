@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_testkit::cluster::{ClusterOptions, ControllerCluster};
-use rocketmq_tools::Latencies;
+use rocketmq_tools::{Latencies, cpu_time};
 
 use crate::local::{T, start_local, wait_until_serving};
 use crate::produce::{Figures, create_topic, drive, send_request};
@@ -32,14 +32,21 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn report(name: &str, f: &mut Figures) {
+/// Prints a mode's figures; `cpu` is the broker processes' CPU time during the run.
+fn report(name: &str, f: &mut Figures, cpu: Duration) {
     println!(
-        "  {name:<26} {:>8.0} msgs/s  p50 {:>7.3} ms  p99 {:>7.3} ms  ({} errors)",
+        "  {name:<26} {:>8.0} msgs/s  p50 {:>7.3} ms  p99 {:>7.3} ms  broker CPU {:.2} core-s per 100k msgs  ({} errors)",
         f.rate(),
         ms(f.latencies.quantile(0.5)),
         ms(f.latencies.quantile(0.99)),
+        cpu.as_secs_f64() * 100_000.0 / f.sent.max(1) as f64,
         f.errors
     );
+}
+
+/// Total CPU time of `pids`.
+fn cpu_of(pids: &[u32]) -> Duration {
+    pids.iter().filter_map(|p| cpu_time(*p)).sum()
 }
 
 /// Runs both parts and prints the figures.
@@ -57,6 +64,7 @@ pub async fn run(args: ReplicationArgs) {
         let local = start_local(Some(&dir.join("standalone")), "");
         wait_until_serving(&client, &local.broker).await;
         create_topic(&client, &local.broker, TOPIC, 8).await;
+        let before = cpu_of(&[local.broker_pid]);
         let mut f = drive(
             &local.broker,
             TOPIC,
@@ -66,7 +74,7 @@ pub async fn run(args: ReplicationArgs) {
             args.duration,
         )
         .await;
-        report("standalone", &mut f);
+        report("standalone", &mut f, cpu_of(&[local.broker_pid]) - before);
         f
     };
 
@@ -84,6 +92,10 @@ pub async fn run(args: ReplicationArgs) {
     .await;
     let (master, _) = cluster.wait_for_master(3, Duration::from_secs(120)).await;
     create_topic(&client, &master, TOPIC, 8).await;
+    let pids: Vec<u32> = (0..cluster.broker_count())
+        .filter_map(|i| cluster.broker_pid(i))
+        .collect();
+    let before = cpu_of(&pids);
     let mut replicated = drive(
         &master,
         TOPIC,
@@ -93,7 +105,11 @@ pub async fn run(args: ReplicationArgs) {
         args.duration,
     )
     .await;
-    report("3 replicas, all acked", &mut replicated);
+    report(
+        "3 replicas, all acked",
+        &mut replicated,
+        cpu_of(&pids) - before,
+    );
     println!(
         "  replicated / standalone    {:.1} % of the throughput",
         replicated.rate() / standalone.rate() * 100.0
