@@ -78,6 +78,9 @@ pub struct HaConfig {
     /// `allAckInSyncStateSet` (false): every SyncStateSet member must hold a message before
     /// it is acknowledged (no acknowledged message is lost by a failover).
     pub all_ack_in_sync_state_set: bool,
+    /// `haMaxGapNotInSync` (256 MiB): a classic SYNC_MASTER does not wait for a slave this
+    /// many bytes behind (the send gets SLAVE_NOT_AVAILABLE at once).
+    pub ha_max_gap_not_in_sync: i64,
     /// `haMaxTimeSlaveNotCatchup` (15 s): a slave this far behind leaves the SyncStateSet.
     pub ha_max_time_slave_not_catchup: Duration,
     /// `syncFromLastFile` (false): an empty slave starts from the master's last CommitLog
@@ -127,6 +130,7 @@ impl Default for HaConfig {
             in_sync_replicas: 1,
             min_in_sync_replicas: 1,
             all_ack_in_sync_state_set: false,
+            ha_max_gap_not_in_sync: 256 * 1024 * 1024,
             ha_max_time_slave_not_catchup: Duration::from_secs(15),
             sync_from_last_file: false,
             enable_controller_mode: false,
@@ -191,6 +195,7 @@ impl HaConfig {
         v.field("inSyncReplicas", &mut self.in_sync_replicas)?;
         v.field("minInSyncReplicas", &mut self.min_in_sync_replicas)?;
         v.field("allAckInSyncStateSet", &mut self.all_ack_in_sync_state_set)?;
+        v.field("haMaxGapNotInSync", &mut self.ha_max_gap_not_in_sync)?;
         v.field(
             "haMaxTimeSlaveNotCatchup",
             &mut self.ha_max_time_slave_not_catchup,

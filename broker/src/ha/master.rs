@@ -99,7 +99,14 @@ async fn serve_slave(
                         ha.on_ack(link, offset);
                     }
                     Ok(Ok(SlaveMessage::Handshake(_))) => {}
-                    Ok(Err(_)) | Err(_) => return,
+                    Ok(Err(e)) => {
+                        debug!(error = %e, "reading from the slave failed");
+                        return;
+                    }
+                    Err(_) => {
+                        warn!("the slave sent nothing for haHousekeepingInterval; closing");
+                        return;
+                    }
                 }
             }
         })

@@ -416,10 +416,36 @@ impl Replication {
             PutStatus::PutOk => ResponseCode::Success,
             PutStatus::FlushDiskTimeout => ResponseCode::FlushDiskTimeout,
         };
-        if !self.wait_for_replicas(end).await && code == ResponseCode::Success {
+        if !self.enough_slaves_connected(end) {
+            // RocketMQ 4's answer when the slaves are gone or far behind: stored, not
+            // replicated, and no point waiting.
+            if code == ResponseCode::Success {
+                code = ResponseCode::SlaveNotAvailable;
+            }
+        } else if !self.wait_for_replicas(end).await && code == ResponseCode::Success {
             code = ResponseCode::FlushSlaveTimeout;
         }
         Ok(Written { appends, code })
+    }
+
+    /// Classic SYNC_MASTER: whether enough slaves are connected and within
+    /// `haMaxGapNotInSync` of `end` for waiting to make sense (controller mode refuses
+    /// before storing instead, see `write_refusal`).
+    fn enough_slaves_connected(&self, end: i64) -> bool {
+        if self.config.enable_controller_mode {
+            return true;
+        }
+        match self.config.need_acks(self.config.broker_role) {
+            Some(n) if n > 1 => {
+                let slaves = self.slaves.lock();
+                let near = slaves
+                    .values()
+                    .filter(|s| s.ack >= 0 && end - s.ack < self.config.ha_max_gap_not_in_sync)
+                    .count();
+                near + 1 >= n as usize
+            }
+            _ => true,
+        }
     }
 
     /// Waits (up to `slaveTimeout`) until the replicas the ack rule asks for hold
