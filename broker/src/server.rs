@@ -78,6 +78,10 @@ pub struct BrokerMetrics {
     consumer_lag: Family<GroupTopicLabels, Gauge<i64, AtomicI64>>,
     timer_lag: Gauge<i64, AtomicI64>,
     timer_backlog: Gauge<i64, AtomicI64>,
+    is_master: Gauge<i64, AtomicI64>,
+    master_epoch: Gauge<i64, AtomicI64>,
+    slaves: Gauge<i64, AtomicI64>,
+    unconfirmed_bytes: Gauge<i64, AtomicI64>,
     /// Totals and rates for GET_BROKER_RUNTIME_INFO.
     pub stats: Arc<BrokerStats>,
 }
@@ -94,6 +98,10 @@ impl BrokerMetrics {
             consumer_lag: Family::default(),
             timer_lag: Gauge::default(),
             timer_backlog: Gauge::default(),
+            is_master: Gauge::default(),
+            master_epoch: Gauge::default(),
+            slaves: Gauge::default(),
+            unconfirmed_bytes: Gauge::default(),
             stats: Arc::new(BrokerStats::new()),
         };
         registry.register(
@@ -135,6 +143,26 @@ impl BrokerMetrics {
             "timer_enqueue_backlog_messages",
             "Timer messages stored but not yet placed on the wheel",
             m.timer_backlog.clone(),
+        );
+        registry.register(
+            "replication_is_master",
+            "1 while this broker is its group's master",
+            m.is_master.clone(),
+        );
+        registry.register(
+            "replication_master_epoch",
+            "Master epoch of the role this broker holds (controller mode)",
+            m.master_epoch.clone(),
+        );
+        registry.register(
+            "replication_slaves_connected",
+            "Slaves following this broker over the HA stream",
+            m.slaves.clone(),
+        );
+        registry.register(
+            "replication_unconfirmed_bytes",
+            "CommitLog bytes not yet confirmed by the replicas (not yet readable)",
+            m.unconfirmed_bytes.clone(),
         );
         m
     }
@@ -486,6 +514,14 @@ async fn maintain(ctx: Arc<BrokerContext>, stop: CancellationToken) {
 }
 
 fn update_lag(ctx: &BrokerContext) {
+    let role = ctx.replication.role_state();
+    let m = &ctx.metrics;
+    m.is_master
+        .set(i64::from(role.role == crate::ha::Role::Master));
+    m.master_epoch.set(i64::from(role.master_epoch));
+    m.slaves.set(ctx.replication.slave_acks().len() as i64);
+    m.unconfirmed_bytes
+        .set((ctx.store.commitlog().max_offset() - ctx.store.confirm_offset()).max(0));
     if let Some(timer) = &ctx.timer {
         ctx.metrics.timer_lag.set(timer.dequeue_lag_ms());
         ctx.metrics.timer_backlog.set(timer.enqueue_backlog());

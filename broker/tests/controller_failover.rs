@@ -433,3 +433,155 @@ async fn a_partitioned_master_acknowledges_nothing_after_a_new_epoch() {
 async fn the_lease_fences_a_partitioned_master_without_all_acks() {
     partitioned_master_is_fenced(false).await;
 }
+
+async fn committed(client: &RemotingClient, addr: &str) -> Option<i64> {
+    use rocketmq_common::protocol::headers::broker::{
+        OffsetResponseHeader, QueryConsumerOffsetRequestHeader,
+    };
+    let resp = client
+        .invoke(
+            addr,
+            rocketmq_common::protocol::RemotingCommand::request(
+                rocketmq_common::protocol::RequestCode::QUERY_CONSUMER_OFFSET,
+                &QueryConsumerOffsetRequestHeader {
+                    consumer_group: "g1".into(),
+                    topic: TOPIC.into(),
+                    queue_id: 0,
+                    set_zero_if_not_found: None,
+                    broker_name: None,
+                },
+            ),
+            T,
+        )
+        .await
+        .ok()?;
+    if resp.code != 0 {
+        return None;
+    }
+    resp.decode_header::<OffsetResponseHeader>()
+        .ok()
+        .map(|h| h.offset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_timer_and_offsets_carry_over_a_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster =
+        ControllerCluster::start_with(dir.path(), options("allAckInSyncStateSet=true\n")).await;
+    let (master, _) = cluster.wait_for_master(3, LONG).await;
+    let client = RemotingClient::new(ClientConfig::default());
+    let r = client
+        .invoke(&master, send(TOPIC, 0, b"plain", &[]), T)
+        .await
+        .unwrap();
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    let commit = rocketmq_common::protocol::RemotingCommand::request(
+        rocketmq_common::protocol::RequestCode::UPDATE_CONSUMER_OFFSET,
+        &rocketmq_common::protocol::headers::broker::UpdateConsumerOffsetRequestHeader {
+            consumer_group: "g1".into(),
+            topic: TOPIC.into(),
+            queue_id: 0,
+            commit_offset: 1,
+            broker_name: None,
+        },
+    );
+    assert_eq!(client.invoke(&master, commit, T).await.unwrap().code, 0);
+    // Due well after the failover: the new master must deliver them.
+    let r = client
+        .invoke(&master, send(TOPIC, 0, b"delayed", &[("DELAY", "3")]), T)
+        .await
+        .unwrap();
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    let r = client
+        .invoke(
+            &master,
+            send(TOPIC, 0, b"timer", &[("TIMER_DELAY_SEC", "12")]),
+            T,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    let sent = std::time::Instant::now();
+    // The slaves copy the committed offset from the master.
+    let m = cluster.broker_index(&master).unwrap();
+    for i in (0..3).filter(|i| *i != m) {
+        let addr = cluster.broker_addr(i);
+        wait_until("a slave to copy the consumer offset", LONG, || async {
+            (committed(&client, &addr).await == Some(1)).then_some(())
+        })
+        .await;
+    }
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "too slow to test delivery after failover"
+    );
+    cluster.kill_broker(m);
+    let (new_master, _) = wait_until("a new master", LONG, || async {
+        let (addr, e, _) = cluster.master().await?;
+        (addr != master).then_some((addr, e))
+    })
+    .await;
+    assert_eq!(committed(&client, &new_master).await, Some(1));
+    let bodies = wait_until(
+        "the delayed and the timer message on the new master",
+        LONG,
+        || async {
+            let seen = read_all(&client, &new_master).await?;
+            let bodies: Vec<Vec<u8>> = seen.into_values().collect();
+            (bodies.iter().any(|b| b == b"delayed") && bodies.iter().any(|b| b == b"timer"))
+                .then_some(bodies)
+        },
+    )
+    .await;
+    assert!(sent.elapsed() >= Duration::from_secs(10), "delivered early");
+    assert_eq!(
+        bodies.iter().filter(|b| b.as_slice() == b"delayed").count(),
+        1
+    );
+    assert_eq!(
+        bodies.iter().filter(|b| b.as_slice() == b"timer").count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_sync_replica_counts_gate_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = ControllerCluster::start_with(
+        dir.path(),
+        options("allAckInSyncStateSet=false\ninSyncReplicas=2\nminInSyncReplicas=2\n"),
+    )
+    .await;
+    let (master, _) = cluster.wait_for_master(3, LONG).await;
+    let client = RemotingClient::new(ClientConfig::default());
+    // Two of three must hold a send: the master and one slave.
+    let r = client
+        .invoke(&master, send(TOPIC, 0, b"two", &[]), T)
+        .await
+        .unwrap();
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    // Both slaves gone: the set shrinks to the master alone, below minInSyncReplicas, and
+    // sends are refused before anything is stored.
+    let m = cluster.broker_index(&master).unwrap();
+    for i in (0..3).filter(|i| *i != m) {
+        cluster.kill_broker(i);
+    }
+    let r = wait_until("sends to be refused", LONG, || async {
+        let r = client
+            .invoke(&master, send(TOPIC, 0, b"alone", &[]), T)
+            .await
+            .ok()?;
+        (r.code == ResponseCode::SystemError.as_i32()).then_some(r)
+    })
+    .await;
+    assert_eq!(r.remark.as_deref(), Some("in-sync replicas not enough"));
+    // (Sends before the controller agreed to the shrink were stored and timed out waiting
+    // for a slave.) A refused send stores nothing.
+    let before = read_all(&client, &master).await.unwrap().len();
+    let r = client
+        .invoke(&master, send(TOPIC, 0, b"refused", &[]), T)
+        .await
+        .unwrap();
+    assert_eq!(r.code, ResponseCode::SystemError.as_i32());
+    assert_eq!(read_all(&client, &master).await.unwrap().len(), before);
+}
