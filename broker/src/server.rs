@@ -2,8 +2,8 @@
 //! background maintenance and metrics. Entry point: [`BrokerServer::start`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -401,20 +401,14 @@ impl BrokerServer {
             ctx.clone(),
             background.clone(),
         ));
-        let metrics_addr = if config.metrics_port == 0 {
-            None
-        } else {
-            let addr = SocketAddr::new(config.bind_address, config.metrics_port);
-            Some(
-                rocketmq_common::observability::serve_metrics(
-                    addr,
-                    Arc::new(Mutex::new(registry)),
-                    background.clone(),
-                )
-                .await
-                .map_err(|source| StartError::Bind { addr, source })?,
-            )
-        };
+        let metrics_addr = rocketmq_common::observability::serve_metrics_on(
+            config.bind_address,
+            config.metrics_port,
+            registry,
+            background.clone(),
+        )
+        .await
+        .map_err(|(addr, source)| StartError::Bind { addr, source })?;
         info!(addr = %store_host, cluster = %config.broker_cluster_name, broker = %config.broker_name, "broker started");
         Ok(Self {
             ctx,

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod filter;

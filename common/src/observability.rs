@@ -25,6 +25,24 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// [`serve_metrics`] on `ip:port`, or nothing when `port` is 0 (metrics disabled). A bind
+/// failure comes back with the address it was for.
+pub async fn serve_metrics_on(
+    ip: std::net::IpAddr,
+    port: u16,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> Result<Option<SocketAddr>, (SocketAddr, std::io::Error)> {
+    if port == 0 {
+        return Ok(None);
+    }
+    let addr = SocketAddr::new(ip, port);
+    serve_metrics(addr, Arc::new(Mutex::new(registry)), shutdown)
+        .await
+        .map(Some)
+        .map_err(|e| (addr, e))
+}
+
 /// Serves `GET /metrics` (Prometheus text format) and `GET /healthz` on `addr` until
 /// `shutdown` is cancelled. Returns the bound address.
 pub async fn serve_metrics(

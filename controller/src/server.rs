@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::BasicNode;
@@ -495,20 +495,14 @@ impl ControllerServer {
             controller.clone(),
             background.clone(),
         ));
-        let metrics_addr = if config.metrics_port == 0 {
-            None
-        } else {
-            let addr = SocketAddr::new(config.bind_address, config.metrics_port);
-            Some(
-                rocketmq_common::observability::serve_metrics(
-                    addr,
-                    Arc::new(Mutex::new(registry)),
-                    background.clone(),
-                )
-                .await
-                .map_err(|source| StartError::Bind { addr, source })?,
-            )
-        };
+        let metrics_addr = rocketmq_common::observability::serve_metrics_on(
+            config.bind_address,
+            config.metrics_port,
+            registry,
+            background.clone(),
+        )
+        .await
+        .map_err(|(addr, source)| StartError::Bind { addr, source })?;
         info!(id = %me.id, addr = %remoting.local_addr(), peers = peers.len(), "controller started");
         Ok(Self {
             controller,

@@ -11,7 +11,7 @@ pub mod processor;
 pub mod route_info;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -128,19 +128,14 @@ impl NamesrvServer {
             }
         });
 
-        let metrics_addr = if config.metrics_port == 0 {
-            None
-        } else {
-            let addr = SocketAddr::new(config.listen_addr.ip(), config.metrics_port);
-            let bound = rocketmq_common::observability::serve_metrics(
-                addr,
-                Arc::new(Mutex::new(registry)),
-                background.clone(),
-            )
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-            Some(bound)
-        };
+        let metrics_addr = rocketmq_common::observability::serve_metrics_on(
+            config.listen_addr.ip(),
+            config.metrics_port,
+            registry,
+            background.clone(),
+        )
+        .await
+        .map_err(|(addr, source)| StartError::Bind { addr, source })?;
         let controller = match config.controller.clone() {
             Some(c) => Some(ControllerServer::start(c).await?),
             None => None,

@@ -321,6 +321,21 @@ fn zero_range(file: &File, map: &MmapRaw, off: usize, len: usize) -> io::Result<
     map.flush_range(off, len)
 }
 
+/// Drops and deletes the files wholly at or after `offset`, but keeps the first file even
+/// when it starts exactly at `offset`, so the queue remembers where the stream continues.
+fn drop_files_from(files: &mut Vec<Arc<MappedFile>>, offset: i64) -> io::Result<()> {
+    while let Some(last) = files.last() {
+        let from = last.file_from_offset();
+        if from > offset || (from == offset && files.len() > 1) {
+            let f = files.pop().expect("non-empty");
+            f.remove_file()?;
+        } else {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// An ordered run of equally sized mapped files forming one logical byte stream.
 #[derive(Debug)]
 pub struct MappedFileQueue {
@@ -479,17 +494,7 @@ impl MappedFileQueue {
     /// the tail of the file containing it. Fails if a file is still shared.
     pub fn truncate(&self, offset: i64) -> io::Result<()> {
         let mut files = self.files.write();
-        // Drop files wholly at/after `offset`, but keep the first file even when it starts
-        // exactly at `offset`, so the queue remembers where the stream continues.
-        while let Some(last) = files.last() {
-            let from = last.file_from_offset();
-            if from > offset || (from == offset && files.len() > 1) {
-                let f = files.pop().expect("non-empty");
-                f.remove_file()?;
-            } else {
-                break;
-            }
-        }
+        drop_files_from(&mut files, offset)?;
         if let Some(last) = files.last_mut() {
             let pos = (offset - last.file_from_offset()) as usize;
             let f = Arc::get_mut(last)
@@ -504,15 +509,7 @@ impl MappedFileQueue {
     /// `offset` is cut with [`MappedFile::truncate_shared`].
     pub fn truncate_shared(&self, offset: i64) -> io::Result<()> {
         let mut files = self.files.write();
-        while let Some(last) = files.last() {
-            let from = last.file_from_offset();
-            if from > offset || (from == offset && files.len() > 1) {
-                let f = files.pop().expect("non-empty");
-                f.remove_file()?;
-            } else {
-                break;
-            }
-        }
+        drop_files_from(&mut files, offset)?;
         if let Some(last) = files.last() {
             last.truncate_shared((offset - last.file_from_offset()).max(0) as usize)?;
         }

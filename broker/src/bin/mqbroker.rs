@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rocketmq_broker::{BrokerConfig, BrokerServer};
-use rocketmq_common::config::Properties;
 
 /// RocketMQ broker. Flags use RocketMQ's names and override the config file.
 #[derive(Parser, Debug)]
@@ -43,16 +42,6 @@ struct Args {
 fn main() -> ExitCode {
     rocketmq_common::observability::init_logging();
     let args = Args::parse();
-    let mut props = match &args.config_file {
-        Some(path) => match Properties::load(path) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("mqbroker: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Properties::default(),
-    };
     let overrides = [
         ("namesrvAddr", args.namesrv_addr.clone()),
         ("listenPort", args.listen_port.map(|p| p.to_string())),
@@ -67,11 +56,14 @@ fn main() -> ExitCode {
         ("brokerName", args.broker_name.clone()),
         ("brokerClusterName", args.broker_cluster_name.clone()),
     ];
-    for (key, value) in overrides {
-        if let Some(v) = value {
-            props.set(key, v);
-        }
-    }
+    let props = match rocketmq_common::cli::properties_with_overrides(
+        "mqbroker",
+        args.config_file.as_deref(),
+        &overrides,
+    ) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let config = match BrokerConfig::from_properties(&props) {
         Ok(c) => c,
         Err(e) => {
@@ -83,15 +75,9 @@ fn main() -> ExitCode {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match rocketmq_common::cli::server_runtime("mqbroker") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mqbroker: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let server = match BrokerServer::start(config).await {

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rocketmq_common::config::Properties;
 use rocketmq_controller::{ControllerConfig, ControllerServer};
 
 /// RocketMQ controller. Flags use RocketMQ's key names and override the config file.
@@ -34,28 +33,23 @@ struct Args {
 fn main() -> ExitCode {
     rocketmq_common::observability::init_logging();
     let args = Args::parse();
-    let mut props = match &args.config_file {
-        Some(path) => match Properties::load(path) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("mqcontroller: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Properties::default(),
+    let overrides = [
+        ("controllerDLegerPeers", args.peers.clone()),
+        ("controllerDLegerSelfId", args.self_id.clone()),
+        (
+            "controllerStorePath",
+            args.store_path.as_ref().map(|p| p.display().to_string()),
+        ),
+        ("metricsPort", args.metrics_port.map(|p| p.to_string())),
+    ];
+    let props = match rocketmq_common::cli::properties_with_overrides(
+        "mqcontroller",
+        args.config_file.as_deref(),
+        &overrides,
+    ) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    if let Some(v) = &args.peers {
-        props.set("controllerDLegerPeers", v.clone());
-    }
-    if let Some(v) = &args.self_id {
-        props.set("controllerDLegerSelfId", v.clone());
-    }
-    if let Some(v) = &args.store_path {
-        props.set("controllerStorePath", v.display().to_string());
-    }
-    if let Some(v) = args.metrics_port {
-        props.set("metricsPort", v.to_string());
-    }
     let config = match ControllerConfig::from_properties(&props) {
         Ok(c) => c,
         Err(e) => {
@@ -69,15 +63,9 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match rocketmq_common::cli::server_runtime("mqcontroller") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mqcontroller: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let server = match ControllerServer::start(config).await {

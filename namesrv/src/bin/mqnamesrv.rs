@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rocketmq_common::config::Properties;
 use rocketmq_namesrv::{NamesrvConfig, NamesrvServer};
 
 /// RocketMQ name server. Flags use RocketMQ's names and override the config file.
@@ -34,28 +33,25 @@ struct Args {
 fn main() -> ExitCode {
     rocketmq_common::observability::init_logging();
     let args = Args::parse();
-    let mut props = match &args.config_file {
-        Some(path) => match Properties::load(path) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("mqnamesrv: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Properties::default(),
+    let overrides = [
+        ("listenPort", args.listen_port.map(|p| p.to_string())),
+        ("bindAddress", args.bind_address.clone()),
+        ("metricsPort", args.metrics_port.map(|p| p.to_string())),
+        (
+            "kvConfigPath",
+            args.kv_config_path
+                .as_ref()
+                .map(|p| p.display().to_string()),
+        ),
+    ];
+    let props = match rocketmq_common::cli::properties_with_overrides(
+        "mqnamesrv",
+        args.config_file.as_deref(),
+        &overrides,
+    ) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    if let Some(port) = args.listen_port {
-        props.set("listenPort", port.to_string());
-    }
-    if let Some(addr) = &args.bind_address {
-        props.set("bindAddress", addr.clone());
-    }
-    if let Some(port) = args.metrics_port {
-        props.set("metricsPort", port.to_string());
-    }
-    if let Some(path) = &args.kv_config_path {
-        props.set("kvConfigPath", path.display().to_string());
-    }
     let mut config = NamesrvConfig::default();
     if let Some(serialize) = std::env::var("ROCKETMQ_SERIALIZE_TYPE")
         .ok()
@@ -71,15 +67,9 @@ fn main() -> ExitCode {
         print!("{}", config.to_properties_text());
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match rocketmq_common::cli::server_runtime("mqnamesrv") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mqnamesrv: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let serialize_type = config.serialize_type.java_name();
     runtime.block_on(async move {
