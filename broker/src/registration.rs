@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rocketmq_client::MqClient;
 use rocketmq_common::protocol::headers::namesrv::{
-    RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnregisterBrokerRequestHeader,
+    RegisterBrokerRequestHeader, UnregisterBrokerRequestHeader,
 };
-use rocketmq_common::protocol::{RemotingCommand, RequestCode};
 use rocketmq_common::remoting::RemotingClient;
 use rocketmq_common::route::{PERM_READ, PERM_WRITE, RegisterBrokerBody};
 use tokio::sync::Notify;
@@ -24,7 +24,7 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(24);
 
 /// Talks to the name servers on the broker's behalf.
 pub struct NamesrvRegistration {
-    client: RemotingClient,
+    client: MqClient,
     config: BrokerConfig,
     live: Arc<LiveConfig>,
     topics: Arc<TopicConfigManager>,
@@ -42,7 +42,11 @@ impl NamesrvRegistration {
         replication: Arc<Replication>,
     ) -> Self {
         Self {
-            client,
+            client: MqClient::with_remoting(
+                client,
+                config.namesrv_addr.clone(),
+                Duration::from_secs(3),
+            ),
             config,
             live,
             topics,
@@ -87,18 +91,17 @@ impl NamesrvRegistration {
             compressed: Some(false),
             body_crc32: Some((crc32fast::hash(&body) & 0x7FFF_FFFF) as i32),
         };
-        let request =
-            RemotingCommand::request(RequestCode::REGISTER_BROKER, &header).with_body(body);
         let calls = self.config.namesrv_addr.iter().map(|addr| {
-            let request = request.clone();
+            let (header, body) = (&header, body.clone());
             async move {
-                match self.client.invoke_ok(addr, request, REGISTER_TIMEOUT).await {
-                    Ok(resp) => {
+                match self
+                    .client
+                    .register_broker(addr, header, body, REGISTER_TIMEOUT)
+                    .await
+                {
+                    Ok(h) => {
                         debug!(namesrv = %addr, "registered");
-                        if broker_id != 0
-                            && let Ok(h) = resp.decode_header::<RegisterBrokerResponseHeader>()
-                            && h.master_addr.is_some()
-                        {
+                        if broker_id != 0 && h.master_addr.is_some() {
                             self.replication
                                 .set_namesrv_master(h.master_addr, h.ha_server_addr);
                         }
@@ -127,13 +130,9 @@ impl NamesrvRegistration {
             broker_id: self.replication.namesrv_broker_id(),
         };
         let calls = self.config.namesrv_addr.iter().map(|addr| {
-            let request = RemotingCommand::request(RequestCode::UNREGISTER_BROKER, &header);
+            let header = &header;
             async move {
-                if let Err(e) = self
-                    .client
-                    .invoke_ok(addr, request, Duration::from_secs(3))
-                    .await
-                {
+                if let Err(e) = self.client.unregister_broker(addr, header).await {
                     warn!(namesrv = %addr, error = %e, "unregister broker failed");
                 }
             }

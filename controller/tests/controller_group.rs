@@ -7,8 +7,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rocketmq_client::ControllerClient;
 use rocketmq_common::config::Properties;
-use rocketmq_common::controller::{ControllerClient, SyncStateSet};
+use rocketmq_common::controller::SyncStateSet;
 use rocketmq_common::protocol::headers::controller::*;
 use rocketmq_common::protocol::headers::namesrv::BrokerHeartbeatRequestHeader;
 use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rocketmq_common::controller::{ControllerClient, SyncStateSet};
+use rocketmq_client::ControllerClient;
+use rocketmq_common::controller::SyncStateSet;
 use rocketmq_common::protocol::headers::controller::*;
 use rocketmq_common::protocol::headers::namesrv::BrokerHeartbeatRequestHeader;
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rocketmq_common::controller::{ControllerClient, SyncStateSet};
+use rocketmq_client::ControllerClient;
+use rocketmq_common::controller::SyncStateSet;
 use rocketmq_common::protocol::headers::controller::{
     GetReplicaInfoRequestHeader, GetReplicaInfoResponseHeader,
 };

@@ -146,6 +146,49 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A CommitLog record as a broker stores it (born at 10.0.0.9, stored at 127.0.0.1:10911),
+/// for tests of code that decodes query and pull bodies.
+pub fn stored_record(
+    topic: &str,
+    queue_id: i32,
+    queue_offset: i64,
+    physical_offset: i64,
+    properties: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
+    use rocketmq_common::message::{
+        RecordHeaderFields, RecordInput, body_crc, encode_properties, encode_record,
+        encoded_record_len,
+    };
+    let props = encode_properties(properties.iter().copied());
+    let input = RecordInput {
+        topic,
+        queue_id,
+        flag: 0,
+        sys_flag: 0,
+        born_timestamp: 1_700_000_000_000,
+        born_host: "10.0.0.9:50000".parse().expect("address"),
+        store_host: "127.0.0.1:10911".parse().expect("address"),
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        body,
+        properties: &props,
+    };
+    let mut buf = vec![0u8; encoded_record_len(&input).expect("valid record")];
+    encode_record(
+        &input,
+        &RecordHeaderFields {
+            queue_offset,
+            physical_offset,
+            store_timestamp: 1_700_000_000_500,
+            body_crc: body_crc(body),
+        },
+        &mut buf,
+    )
+    .expect("record fits");
+    buf
+}
+
 /// The messages in a pull response body, in order.
 pub fn records(body: &[u8]) -> Vec<DecodedRecord<'_>> {
     let mut out = Vec::new();

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rocketmq_common::controller::{ControllerClient, ElectMasterResponseBody, SyncStateSet};
+use rocketmq_client::ControllerClient;
+use rocketmq_common::controller::{ElectMasterResponseBody, SyncStateSet};
 use rocketmq_common::json::from_slice_lenient;
 use rocketmq_common::protocol::headers::controller::*;
 use rocketmq_common::protocol::headers::namesrv::BrokerHeartbeatRequestHeader;

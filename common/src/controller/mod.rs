@@ -1,19 +1,14 @@
-//! The controller protocol's shared parts: [`ControllerClient`] (finds the leader and
-//! follows it) and the bodies (`SyncStateSet`, `ElectMasterResponseBody`,
+//! The controller protocol's bodies (`SyncStateSet`, `ElectMasterResponseBody`,
 //! `BrokerReplicasInfo`, `EpochEntryCache`), shared by the controller, the broker and
 //! mqadmin. JSON with Java's getter names; read them with
 //! [`from_slice_lenient`](crate::json::from_slice_lenient), since fastjson may write integer
 //! map keys bare.
-
-mod client;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::route::BrokerMemberGroup;
-
-pub use client::ControllerClient;
 
 /// A group's SyncStateSet: the replicas that hold everything the master acknowledged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

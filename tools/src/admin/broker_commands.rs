@@ -15,10 +15,10 @@ use super::cli::{
     BrokerTargetArgs, ConsumerConnectionArgs, GetBrokerConfigArgs, ProducerConnectionArgs,
     ResetOffsetByTimeArgs, UpdateBrokerConfigArgs,
 };
-use super::client::{AdminClient, select_broker_addr};
 use super::commands::retry_topic;
 use super::error::AdminError;
 use super::format::parse_time_arg;
+use rocketmq_client::api::{MqClient, select_broker_addr};
 
 /// Java's `MQVersion.getVersionDesc` for the ordinals clients send.
 pub fn version_desc(ordinal: i32) -> String {
@@ -66,7 +66,7 @@ fn now_millis() -> i64 {
 
 /// `brokerStatus`: the runtime table, sorted by key.
 pub async fn broker_status(
-    client: &AdminClient,
+    client: &MqClient,
     a: &BrokerTargetArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -103,7 +103,7 @@ fn write_config(out: &mut dyn Write, config: &[(String, String)]) -> Result<(), 
 
 /// `getBrokerConfig`: one broker, or each master of a cluster followed by its slaves.
 pub async fn get_broker_config(
-    client: &AdminClient,
+    client: &MqClient,
     a: &GetBrokerConfigArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -142,7 +142,7 @@ pub async fn get_broker_config(
 /// `updateBrokerConfig`: one key on one broker, or on a cluster's masters (and slaves with
 /// `-a`). Stops at the first broker that refuses.
 pub async fn update_broker_config(
-    client: &AdminClient,
+    client: &MqClient,
     a: &UpdateBrokerConfigArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -174,7 +174,7 @@ pub async fn update_broker_config(
 
 /// The address to ask about a consumer group: `-b`, or a broker of its retry topic.
 async fn group_broker(
-    client: &AdminClient,
+    client: &MqClient,
     group: &str,
     addr: Option<&str>,
 ) -> Result<String, AdminError> {
@@ -223,7 +223,7 @@ pub fn consumer_connection_text(c: &ConsumerConnection) -> String {
 
 /// `consumerConnection`.
 pub async fn consumer_connection(
-    client: &AdminClient,
+    client: &MqClient,
     a: &ConsumerConnectionArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -236,7 +236,7 @@ pub async fn consumer_connection(
 
 /// `producerConnection`.
 pub async fn producer_connection(
-    client: &AdminClient,
+    client: &MqClient,
     a: &ProducerConnectionArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -268,7 +268,7 @@ pub async fn producer_connection(
 /// `resetOffsetByTime`: every broker of the topic resets the group's offsets server-side
 /// (consumers move on their next pull); `-b` with `-q` resets one queue.
 pub async fn reset_offset_by_time(
-    client: &AdminClient,
+    client: &MqClient,
     a: &ResetOffsetByTimeArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {

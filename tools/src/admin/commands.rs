@@ -21,13 +21,13 @@ use super::cli::{
     QueryMsgByIdArgs, QueryMsgByKeyArgs, TopicRouteArgs, TopicStatusArgs, UpdateSubGroupArgs,
     UpdateTopicArgs,
 };
-use super::client::{
-    AdminClient, ORDER_TOPIC_CONFIG_NAMESPACE, master_addrs_of_cluster, select_broker_addr,
-};
 use super::error::AdminError;
 use super::format::{human_time_millis, human_time_seconds, perm_to_string, truncate};
-use super::message::{ReadableBody, StoredMessage};
 use super::{broker_commands, message_commands};
+use rocketmq_client::api::{
+    MqClient, ORDER_TOPIC_CONFIG_NAMESPACE, master_addrs_of_cluster, select_broker_addr,
+};
+use rocketmq_client::message::{ReadableBody, StoredMessage};
 
 /// Retry topic of a consumer group (`MixAll.getRetryTopic`).
 pub fn retry_topic(group: &str) -> String {
@@ -47,7 +47,7 @@ const UNIQUE_KEY_MAX_NUM: i32 = 32;
 
 /// Runs `command` and writes its output to `out`.
 pub async fn run(
-    client: &AdminClient,
+    client: &MqClient,
     command: &Command,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -207,7 +207,7 @@ pub fn display_topic_config(c: &TopicConfig) -> String {
 }
 
 async fn update_topic(
-    client: &AdminClient,
+    client: &MqClient,
     a: &UpdateTopicArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -303,7 +303,7 @@ fn broker_name_of_addr<'a>(info: &'a ClusterInfo, addr: &str) -> Option<&'a str>
 }
 
 async fn delete_topic(
-    client: &AdminClient,
+    client: &MqClient,
     a: &DeleteTopicArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -313,7 +313,7 @@ async fn delete_topic(
 /// Java's `DeleteTopicSubCommand.deleteTopic`: every master of the cluster, then every name
 /// server (limited to that cluster's brokers).
 async fn delete_topic_from_cluster(
-    client: &AdminClient,
+    client: &MqClient,
     topic: &str,
     cluster: &str,
     out: &mut dyn Write,
@@ -334,7 +334,7 @@ async fn delete_topic_from_cluster(
     Ok(())
 }
 
-async fn topic_list(client: &AdminClient, out: &mut dyn Write) -> Result<(), AdminError> {
+async fn topic_list(client: &MqClient, out: &mut dyn Write) -> Result<(), AdminError> {
     for topic in client.topic_list().await?.topic_list {
         writeln!(out, "{topic}")?;
     }
@@ -342,7 +342,7 @@ async fn topic_list(client: &AdminClient, out: &mut dyn Write) -> Result<(), Adm
 }
 
 async fn topic_route(
-    client: &AdminClient,
+    client: &MqClient,
     a: &TopicRouteArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -413,7 +413,7 @@ pub fn route_table(route: &TopicRouteData) -> String {
 }
 
 async fn topic_status(
-    client: &AdminClient,
+    client: &MqClient,
     a: &TopicStatusArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -474,7 +474,7 @@ pub fn topic_status_table(stats: &TopicStatsTable) -> String {
 }
 
 async fn cluster_list(
-    client: &AdminClient,
+    client: &MqClient,
     a: &ClusterListArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -689,7 +689,7 @@ pub fn sub_group_body(a: &UpdateSubGroupArgs) -> Result<serde_json::Value, Admin
 }
 
 async fn update_sub_group(
-    client: &AdminClient,
+    client: &MqClient,
     a: &UpdateSubGroupArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -713,7 +713,7 @@ async fn update_sub_group(
 }
 
 async fn delete_sub_group(
-    client: &AdminClient,
+    client: &MqClient,
     a: &DeleteSubGroupArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -750,7 +750,7 @@ async fn delete_sub_group(
 }
 
 async fn consumer_progress(
-    client: &AdminClient,
+    client: &MqClient,
     a: &ConsumerProgressArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -778,11 +778,15 @@ async fn consumer_progress(
 /// A group's consume stats merged over the brokers of its retry topic (Java's
 /// `examineConsumeStats`); with `topic`, that topic's route is the fallback.
 async fn group_consume_stats(
-    client: &AdminClient,
+    client: &MqClient,
     group: &str,
     topic: Option<&str>,
 ) -> Result<ConsumeStats, AdminError> {
-    let route = match client.topic_route(&retry_topic(group)).await {
+    let route = match client
+        .topic_route(&retry_topic(group))
+        .await
+        .map_err(AdminError::from)
+    {
         Ok(route) => route,
         Err(AdminError::TopicNotFound { .. }) if topic.is_some() => {
             client.topic_route(topic.unwrap_or_default()).await?
@@ -891,7 +895,7 @@ fn query_targets(route: &TopicRouteData, cluster: Option<&str>) -> Vec<String> {
 }
 
 async fn query_msg_by_key(
-    client: &AdminClient,
+    client: &MqClient,
     a: &QueryMsgByKeyArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -940,7 +944,7 @@ pub fn messages_by_key_table(messages: &[StoredMessage]) -> String {
 }
 
 async fn query_msg_by_id(
-    client: &AdminClient,
+    client: &MqClient,
     a: &QueryMsgByIdArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -972,7 +976,7 @@ async fn query_msg_by_id(
 /// address and offset that mean nothing. Java relies on that request failing; we also check
 /// that a message found this way really sits at the decoded host and offset.
 pub async fn find_message_by_id(
-    client: &AdminClient,
+    client: &MqClient,
     topic: &str,
     id: &str,
     cluster: Option<&str>,
@@ -1071,9 +1075,9 @@ pub fn message_details(m: &StoredMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::client::attributes_to_string;
-    use crate::admin::message::tests::record;
+    use rocketmq_client::api::attributes_to_string;
     use rocketmq_common::admin::{OffsetWrapper, TopicOffset};
+    use rocketmq_testkit::stored_record as record;
 
     fn mq(broker: &str, queue_id: i32, topic: &str) -> MessageQueue {
         MessageQueue {

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
+use rocketmq_client::ControllerClient;
 use rocketmq_common::config::Properties;
 use rocketmq_common::controller::{
-    BrokerReplicasInfo, ControllerClient, ElectMasterResponseBody, EpochEntryCache, ReplicaIdentity,
+    BrokerReplicasInfo, ElectMasterResponseBody, EpochEntryCache, ReplicaIdentity,
 };
 use rocketmq_common::json::from_slice_lenient;
 use rocketmq_common::protocol::headers::controller::{
@@ -24,8 +25,8 @@ use super::cli::{
     CleanBrokerMetadataArgs, Command, ControllerAddrArgs, ElectMasterArgs, GetBrokerEpochArgs,
     GetSyncStateSetArgs, UpdateControllerConfigArgs,
 };
-use super::client::{AdminClient, parse_namesrv_addrs};
 use super::error::AdminError;
+use rocketmq_client::api::{MqClient, parse_namesrv_addrs};
 
 fn controller_addrs(list: &str) -> Result<Vec<String>, AdminError> {
     let addrs = parse_namesrv_addrs(list);
@@ -66,7 +67,7 @@ fn or_null<T: ToString>(v: Option<T>) -> String {
 /// only by the commands that look brokers up.
 pub async fn run(
     command: &Command,
-    namesrv: Option<&AdminClient>,
+    namesrv: Option<&MqClient>,
     timeout: Duration,
     out: &mut dyn Write,
 ) -> Option<Result<(), AdminError>> {
@@ -149,7 +150,7 @@ fn repeat_every(interval: &Option<String>) -> Result<Option<Duration>, AdminErro
 
 async fn sync_state_set(
     a: &GetSyncStateSetArgs,
-    admin: Option<&AdminClient>,
+    admin: Option<&MqClient>,
     timeout: Duration,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -210,7 +211,7 @@ async fn sync_state_set(
 }
 
 async fn broker_epoch(
-    client: &AdminClient,
+    client: &MqClient,
     a: &GetBrokerEpochArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {

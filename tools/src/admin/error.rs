@@ -85,6 +85,20 @@ impl AdminError {
     }
 }
 
+impl From<rocketmq_client::ClientError> for AdminError {
+    fn from(e: rocketmq_client::ClientError) -> Self {
+        use rocketmq_client::ClientError as C;
+        match e {
+            C::NoNameServer => AdminError::NoNameServer,
+            C::Remoting(e) => AdminError::Remoting(e),
+            C::TopicNotFound { topic } => AdminError::TopicNotFound { topic },
+            C::ClusterNotFound { cluster } => AdminError::ClusterNotFound { cluster },
+            C::NoMasterInCluster { cluster } => AdminError::NoMasterInCluster { cluster },
+            C::BadBody { addr, what, detail } => AdminError::BadBody { addr, what, detail },
+        }
+    }
+}
+
 impl From<(&str, AdminBodyError)> for AdminError {
     fn from((addr, e): (&str, AdminBodyError)) -> Self {
         AdminError::bad_body(addr, "admin body", e)

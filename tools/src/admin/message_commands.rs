@@ -11,13 +11,13 @@ use rocketmq_common::protocol::headers::broker::SendMessageRequestHeader;
 use rocketmq_common::route::TopicRouteData;
 
 use super::cli::{ConsumeMessageArgs, PrintMsgArgs, QueryMsgByOffsetArgs, SendMessageArgs};
-use super::client::{
-    AUTO_CREATE_TOPIC_KEY, AdminClient, PullQueue, PullStatus, select_broker_addr,
-};
 use super::commands::message_details;
 use super::error::AdminError;
 use super::format::parse_time_arg;
-use super::message::{ReadableBody, StoredMessage};
+use rocketmq_client::api::{
+    AUTO_CREATE_TOPIC_KEY, MqClient, PullQueue, PullStatus, select_broker_addr,
+};
+use rocketmq_client::message::{ReadableBody, StoredMessage};
 
 /// Group Java's tools pull with.
 const TOOLS_CONSUMER: &str = "TOOLS_CONSUMER";
@@ -102,7 +102,7 @@ pub fn message_line(m: &StoredMessage, print_body: bool) -> String {
 
 /// `queryMsgByOffset`.
 pub async fn query_msg_by_offset(
-    client: &AdminClient,
+    client: &MqClient,
     a: &QueryMsgByOffsetArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -157,7 +157,7 @@ impl Walk<'_> {
     /// returns how many were printed.
     async fn run(
         &self,
-        client: &AdminClient,
+        client: &MqClient,
         queues: &[(String, String, i32)],
         out: &mut dyn Write,
     ) -> Result<u64, AdminError> {
@@ -236,7 +236,7 @@ fn check_charset(charset: &str) -> Result<(), AdminError> {
 
 /// `printMsg`.
 pub async fn print_msg(
-    client: &AdminClient,
+    client: &MqClient,
     a: &PrintMsgArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -262,7 +262,7 @@ pub async fn print_msg(
 
 /// `consumeMessage`: like `printMsg`, bounded by a message count, always with bodies.
 pub async fn consume_message(
-    client: &AdminClient,
+    client: &MqClient,
     a: &ConsumeMessageArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -310,7 +310,7 @@ pub async fn consume_message(
 
 /// `sendMessage`.
 pub async fn send_message(
-    client: &AdminClient,
+    client: &MqClient,
     a: &SendMessageArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -385,7 +385,7 @@ pub async fn send_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::message::tests::record;
+    use rocketmq_testkit::stored_record as record;
 
     #[test]
     fn message_lines_carry_id_fields_and_body() {

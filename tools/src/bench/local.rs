@@ -1,14 +1,14 @@
 //! Helpers the benchmarks share: a local name server and broker as child processes, and
 //! waiting for a broker to serve.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rocketmq_common::protocol::{RemotingCommand, RequestCode};
-use rocketmq_common::remoting::RemotingClient;
-use rocketmq_common::route::ClusterInfo;
+use rocketmq_client::MqClient;
+use rocketmq_common::route::TopicConfig;
 
 /// Request timeout of the benchmarks.
 pub const T: Duration = Duration::from_secs(10);
@@ -102,40 +102,47 @@ pub fn start_local(store_dir: Option<&Path>, extra: &str) -> Local {
     }
 }
 
-/// Waits until the broker at `addr` answers.
-pub async fn wait_until_serving(client: &RemotingClient, addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let probe = RemotingCommand::bare_request(RequestCode::GET_ALL_TOPIC_CONFIG);
-        if client
-            .invoke_ok(addr, probe, Duration::from_secs(1))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "broker at {addr} did not come up"
-        );
-        client.close(addr);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// Waits until the broker at `addr` answers (at most 30 s).
+pub async fn wait_until_serving(client: &MqClient, addr: &str) {
+    if let Err(e) = client
+        .wait_until_serving(addr, Duration::from_secs(30))
+        .await
+    {
+        panic!("broker at {addr} did not come up: {e}");
     }
 }
 
 /// The first master of the first cluster a name server knows.
-pub async fn broker_from_namesrv(client: &RemotingClient, namesrv: &str) -> String {
-    let resp = client
-        .invoke_ok(
-            namesrv,
-            RemotingCommand::bare_request(RequestCode::GET_BROKER_CLUSTER_INFO),
-            T,
-        )
+pub async fn broker_from_namesrv(namesrv: &str) -> String {
+    MqClient::new(namesrv, T)
+        .expect("name server address")
+        .first_master()
         .await
-        .expect("cluster info from the name server");
-    let info: ClusterInfo = serde_json::from_slice(&resp.body).expect("cluster info body");
-    info.broker_addr_table
-        .values()
-        .find_map(|b| b.broker_addrs.get(&0).cloned())
-        .expect("the name server knows no master broker")
+        .expect("a master broker from the name server")
+}
+
+/// Creates `topic` with `queues` read and write queues on `broker`.
+pub async fn create_topic(client: &MqClient, broker: &str, topic: &str, queues: i32) {
+    client
+        .create_topic(broker, &TopicConfig::new(topic, queues))
+        .await
+        .unwrap_or_else(|e| panic!("create topic {topic}: {e}"));
+}
+
+/// The max offsets of `topic`'s queues `0..queues` on `broker`.
+pub async fn max_offsets(
+    client: &MqClient,
+    broker: &str,
+    topic: &str,
+    queues: i32,
+) -> BTreeMap<i32, i64> {
+    let mut out = BTreeMap::new();
+    for q in 0..queues {
+        let offset = client
+            .queue_offset(broker, topic, q, true)
+            .await
+            .unwrap_or_else(|e| panic!("max offset of {topic}/{q}: {e}"));
+        out.insert(q, offset);
+    }
+    out
 }

@@ -2,25 +2,23 @@
 //! consumer measuring end-to-end latency, beside the raw write bandwidth of the broker's
 //! disk measured in the same run.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rocketmq_client::MqClient;
 use rocketmq_common::message::batch::encode_batch_message;
 use rocketmq_common::message::{RecordEntry, decode_record, encode_properties, get_property};
 use rocketmq_common::protocol::headers::broker::{
-    CreateTopicRequestHeader, GetMaxOffsetRequestHeader, OffsetResponseHeader,
-    PullMessageRequestHeader, PullMessageResponseHeader, SendMessageRequestHeader,
-    SendMessageRequestHeaderV2,
+    PullMessageRequestHeader, SendMessageRequestHeader,
 };
-use rocketmq_common::protocol::{RemotingCommand, RequestCode};
-use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_store::disk::raw_write_bandwidth;
 use rocketmq_tools::{Latencies, rss_kib};
 
-use crate::local::{T, broker_from_namesrv, start_local, wait_until_serving};
+use crate::local::{
+    T, broker_from_namesrv, create_topic, max_offsets, start_local, wait_until_serving,
+};
 
 /// Settings of one produce run.
 pub struct ProduceArgs {
@@ -44,61 +42,39 @@ fn now_micros() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-/// A SEND_MESSAGE_V2 (or batch) request stamped with its send time.
-pub fn send_request(topic: &str, payload: &[u8], batch: usize) -> RemotingCommand {
+/// Sends one SEND_MESSAGE_V2 (or, with `batch` > 1, one SEND_BATCH_MESSAGE of `batch`
+/// messages) stamped with its send time; whether the broker stored it.
+pub async fn send_stamped(
+    client: &MqClient,
+    broker: &str,
+    topic: &str,
+    payload: &[u8],
+    batch: usize,
+) -> bool {
     let sent = now_micros().to_string();
     let props = encode_properties([(SENT_MICROS, sent.as_str())]);
-    let header = |code_batch: bool| -> SendMessageRequestHeaderV2 {
-        SendMessageRequestHeader {
-            producer_group: "BenchProducer".into(),
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            default_topic_queue_nums: 8,
-            queue_id: -1,
-            born_timestamp: now_micros() / 1000,
-            properties: Some(props.clone()),
-            batch: Some(code_batch),
-            ..Default::default()
-        }
-        .into()
+    let header = SendMessageRequestHeader {
+        producer_group: "BenchProducer".into(),
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        default_topic_queue_nums: 8,
+        queue_id: -1,
+        born_timestamp: now_micros() / 1000,
+        properties: Some(props.clone()),
+        batch: Some(batch > 1),
+        ..Default::default()
     };
     if batch <= 1 {
-        return RemotingCommand::request(RequestCode::SEND_MESSAGE_V2, &header(false))
-            .with_body(payload.to_vec());
+        return client
+            .send_message(broker, header, payload.to_vec())
+            .await
+            .is_ok();
     }
     let mut body = Vec::with_capacity(batch * (payload.len() + 64));
     for _ in 0..batch {
         encode_batch_message(&mut body, 0, payload, &props);
     }
-    RemotingCommand::request(RequestCode::SEND_BATCH_MESSAGE, &header(true)).with_body(body)
-}
-
-async fn max_offsets(
-    client: &RemotingClient,
-    broker: &str,
-    topic: &str,
-    queues: i32,
-) -> BTreeMap<i32, i64> {
-    let mut out = BTreeMap::new();
-    for q in 0..queues {
-        let req = RemotingCommand::request(
-            RequestCode::GET_MAX_OFFSET,
-            &GetMaxOffsetRequestHeader {
-                topic: topic.into(),
-                queue_id: q,
-                committed: None,
-                broker_name: None,
-            },
-        );
-        let h: OffsetResponseHeader = client
-            .invoke_ok(broker, req, T)
-            .await
-            .expect("max offset")
-            .decode_header()
-            .expect("offset header");
-        out.insert(q, h.offset);
-    }
-    out
+    client.send_batch(broker, header, body).await.is_ok()
 }
 
 /// Pulls one queue with long polling from `offset` until `stop`, recording end-to-end
@@ -110,39 +86,34 @@ async fn consume_queue(
     mut offset: i64,
     stop: Arc<AtomicBool>,
 ) -> (u64, Latencies) {
-    let client = RemotingClient::new(ClientConfig::default());
+    let client = MqClient::for_brokers(T);
     let mut latencies = Latencies::default();
     let mut count = 0;
     while !stop.load(Ordering::Relaxed) {
-        let req = RemotingCommand::request(
-            RequestCode::PULL_MESSAGE,
-            &PullMessageRequestHeader {
-                consumer_group: "BenchConsumer".into(),
-                topic: topic.clone(),
-                queue_id: queue,
-                queue_offset: offset,
-                max_msg_nums: 256,
-                sys_flag: 0x2 | 0x4,
-                suspend_timeout_millis: 1000,
-                subscription: Some("*".into()),
-                expression_type: Some("TAG".into()),
-                max_msg_bytes: Some(4 << 20),
-                ..Default::default()
-            },
-        );
-        let Ok(resp) = client.invoke(&broker, req, T).await else {
+        let header = PullMessageRequestHeader {
+            consumer_group: "BenchConsumer".into(),
+            topic: topic.clone(),
+            queue_id: queue,
+            queue_offset: offset,
+            max_msg_nums: 256,
+            sys_flag: 0x2 | 0x4,
+            suspend_timeout_millis: 1000,
+            subscription: Some("*".into()),
+            expression_type: Some("TAG".into()),
+            max_msg_bytes: Some(4 << 20),
+            ..Default::default()
+        };
+        let Ok(pulled) = client.pull_message(&broker, &header, T).await else {
             continue;
         };
-        if let Ok(h) = resp.decode_header::<PullMessageResponseHeader>() {
-            offset = h.next_begin_offset.max(offset);
-        }
-        if resp.code != 0 {
+        offset = pulled.header.next_begin_offset.max(offset);
+        if pulled.code != 0 {
             continue;
         }
         let now = now_micros();
         let mut pos = 0;
-        while pos < resp.body.len() {
-            let Ok(RecordEntry::Message(m)) = decode_record(&resp.body[pos..], false) else {
+        while pos < pulled.body.len() {
+            let Ok(RecordEntry::Message(m)) = decode_record(&pulled.body[pos..], false) else {
                 break;
             };
             if let Some(sent) =
@@ -200,21 +171,15 @@ pub async fn drive(
         let (broker, topic, payload) = (broker.to_string(), topic.to_string(), payload.clone());
         let (sent, errors) = (sent.clone(), errors.clone());
         producers.push(tokio::spawn(async move {
-            let client = RemotingClient::new(ClientConfig::default());
+            let client = MqClient::for_brokers(T);
             let mut latencies = Latencies::default();
             while Instant::now() < stop_at {
                 let t = Instant::now();
-                match client
-                    .invoke(&broker, send_request(&topic, &payload, batch), T)
-                    .await
-                {
-                    Ok(r) if r.code == 0 => {
-                        latencies.record(t.elapsed());
-                        sent.fetch_add(batch.max(1) as u64, Ordering::Relaxed);
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                if send_stamped(&client, &broker, &topic, &payload, batch).await {
+                    latencies.record(t.elapsed());
+                    sent.fetch_add(batch.max(1) as u64, Ordering::Relaxed);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
             latencies
@@ -232,29 +197,9 @@ pub async fn drive(
     }
 }
 
-/// Creates `topic` with `queues` queues on `broker`.
-pub async fn create_topic(client: &RemotingClient, broker: &str, topic: &str, queues: i32) {
-    let create = RemotingCommand::request(
-        RequestCode::UPDATE_AND_CREATE_TOPIC,
-        &CreateTopicRequestHeader {
-            topic: topic.to_string(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: queues,
-            write_queue_nums: queues,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            ..Default::default()
-        },
-    );
-    client
-        .invoke_ok(broker, create, T)
-        .await
-        .expect("create the benchmark topic");
-}
-
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: ProduceArgs) {
-    let client = RemotingClient::new(ClientConfig::default());
+    let client = MqClient::for_brokers(T);
     let local = if args.broker_addr.is_none() && args.namesrv_addr.is_none() {
         Some(start_local(args.store_dir.as_deref(), ""))
     } else {
@@ -263,7 +208,7 @@ pub async fn run(args: ProduceArgs) {
     let broker = match (&args.broker_addr, &args.namesrv_addr, &local) {
         (Some(b), _, _) => b.clone(),
         (None, _, Some(l)) => l.broker.clone(),
-        (None, Some(ns), None) => broker_from_namesrv(&client, ns).await,
+        (None, Some(ns), None) => broker_from_namesrv(ns).await,
         (None, None, None) => unreachable!("local mode starts a broker"),
     };
     wait_until_serving(&client, &broker).await;

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rocketmq_common::remoting::{ClientConfig, RemotingClient};
+use rocketmq_client::MqClient;
 use rocketmq_testkit::cluster::{ClusterOptions, ControllerCluster};
 use rocketmq_tools::{Latencies, cpu_time};
 
-use crate::local::{T, start_local, wait_until_serving};
-use crate::produce::{Figures, create_topic, drive, send_request};
+use crate::local::{T, create_topic, start_local, wait_until_serving};
+use crate::produce::{Figures, drive, send_stamped};
 
 /// Settings of a replication run.
 pub struct ReplicationArgs {
@@ -51,7 +51,7 @@ fn cpu_of(pids: &[u32]) -> Duration {
 
 /// Runs both parts and prints the figures.
 pub async fn run(args: ReplicationArgs) {
-    let client = RemotingClient::new(ClientConfig::default());
+    let client = MqClient::for_brokers(T);
     let dir = std::env::temp_dir().join(format!("mqbench-replication-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create the benchmark directory");
     println!(
@@ -149,7 +149,8 @@ async fn failover_once(cluster: &mut ControllerCluster, master: &str) -> Duratio
     let producer = {
         let (stop, probe) = (stop.clone(), probe.clone());
         tokio::spawn(async move {
-            let client = RemotingClient::new(ClientConfig::default());
+            // Short timeouts: a send to the dead master must give up quickly.
+            let client = MqClient::for_brokers(T.min(Duration::from_secs(2)));
             let payload = vec![b'f'; 256];
             let mut target = None;
             let mut last_lookup = Instant::now() - Duration::from_secs(1);
@@ -161,20 +162,10 @@ async fn failover_once(cluster: &mut ControllerCluster, master: &str) -> Duratio
                     last_lookup = Instant::now();
                 }
                 let Some(addr) = target.clone() else { continue };
-                match client
-                    .invoke(
-                        &addr,
-                        send_request(TOPIC, &payload, 1),
-                        T.min(Duration::from_secs(2)),
-                    )
-                    .await
-                {
-                    Ok(r) if r.code == 0 => {
-                        let _ = tx.send((Instant::now(), addr));
-                    }
-                    _ => {
-                        target = None;
-                    }
+                if send_stamped(&client, &addr, TOPIC, &payload, 1).await {
+                    let _ = tx.send((Instant::now(), addr));
+                } else {
+                    target = None;
                 }
             }
         })

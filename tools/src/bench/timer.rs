@@ -6,16 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rocketmq_client::MqClient;
 use rocketmq_common::message::{RecordEntry, decode_record, encode_properties, get_property};
 use rocketmq_common::protocol::headers::broker::{
-    CreateTopicRequestHeader, PullMessageRequestHeader, PullMessageResponseHeader,
-    SendMessageRequestHeader, SendMessageRequestHeaderV2,
+    PullMessageRequestHeader, SendMessageRequestHeader,
 };
-use rocketmq_common::protocol::{RemotingCommand, RequestCode};
-use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_tools::{Latencies, rss_kib};
 
-use crate::local::{T, start_local, wait_until_serving};
+use crate::local::{T, create_topic, start_local, wait_until_serving};
 
 /// Settings of one timer run.
 pub struct TimerArgs {
@@ -55,24 +53,9 @@ pub async fn run(a: TimerArgs) {
         ),
     );
     let broker = local.broker.clone();
-    let client = RemotingClient::new(ClientConfig::default());
+    let client = MqClient::for_brokers(T);
     wait_until_serving(&client, &broker).await;
-    let create = RemotingCommand::request(
-        RequestCode::UPDATE_AND_CREATE_TOPIC,
-        &CreateTopicRequestHeader {
-            topic: TOPIC.into(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: QUEUES,
-            write_queue_nums: QUEUES,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            ..Default::default()
-        },
-    );
-    client
-        .invoke_ok(&broker, create, T)
-        .await
-        .expect("create topic");
+    create_topic(&client, &broker, TOPIC, QUEUES).await;
     let idle = rss_kib(local.broker_pid);
 
     // Schedule: message i is due at first_due + i * spread / n.
@@ -85,14 +68,14 @@ pub async fn run(a: TimerArgs) {
         let (broker, next) = (broker.clone(), next.clone());
         let n = a.messages;
         senders.push(tokio::spawn(async move {
-            let client = RemotingClient::new(ClientConfig::default());
+            let client = MqClient::for_brokers(T);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
                     return;
                 }
                 let due = (first_due + (i as f64 * step) as i64).to_string();
-                let header: SendMessageRequestHeaderV2 = SendMessageRequestHeader {
+                let header = SendMessageRequestHeader {
                     producer_group: "BenchTimer".into(),
                     topic: TOPIC.into(),
                     default_topic: "TBW102".into(),
@@ -104,12 +87,9 @@ pub async fn run(a: TimerArgs) {
                         (DUE, due.as_str()),
                     ])),
                     ..Default::default()
-                }
-                .into();
-                let send = RemotingCommand::request(RequestCode::SEND_MESSAGE_V2, &header)
-                    .with_body(vec![b't'; 128]);
+                };
                 client
-                    .invoke_ok(&broker, send, T)
+                    .send_message(&broker, header, vec![b't'; 128])
                     .await
                     .expect("schedule a timer message");
             }
@@ -139,33 +119,28 @@ pub async fn run(a: TimerArgs) {
     while got < a.messages && Instant::now() < deadline {
         let mut progressed = false;
         for q in 0..QUEUES {
-            let pull = RemotingCommand::request(
-                RequestCode::PULL_MESSAGE,
-                &PullMessageRequestHeader {
-                    consumer_group: "BenchTimerConsumer".into(),
-                    topic: TOPIC.into(),
-                    queue_id: q,
-                    queue_offset: offsets[q as usize],
-                    max_msg_nums: 1024,
-                    sys_flag: 0x4,
-                    subscription: Some("*".into()),
-                    expression_type: Some("TAG".into()),
-                    max_msg_bytes: Some(4 << 20),
-                    ..Default::default()
-                },
-            );
-            let Ok(resp) = client.invoke(&broker, pull, T).await else {
+            let pull = PullMessageRequestHeader {
+                consumer_group: "BenchTimerConsumer".into(),
+                topic: TOPIC.into(),
+                queue_id: q,
+                queue_offset: offsets[q as usize],
+                max_msg_nums: 1024,
+                sys_flag: 0x4,
+                subscription: Some("*".into()),
+                expression_type: Some("TAG".into()),
+                max_msg_bytes: Some(4 << 20),
+                ..Default::default()
+            };
+            let Ok(pulled) = client.pull_message(&broker, &pull, T).await else {
                 continue;
             };
-            if let Ok(h) = resp.decode_header::<PullMessageResponseHeader>() {
-                offsets[q as usize] = h.next_begin_offset.max(offsets[q as usize]);
-            }
-            if resp.code != 0 {
+            offsets[q as usize] = pulled.header.next_begin_offset.max(offsets[q as usize]);
+            if pulled.code != 0 {
                 continue;
             }
             let mut pos = 0;
-            while pos < resp.body.len() {
-                let Ok(RecordEntry::Message(m)) = decode_record(&resp.body[pos..], false) else {
+            while pos < pulled.body.len() {
+                let Ok(RecordEntry::Message(m)) = decode_record(&pulled.body[pos..], false) else {
                     break;
                 };
                 pos += m.total_size as usize;

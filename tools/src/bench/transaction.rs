@@ -6,18 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rocketmq_client::MqClient;
 use rocketmq_common::message::sysflag::TRANSACTION_PREPARED_TYPE;
 use rocketmq_common::message::{decode_offset_message_id, encode_properties};
 use rocketmq_common::protocol::headers::broker::{
-    CreateTopicRequestHeader, EndTransactionRequestHeader, GetMaxOffsetRequestHeader,
-    OffsetResponseHeader, SendMessageRequestHeader, SendMessageRequestHeaderV2,
-    SendMessageResponseHeader,
+    EndTransactionRequestHeader, SendMessageRequestHeader,
 };
-use rocketmq_common::protocol::{RemotingCommand, RequestCode};
-use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_tools::Latencies;
 
-use crate::local::{T, start_local, wait_until_serving};
+use crate::local::{T, create_topic, max_offsets, start_local, wait_until_serving};
 
 /// Settings of one transaction run.
 pub struct TransactionArgs {
@@ -31,46 +28,12 @@ pub struct TransactionArgs {
 
 const QUEUES: i32 = 8;
 
-async fn create(client: &RemotingClient, broker: &str, topic: &str) {
-    let create = RemotingCommand::request(
-        RequestCode::UPDATE_AND_CREATE_TOPIC,
-        &CreateTopicRequestHeader {
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: QUEUES,
-            write_queue_nums: QUEUES,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            ..Default::default()
-        },
-    );
-    client
-        .invoke_ok(broker, create, T)
+/// Messages visible in `topic`'s queues.
+async fn visible(client: &MqClient, broker: &str, topic: &str) -> i64 {
+    max_offsets(client, broker, topic, QUEUES)
         .await
-        .expect("create topic");
-}
-
-async fn visible(client: &RemotingClient, broker: &str, topic: &str) -> i64 {
-    let mut total = 0;
-    for q in 0..QUEUES {
-        let req = RemotingCommand::request(
-            RequestCode::GET_MAX_OFFSET,
-            &GetMaxOffsetRequestHeader {
-                topic: topic.into(),
-                queue_id: q,
-                committed: None,
-                broker_name: None,
-            },
-        );
-        let h: OffsetResponseHeader = client
-            .invoke_ok(broker, req, T)
-            .await
-            .expect("max offset")
-            .decode_header()
-            .expect("offset header");
-        total += h.offset;
-    }
-    total
+        .values()
+        .sum()
 }
 
 /// Sends for `duration` on `connections` connections; `transactional` sends half messages
@@ -88,7 +51,7 @@ async fn drive(
         let (broker, topic, done) = (broker.to_string(), topic.to_string(), done.clone());
         let body = vec![b'x'; a.size];
         tasks.push(tokio::spawn(async move {
-            let client = RemotingClient::new(ClientConfig::default());
+            let client = MqClient::for_brokers(T);
             let mut latencies = Latencies::default();
             let mut n = 0u64;
             while Instant::now() < stop_at {
@@ -99,7 +62,7 @@ async fn drive(
                     props.push(("TRAN_MSG", "true"));
                     props.push(("PGROUP", "BenchTx"));
                 }
-                let header: SendMessageRequestHeaderV2 = SendMessageRequestHeader {
+                let header = SendMessageRequestHeader {
                     producer_group: "BenchTx".into(),
                     topic: topic.clone(),
                     default_topic: "TBW102".into(),
@@ -112,32 +75,24 @@ async fn drive(
                     },
                     properties: Some(encode_properties(props)),
                     ..Default::default()
-                }
-                .into();
-                let send = RemotingCommand::request(RequestCode::SEND_MESSAGE_V2, &header)
-                    .with_body(body.clone());
-                let Ok(resp) = client.invoke_ok(&broker, send, T).await else {
+                };
+                let Ok(h) = client.send_message(&broker, header, body.clone()).await else {
                     continue;
                 };
                 if transactional {
-                    let h: SendMessageResponseHeader =
-                        resp.decode_header().expect("send response header");
                     let (_, offset) =
                         decode_offset_message_id(&h.msg_id).expect("offset message id");
-                    let end = RemotingCommand::request(
-                        RequestCode::END_TRANSACTION,
-                        &EndTransactionRequestHeader {
-                            topic: Some(topic.clone()),
-                            producer_group: "BenchTx".into(),
-                            tran_state_table_offset: h.queue_offset,
-                            commit_log_offset: offset,
-                            commit_or_rollback: 8,
-                            from_transaction_check: Some(false),
-                            msg_id: key.clone(),
-                            transaction_id: h.transaction_id.clone(),
-                        },
-                    );
-                    if client.invoke_oneway(&broker, end, T).await.is_err() {
+                    let end = EndTransactionRequestHeader {
+                        topic: Some(topic.clone()),
+                        producer_group: "BenchTx".into(),
+                        tran_state_table_offset: h.queue_offset,
+                        commit_log_offset: offset,
+                        commit_or_rollback: 8,
+                        from_transaction_check: Some(false),
+                        msg_id: key.clone(),
+                        transaction_id: h.transaction_id.clone(),
+                    };
+                    if client.end_transaction(&broker, &end, false).await.is_err() {
                         continue;
                     }
                 }
@@ -162,10 +117,10 @@ async fn drive(
 pub async fn run(a: TransactionArgs) {
     let local = start_local(None, "");
     let broker = local.broker.clone();
-    let client = RemotingClient::new(ClientConfig::default());
+    let client = MqClient::for_brokers(T);
     wait_until_serving(&client, &broker).await;
-    create(&client, &broker, "BenchPlain").await;
-    create(&client, &broker, "BenchTx").await;
+    create_topic(&client, &broker, "BenchPlain", QUEUES).await;
+    create_topic(&client, &broker, "BenchTx", QUEUES).await;
     let (plain, mut plain_lat) = drive(&broker, "BenchPlain", &a, false).await;
     let (tx, mut tx_lat) = drive(&broker, "BenchTx", &a, true).await;
     // Commits are oneway: wait for them to land before counting.

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use rocketmq_client::MqClient;
 use rocketmq_common::protocol::headers::namesrv::{
     GetRouteInfoRequestHeader, RegisterBrokerRequestHeader,
 };
@@ -262,27 +263,20 @@ fn start_local_namesrv() -> LocalNamesrv {
     }
 }
 
-async fn wait_until_up(client: &RemotingClient, addr: &str) {
+async fn wait_until_up(addr: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let client = MqClient::new(addr, Duration::from_secs(1)).expect("name server address");
     while Instant::now() < deadline {
-        if client
-            .invoke(
-                addr,
-                RemotingCommand::bare_request(RequestCode::GET_BROKER_CLUSTER_INFO),
-                Duration::from_secs(1),
-            )
-            .await
-            .is_ok()
-        {
+        if client.cluster_info().await.is_ok() {
             return;
         }
-        client.close(addr);
+        client.remoting().close(addr);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("name server at {addr} did not come up");
 }
 
-async fn register_fake_broker(client: &RemotingClient, addr: &str, topics: usize) {
+async fn register_fake_broker(addr: &str, topics: usize) {
     let mut body = RegisterBrokerBody::default();
     body.topic_config_serialize_wrapper.data_version.counter = 1;
     for i in 0..topics {
@@ -303,12 +297,8 @@ async fn register_fake_broker(client: &RemotingClient, addr: &str, topics: usize
         compressed: Some(false),
         body_crc32: Some((crc32fast::hash(&body) & 0x7FFF_FFFF) as i32),
     };
-    client
-        .invoke_ok(
-            addr,
-            RemotingCommand::request(RequestCode::REGISTER_BROKER, &header).with_body(body),
-            Duration::from_secs(5),
-        )
+    MqClient::for_brokers(Duration::from_secs(5))
+        .register_broker(addr, &header, body, Duration::from_secs(5))
         .await
         .expect("register fake broker");
 }
@@ -333,7 +323,8 @@ async fn run_scenario(
         let addr = addr.to_string();
         let make = make.clone();
         tasks.push(tokio::spawn(async move {
-            // One client per worker: one connection each, like N independent clients.
+            // One client per worker: one connection each, like N independent clients. Raw
+            // Remoting on purpose: the floor scenario sends a code no client method has.
             let client = RemotingClient::new(ClientConfig::default());
             let mut latencies = Latencies::default();
             let mut errors = 0;
@@ -387,9 +378,8 @@ async fn route_bench(
         None
     };
     let addr = namesrv_addr.unwrap_or_else(|| local.as_ref().expect("local namesrv").addr.clone());
-    let client = RemotingClient::new(ClientConfig::default());
-    wait_until_up(&client, &addr).await;
-    register_fake_broker(&client, &addr, topics).await;
+    wait_until_up(&addr).await;
+    register_fake_broker(&addr, topics).await;
     let rss_before = local.as_ref().and_then(|l| rss_kib(l.child.id()));
 
     println!(

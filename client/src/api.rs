@@ -1,5 +1,5 @@
-//! [`AdminClient`]: the requests mqadmin sends, one method per RocketMQ admin call, over a
-//! pooled [`RemotingClient`].
+//! [`MqClient`]: one method per RocketMQ name server and broker request, over a pooled
+//! [`RemotingClient`].
 //!
 //! Name server queries go to the first name server that answers, in the order given (Java
 //! picks one and fails over the same way); writes that every name server must see
@@ -14,26 +14,27 @@ use rocketmq_common::admin::{
 use rocketmq_common::json::from_slice_lenient;
 use rocketmq_common::protocol::headers::broker::{
     CreateTopicRequestHeader, DeleteSubscriptionGroupRequestHeader, DeleteTopicRequestHeader,
-    GetConsumeStatsRequestHeader, GetConsumerConnectionListRequestHeader,
-    GetMaxOffsetRequestHeader, GetProducerConnectionListRequestHeader,
-    GetTopicStatsInfoRequestHeader, OffsetResponseHeader, PullMessageRequestHeader,
-    PullMessageResponseHeader, QueryMessageRequestHeader, QueueRequestHeader,
-    ResetOffsetRequestHeader, SearchOffsetRequestHeader, SendMessageRequestHeader,
-    SendMessageRequestHeaderV2, SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader,
-    ViewMessageRequestHeader,
+    EndTransactionRequestHeader, GetConsumeStatsRequestHeader,
+    GetConsumerConnectionListRequestHeader, GetMaxOffsetRequestHeader,
+    GetProducerConnectionListRequestHeader, GetTopicStatsInfoRequestHeader, OffsetResponseHeader,
+    PullMessageRequestHeader, PullMessageResponseHeader, QueryMessageRequestHeader,
+    QueueRequestHeader, ResetOffsetRequestHeader, SearchOffsetRequestHeader,
+    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
+    UpdateConsumerOffsetRequestHeader, ViewMessageRequestHeader,
 };
 use rocketmq_common::protocol::headers::namesrv::{
     DeleteTopicFromNamesrvRequestHeader, GetKvConfigResponseHeader, GetRouteInfoRequestHeader,
-    KvConfigKeyRequestHeader, PutKvConfigRequestHeader,
+    KvConfigKeyRequestHeader, PutKvConfigRequestHeader, RegisterBrokerRequestHeader,
+    RegisterBrokerResponseHeader, UnregisterBrokerRequestHeader,
 };
 use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
-use rocketmq_common::remoting::{ClientConfig, RemotingClient, RemotingError};
+use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_common::route::{
     BrokerData, ClusterInfo, KvTable, MASTER_ID, TopicConfig, TopicList, TopicRouteData,
 };
 
-use super::error::AdminError;
-use super::message::StoredMessage;
+use crate::error::{ClientError, check_success};
+use crate::message::StoredMessage;
 
 /// Template topic brokers copy settings from when creating a topic
 /// (`TopicValidator.AUTO_CREATE_TOPIC_KEY_TOPIC`).
@@ -48,7 +49,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client for the admin requests of name servers and brokers.
 #[derive(Clone)]
-pub struct AdminClient {
+pub struct MqClient {
     remoting: RemotingClient,
     namesrv_addrs: Vec<String>,
     timeout: Duration,
@@ -63,13 +64,13 @@ pub fn parse_namesrv_addrs(list: &str) -> Vec<String> {
         .collect()
 }
 
-impl AdminClient {
+impl MqClient {
     /// A client for the name servers in `namesrv_list` (`;`-separated) with a per-request
     /// `timeout`.
-    pub fn new(namesrv_list: &str, timeout: Duration) -> Result<Self, AdminError> {
+    pub fn new(namesrv_list: &str, timeout: Duration) -> Result<Self, ClientError> {
         let namesrv_addrs = parse_namesrv_addrs(namesrv_list);
         if namesrv_addrs.is_empty() {
-            return Err(AdminError::NoNameServer);
+            return Err(ClientError::NoNameServer);
         }
         let config = ClientConfig {
             // Connecting never takes longer than a request may, nor than Java's 3 s limit.
@@ -83,9 +84,109 @@ impl AdminClient {
         })
     }
 
+    /// A client over an existing Remoting client (its connections and the handler of
+    /// requests servers send back), for `namesrv_addrs` (possibly none: then only calls to
+    /// explicit addresses work).
+    pub fn with_remoting(
+        remoting: RemotingClient,
+        namesrv_addrs: Vec<String>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            remoting,
+            namesrv_addrs,
+            timeout,
+        }
+    }
+
+    /// A client for explicit broker addresses only (no name server), with a per-request
+    /// `timeout`.
+    pub fn for_brokers(timeout: Duration) -> Self {
+        Self::with_remoting(
+            RemotingClient::new(ClientConfig::default()),
+            Vec::new(),
+            timeout,
+        )
+    }
+
+    /// Waits until the broker at `addr` answers a request, probing every 50 ms for at most
+    /// `within`; the last failure when it never does.
+    pub async fn wait_until_serving(
+        &self,
+        addr: &str,
+        within: Duration,
+    ) -> Result<(), ClientError> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let probe = RemotingCommand::bare_request(RequestCode::GET_ALL_TOPIC_CONFIG);
+            let failure = match self
+                .remoting
+                .invoke_ok(addr, probe, Duration::from_secs(1))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            if std::time::Instant::now() >= deadline {
+                return Err(failure.into());
+            }
+            // A refused connection is cached; drop it so the next probe dials again.
+            self.remoting.close(addr);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The master of the first broker group (by name) the name servers know, in any
+    /// cluster.
+    pub async fn first_master(&self) -> Result<String, ClientError> {
+        let info = self.cluster_info().await?;
+        info.broker_addr_table
+            .values()
+            .find_map(|b| b.broker_addrs.get(&MASTER_ID).cloned())
+            .ok_or_else(|| ClientError::NoMasterInCluster {
+                cluster: "(any)".to_string(),
+            })
+    }
+
     /// The name server addresses, in the order they are tried.
     pub fn namesrv_addrs(&self) -> &[String] {
         &self.namesrv_addrs
+    }
+
+    /// The Remoting client underneath.
+    pub fn remoting(&self) -> &RemotingClient {
+        &self.remoting
+    }
+
+    /// REGISTER_BROKER (103) to the name server at `addr`; the answer names the group's
+    /// master for a registering slave.
+    pub async fn register_broker(
+        &self,
+        addr: &str,
+        header: &RegisterBrokerRequestHeader,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<RegisterBrokerResponseHeader, ClientError> {
+        let request =
+            RemotingCommand::request(RequestCode::REGISTER_BROKER, header).with_body(body);
+        let response = check_success(addr, self.remoting.invoke(addr, request, timeout).await?)?;
+        response
+            .decode_header()
+            .map_err(|e| ClientError::bad_body(addr, "register response header", e))
+    }
+
+    /// UNREGISTER_BROKER (104) to the name server at `addr`.
+    pub async fn unregister_broker(
+        &self,
+        addr: &str,
+        header: &UnregisterBrokerRequestHeader,
+    ) -> Result<(), ClientError> {
+        let request = RemotingCommand::request(RequestCode::UNREGISTER_BROKER, header);
+        check_success(
+            addr,
+            self.remoting.invoke(addr, request, self.timeout).await?,
+        )
+        .map(drop)
     }
 
     /// Sends `request` to the first name server that answers; returns the answer whatever
@@ -93,7 +194,7 @@ impl AdminClient {
     async fn namesrv_invoke(
         &self,
         request: RemotingCommand,
-    ) -> Result<(String, RemotingCommand), AdminError> {
+    ) -> Result<(String, RemotingCommand), ClientError> {
         let mut last_error = None;
         for addr in &self.namesrv_addrs {
             match self
@@ -105,14 +206,14 @@ impl AdminClient {
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(last_error.map_or(AdminError::NoNameServer, AdminError::from))
+        Err(last_error.map_or(ClientError::NoNameServer, ClientError::from))
     }
 
     /// Like [`namesrv_invoke`](Self::namesrv_invoke), but an error code is an error.
     async fn namesrv_invoke_ok(
         &self,
         request: RemotingCommand,
-    ) -> Result<(String, RemotingCommand), AdminError> {
+    ) -> Result<(String, RemotingCommand), ClientError> {
         let (addr, response) = self.namesrv_invoke(request).await?;
         check_success(&addr, response).map(|r| (addr, r))
     }
@@ -121,12 +222,12 @@ impl AdminClient {
         &self,
         addr: &str,
         request: RemotingCommand,
-    ) -> Result<RemotingCommand, AdminError> {
+    ) -> Result<RemotingCommand, ClientError> {
         Ok(self.remoting.invoke_ok(addr, request, self.timeout).await?)
     }
 
     /// GET_BROKER_EPOCH_CACHE (1007): the broker's epoch entries (JSON body).
-    pub async fn broker_epoch_cache(&self, addr: &str) -> Result<Vec<u8>, AdminError> {
+    pub async fn broker_epoch_cache(&self, addr: &str) -> Result<Vec<u8>, ClientError> {
         let request = RemotingCommand::bare_request(RequestCode::GET_BROKER_EPOCH_CACHE);
         Ok(self.broker_invoke_ok(addr, request).await?.body.to_vec())
     }
@@ -137,24 +238,24 @@ impl AdminClient {
     }
 
     /// GET_BROKER_CLUSTER_INFO (106).
-    pub async fn cluster_info(&self) -> Result<ClusterInfo, AdminError> {
+    pub async fn cluster_info(&self) -> Result<ClusterInfo, ClientError> {
         let request = RemotingCommand::bare_request(RequestCode::GET_BROKER_CLUSTER_INFO);
         let (addr, response) = self.namesrv_invoke_ok(request).await?;
         from_slice_lenient(&response.body)
-            .map_err(|e| AdminError::bad_body(&addr, "cluster info (ClusterInfo)", e))
+            .map_err(|e| ClientError::bad_body(&addr, "cluster info (ClusterInfo)", e))
     }
 
     /// GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206).
-    pub async fn topic_list(&self) -> Result<TopicList, AdminError> {
+    pub async fn topic_list(&self) -> Result<TopicList, ClientError> {
         let request =
             RemotingCommand::bare_request(RequestCode::GET_ALL_TOPIC_LIST_FROM_NAMESERVER);
         let (addr, response) = self.namesrv_invoke_ok(request).await?;
         from_slice_lenient(&response.body)
-            .map_err(|e| AdminError::bad_body(&addr, "topic list (TopicList)", e))
+            .map_err(|e| ClientError::bad_body(&addr, "topic list (TopicList)", e))
     }
 
-    /// GET_ROUTEINFO_BY_TOPIC (105); TOPIC_NOT_EXIST becomes [`AdminError::TopicNotFound`].
-    pub async fn topic_route(&self, topic: &str) -> Result<TopicRouteData, AdminError> {
+    /// GET_ROUTEINFO_BY_TOPIC (105); TOPIC_NOT_EXIST becomes [`ClientError::TopicNotFound`].
+    pub async fn topic_route(&self, topic: &str) -> Result<TopicRouteData, ClientError> {
         let header = GetRouteInfoRequestHeader {
             topic: topic.to_string(),
             accept_standard_json_only: Some(true),
@@ -162,24 +263,24 @@ impl AdminClient {
         let request = RemotingCommand::request(RequestCode::GET_ROUTEINFO_BY_TOPIC, &header);
         let (addr, response) = self.namesrv_invoke(request).await?;
         if response.code == ResponseCode::TopicNotExist.as_i32() {
-            return Err(AdminError::TopicNotFound {
+            return Err(ClientError::TopicNotFound {
                 topic: topic.to_string(),
             });
         }
         let response = check_success(&addr, response)?;
         from_slice_lenient(&response.body)
-            .map_err(|e| AdminError::bad_body(&addr, "topic route (TopicRouteData)", e))
+            .map_err(|e| ClientError::bad_body(&addr, "topic route (TopicRouteData)", e))
     }
 
     /// Master addresses of every broker group of `cluster`, sorted
     /// (`CommandUtil.fetchMasterAddrByClusterName`).
-    pub async fn cluster_master_addrs(&self, cluster: &str) -> Result<Vec<String>, AdminError> {
+    pub async fn cluster_master_addrs(&self, cluster: &str) -> Result<Vec<String>, ClientError> {
         let info = self.cluster_info().await?;
         master_addrs_of_cluster(&info, cluster)
     }
 
     /// UPDATE_AND_CREATE_TOPIC (17) to the broker at `addr`.
-    pub async fn create_topic(&self, addr: &str, config: &TopicConfig) -> Result<(), AdminError> {
+    pub async fn create_topic(&self, addr: &str, config: &TopicConfig) -> Result<(), ClientError> {
         let request = RemotingCommand::request(
             RequestCode::UPDATE_AND_CREATE_TOPIC,
             &create_topic_header(config),
@@ -188,7 +289,7 @@ impl AdminClient {
     }
 
     /// DELETE_TOPIC_IN_BROKER (215) to the broker at `addr`.
-    pub async fn delete_topic_in_broker(&self, addr: &str, topic: &str) -> Result<(), AdminError> {
+    pub async fn delete_topic_in_broker(&self, addr: &str, topic: &str) -> Result<(), ClientError> {
         let header = DeleteTopicRequestHeader {
             topic: topic.to_string(),
         };
@@ -203,7 +304,7 @@ impl AdminClient {
         namesrv_addr: &str,
         topic: &str,
         cluster: Option<&str>,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ClientError> {
         let header = DeleteTopicFromNamesrvRequestHeader {
             topic: topic.to_string(),
             cluster_name: cluster.map(str::to_string),
@@ -222,7 +323,7 @@ impl AdminClient {
         namespace: &str,
         key: &str,
         value: &str,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ClientError> {
         let header = PutKvConfigRequestHeader {
             namespace: namespace.to_string(),
             key: key.to_string(),
@@ -242,7 +343,7 @@ impl AdminClient {
         &self,
         namespace: &str,
         key: &str,
-    ) -> Result<Option<String>, AdminError> {
+    ) -> Result<Option<String>, ClientError> {
         let header = KvConfigKeyRequestHeader {
             namespace: namespace.to_string(),
             key: key.to_string(),
@@ -254,7 +355,7 @@ impl AdminClient {
         }
         let header: GetKvConfigResponseHeader = response
             .decode_header()
-            .map_err(|e| AdminError::bad_body(&addr, "GET_KV_CONFIG response header", e))?;
+            .map_err(|e| ClientError::bad_body(&addr, "GET_KV_CONFIG response header", e))?;
         Ok(header.value)
     }
 
@@ -263,7 +364,7 @@ impl AdminClient {
         &self,
         addr: &str,
         body: Vec<u8>,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ClientError> {
         let request =
             RemotingCommand::bare_request(RequestCode::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
                 .with_body(body);
@@ -277,7 +378,7 @@ impl AdminClient {
         addr: &str,
         group: &str,
         clean_offset: bool,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ClientError> {
         let header = DeleteSubscriptionGroupRequestHeader {
             group_name: group.to_string(),
             clean_offset: Some(clean_offset),
@@ -291,7 +392,7 @@ impl AdminClient {
         &self,
         addr: &str,
         topic: &str,
-    ) -> Result<TopicStatsTable, AdminError> {
+    ) -> Result<TopicStatsTable, ClientError> {
         let header = GetTopicStatsInfoRequestHeader {
             topic: topic.to_string(),
         };
@@ -306,7 +407,7 @@ impl AdminClient {
         addr: &str,
         group: &str,
         topic: Option<&str>,
-    ) -> Result<ConsumeStats, AdminError> {
+    ) -> Result<ConsumeStats, ClientError> {
         let header = GetConsumeStatsRequestHeader {
             consumer_group: group.to_string(),
             topic: topic.map(str::to_string),
@@ -324,7 +425,7 @@ impl AdminClient {
         addr: &str,
         header: &QueryMessageRequestHeader,
         unique_key: bool,
-    ) -> Result<Vec<StoredMessage>, AdminError> {
+    ) -> Result<Vec<StoredMessage>, ClientError> {
         let mut request = RemotingCommand::request(RequestCode::QUERY_MESSAGE, header);
         request
             .ext_fields
@@ -344,7 +445,7 @@ impl AdminClient {
         addr: &str,
         topic: &str,
         offset: i64,
-    ) -> Result<StoredMessage, AdminError> {
+    ) -> Result<StoredMessage, ClientError> {
         let header = ViewMessageRequestHeader {
             topic: Some(topic.to_string()),
             offset,
@@ -355,11 +456,11 @@ impl AdminClient {
     }
 
     /// GET_BROKER_CONFIG (26): the broker's settings in effect, as `key=value` pairs.
-    pub async fn broker_config(&self, addr: &str) -> Result<Vec<(String, String)>, AdminError> {
+    pub async fn broker_config(&self, addr: &str) -> Result<Vec<(String, String)>, ClientError> {
         let request = RemotingCommand::bare_request(RequestCode::GET_BROKER_CONFIG);
         let response = self.broker_invoke_ok(addr, request).await?;
         let text = std::str::from_utf8(&response.body)
-            .map_err(|e| AdminError::bad_body(addr, "broker config (properties)", e))?;
+            .map_err(|e| ClientError::bad_body(addr, "broker config (properties)", e))?;
         Ok(rocketmq_common::config::Properties::parse(text)
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -372,7 +473,7 @@ impl AdminClient {
         addr: &str,
         key: &str,
         value: &str,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ClientError> {
         let request = RemotingCommand::bare_request(RequestCode::UPDATE_BROKER_CONFIG)
             .with_body(format!("{key}={value}\n").into_bytes());
         self.broker_invoke_ok(addr, request).await?;
@@ -384,7 +485,7 @@ impl AdminClient {
         &self,
         addr: &str,
         group: &str,
-    ) -> Result<ConsumerConnection, AdminError> {
+    ) -> Result<ConsumerConnection, ClientError> {
         let request = RemotingCommand::request(
             RequestCode::GET_CONSUMER_CONNECTION_LIST,
             &GetConsumerConnectionListRequestHeader {
@@ -393,7 +494,7 @@ impl AdminClient {
         );
         let response = self.broker_invoke_ok(addr, request).await?;
         from_slice_lenient(&response.body)
-            .map_err(|e| AdminError::bad_body(addr, "consumer connections", e))
+            .map_err(|e| ClientError::bad_body(addr, "consumer connections", e))
     }
 
     /// GET_PRODUCER_CONNECTION_LIST (204).
@@ -401,7 +502,7 @@ impl AdminClient {
         &self,
         addr: &str,
         group: &str,
-    ) -> Result<ProducerConnection, AdminError> {
+    ) -> Result<ProducerConnection, ClientError> {
         let request = RemotingCommand::request(
             RequestCode::GET_PRODUCER_CONNECTION_LIST,
             &GetProducerConnectionListRequestHeader {
@@ -410,7 +511,7 @@ impl AdminClient {
         );
         let response = self.broker_invoke_ok(addr, request).await?;
         from_slice_lenient(&response.body)
-            .map_err(|e| AdminError::bad_body(addr, "producer connections", e))
+            .map_err(|e| ClientError::bad_body(addr, "producer connections", e))
     }
 
     /// INVOKE_BROKER_TO_RESET_OFFSET (222).
@@ -418,7 +519,7 @@ impl AdminClient {
         &self,
         addr: &str,
         header: &ResetOffsetRequestHeader,
-    ) -> Result<ResetOffsetBody, AdminError> {
+    ) -> Result<ResetOffsetBody, ClientError> {
         let request = RemotingCommand::request(RequestCode::INVOKE_BROKER_TO_RESET_OFFSET, header);
         let response = self.broker_invoke_ok(addr, request).await?;
         ResetOffsetBody::from_fastjson(&response.body).map_err(|e| (addr, e).into())
@@ -429,7 +530,7 @@ impl AdminClient {
         &self,
         addr: &str,
         header: &UpdateConsumerOffsetRequestHeader,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ClientError> {
         let request = RemotingCommand::request(RequestCode::UPDATE_CONSUMER_OFFSET, header);
         self.broker_invoke_ok(addr, request).await?;
         Ok(())
@@ -442,7 +543,7 @@ impl AdminClient {
         topic: &str,
         queue_id: i32,
         max: bool,
-    ) -> Result<i64, AdminError> {
+    ) -> Result<i64, ClientError> {
         let request = if max {
             RemotingCommand::request(
                 RequestCode::GET_MAX_OFFSET,
@@ -466,7 +567,7 @@ impl AdminClient {
         let response = self.broker_invoke_ok(addr, request).await?;
         let h: OffsetResponseHeader = response
             .decode_header()
-            .map_err(|e| AdminError::bad_body(addr, "offset header", e))?;
+            .map_err(|e| ClientError::bad_body(addr, "offset header", e))?;
         Ok(h.offset)
     }
 
@@ -477,7 +578,7 @@ impl AdminClient {
         topic: &str,
         queue_id: i32,
         timestamp: i64,
-    ) -> Result<i64, AdminError> {
+    ) -> Result<i64, ClientError> {
         let request = RemotingCommand::request(
             RequestCode::SEARCH_OFFSET_BY_TIMESTAMP,
             &SearchOffsetRequestHeader {
@@ -491,7 +592,7 @@ impl AdminClient {
         let response = self.broker_invoke_ok(addr, request).await?;
         let h: OffsetResponseHeader = response
             .decode_header()
-            .map_err(|e| AdminError::bad_body(addr, "offset header", e))?;
+            .map_err(|e| ClientError::bad_body(addr, "offset header", e))?;
         Ok(h.offset)
     }
 
@@ -504,7 +605,7 @@ impl AdminClient {
         offset: i64,
         max: i32,
         expression: &str,
-    ) -> Result<PullBatch, AdminError> {
+    ) -> Result<PullBatch, ClientError> {
         let header = PullMessageRequestHeader {
             consumer_group: queue.group.to_string(),
             topic: queue.topic.to_string(),
@@ -519,33 +620,98 @@ impl AdminClient {
             expression_type: Some("TAG".into()),
             ..Default::default()
         };
-        let request = RemotingCommand::request(RequestCode::PULL_MESSAGE, &header);
-        let response = self.remoting.invoke(addr, request, self.timeout).await?;
-        let code = response.code;
-        let found = code == ResponseCode::Success.as_i32();
-        let known = [
-            ResponseCode::PullNotFound.as_i32(),
-            ResponseCode::PullRetryImmediately.as_i32(),
-            ResponseCode::PullOffsetMoved.as_i32(),
-        ];
-        if !found && !known.contains(&code) {
-            return Err(check_success(addr, response).unwrap_err());
-        }
-        let h: PullMessageResponseHeader = response
-            .decode_header()
-            .map_err(|e| AdminError::bad_body(addr, "pull header", e))?;
-        let messages = if found {
-            StoredMessage::decode_all(&response.body).map_err(|e| AdminError::from((addr, e)))?
+        let pulled = self.pull_message(addr, &header, self.timeout).await?;
+        let messages = if pulled.code == ResponseCode::Success.as_i32() {
+            StoredMessage::decode_all(&pulled.body).map_err(|e| ClientError::from((addr, e)))?
         } else {
             Vec::new()
         };
         Ok(PullBatch {
-            status: PullStatus::from_code(code),
-            next_begin_offset: h.next_begin_offset,
-            min_offset: h.min_offset,
-            max_offset: h.max_offset,
+            status: PullStatus::from_code(pulled.code),
+            next_begin_offset: pulled.header.next_begin_offset,
+            min_offset: pulled.header.min_offset,
+            max_offset: pulled.header.max_offset,
             messages,
         })
+    }
+
+    /// PULL_MESSAGE (11) as given (long polling when the header asks for it, with a
+    /// `timeout` longer than the suspension). The pull outcomes (SUCCESS, PULL_NOT_FOUND,
+    /// PULL_RETRY_IMMEDIATELY, PULL_OFFSET_MOVED) come back as they are, records undecoded;
+    /// any other code is an error.
+    pub async fn pull_message(
+        &self,
+        addr: &str,
+        header: &PullMessageRequestHeader,
+        timeout: Duration,
+    ) -> Result<Pulled, ClientError> {
+        let request = RemotingCommand::request(RequestCode::PULL_MESSAGE, header);
+        let response = self.remoting.invoke(addr, request, timeout).await?;
+        let code = response.code;
+        let known = [
+            ResponseCode::Success.as_i32(),
+            ResponseCode::PullNotFound.as_i32(),
+            ResponseCode::PullRetryImmediately.as_i32(),
+            ResponseCode::PullOffsetMoved.as_i32(),
+        ];
+        if !known.contains(&code) {
+            return Err(check_success(addr, response).unwrap_err());
+        }
+        let header: PullMessageResponseHeader = response
+            .decode_header()
+            .map_err(|e| ClientError::bad_body(addr, "pull header", e))?;
+        Ok(Pulled {
+            code,
+            header,
+            body: response.body,
+        })
+    }
+
+    /// SEND_BATCH_MESSAGE (320) of an encoded batch; returns the response header.
+    pub async fn send_batch(
+        &self,
+        addr: &str,
+        mut header: SendMessageRequestHeader,
+        body: Vec<u8>,
+    ) -> Result<SendMessageResponseHeader, ClientError> {
+        header.batch = Some(true);
+        let header: SendMessageRequestHeaderV2 = header.into();
+        let request =
+            RemotingCommand::request(RequestCode::SEND_BATCH_MESSAGE, &header).with_body(body);
+        let response = self.broker_invoke_ok(addr, request).await?;
+        response
+            .decode_header()
+            .map_err(|e| ClientError::bad_body(addr, "send response header", e))
+    }
+
+    /// END_TRANSACTION (37): commits or rolls back a half message. Oneway, as producers
+    /// send it, unless `answered` (then failures show).
+    pub async fn end_transaction(
+        &self,
+        addr: &str,
+        header: &EndTransactionRequestHeader,
+        answered: bool,
+    ) -> Result<(), ClientError> {
+        let request = RemotingCommand::request(RequestCode::END_TRANSACTION, header);
+        if answered {
+            self.broker_invoke_ok(addr, request).await.map(drop)
+        } else {
+            Ok(self
+                .remoting
+                .invoke_oneway(addr, request, self.timeout)
+                .await?)
+        }
+    }
+
+    /// GET_ALL_TOPIC_CONFIG (21): every topic the broker has (also a cheap liveness probe).
+    pub async fn topic_configs(
+        &self,
+        addr: &str,
+    ) -> Result<rocketmq_common::route::TopicConfigSerializeWrapper, ClientError> {
+        let request = RemotingCommand::bare_request(RequestCode::GET_ALL_TOPIC_CONFIG);
+        let response = self.broker_invoke_ok(addr, request).await?;
+        from_slice_lenient(&response.body)
+            .map_err(|e| ClientError::bad_body(addr, "topic configs", e))
     }
 
     /// SEND_MESSAGE_V2 (310) of one message; returns the response header.
@@ -554,27 +720,38 @@ impl AdminClient {
         addr: &str,
         header: SendMessageRequestHeader,
         body: Vec<u8>,
-    ) -> Result<SendMessageResponseHeader, AdminError> {
+    ) -> Result<SendMessageResponseHeader, ClientError> {
         let header: SendMessageRequestHeaderV2 = header.into();
         let request =
             RemotingCommand::request(RequestCode::SEND_MESSAGE_V2, &header).with_body(body);
         let response = self.broker_invoke_ok(addr, request).await?;
         response
             .decode_header()
-            .map_err(|e| AdminError::bad_body(addr, "send response header", e))
+            .map_err(|e| ClientError::bad_body(addr, "send response header", e))
     }
 
     /// GET_BROKER_RUNTIME_INFO (28): the broker's runtime figures (TPS, version, ...).
-    pub async fn broker_runtime_info(&self, addr: &str) -> Result<KvTable, AdminError> {
+    pub async fn broker_runtime_info(&self, addr: &str) -> Result<KvTable, ClientError> {
         let request = RemotingCommand::bare_request(RequestCode::GET_BROKER_RUNTIME_INFO);
         let response = self.broker_invoke_ok(addr, request).await?;
         from_slice_lenient(&response.body)
-            .map_err(|e| AdminError::bad_body(addr, "runtime info (KVTable)", e))
+            .map_err(|e| ClientError::bad_body(addr, "runtime info (KVTable)", e))
     }
 }
 
 /// PullSysFlag: the request carries its subscription.
 const PULL_FLAG_SUBSCRIPTION: i32 = 0x4;
+
+/// A pull's raw outcome.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// SUCCESS, PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY or PULL_OFFSET_MOVED.
+    pub code: i32,
+    /// Next offset, queue bounds, suggested broker.
+    pub header: PullMessageResponseHeader,
+    /// The records (CommitLog layout), back to back.
+    pub body: bytes::Bytes,
+}
 
 /// Which queue a pull reads, for which group.
 #[derive(Debug, Clone, Copy)]
@@ -636,20 +813,6 @@ pub struct PullBatch {
     pub messages: Vec<StoredMessage>,
 }
 
-/// Turns an error response into [`RemotingError::Response`].
-fn check_success(addr: &str, response: RemotingCommand) -> Result<RemotingCommand, AdminError> {
-    if response.code == ResponseCode::Success.as_i32() {
-        Ok(response)
-    } else {
-        Err(RemotingError::Response {
-            addr: addr.to_string(),
-            code: response.code,
-            remark: response.remark.unwrap_or_default(),
-        }
-        .into())
-    }
-}
-
 /// The UPDATE_AND_CREATE_TOPIC header Java's `MQClientAPIImpl.createTopic` builds.
 pub fn create_topic_header(config: &TopicConfig) -> CreateTopicRequestHeader {
     CreateTopicRequestHeader {
@@ -686,9 +849,9 @@ pub fn attributes_to_string(attributes: &std::collections::BTreeMap<String, Stri
 pub fn master_addrs_of_cluster(
     info: &ClusterInfo,
     cluster: &str,
-) -> Result<Vec<String>, AdminError> {
+) -> Result<Vec<String>, ClientError> {
     let Some(names) = info.cluster_addr_table.get(cluster) else {
-        return Err(AdminError::ClusterNotFound {
+        return Err(ClientError::ClusterNotFound {
             cluster: cluster.to_string(),
         });
     };
@@ -698,7 +861,7 @@ pub fn master_addrs_of_cluster(
         .filter_map(|data| data.broker_addrs.get(&MASTER_ID).cloned())
         .collect();
     if masters.is_empty() {
-        return Err(AdminError::NoMasterInCluster {
+        return Err(ClientError::NoMasterInCluster {
             cluster: cluster.to_string(),
         });
     }

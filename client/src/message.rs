@@ -163,49 +163,9 @@ impl StoredMessage {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use rocketmq_common::message::{
-        RecordHeaderFields, RecordInput, encode_properties, encode_record, encoded_record_len,
-    };
-
-    /// A CommitLog record as a broker stores it.
-    pub(crate) fn record(
-        topic: &str,
-        queue_id: i32,
-        queue_offset: i64,
-        physical_offset: i64,
-        properties: &[(&str, &str)],
-        body: &[u8],
-    ) -> Vec<u8> {
-        let props = encode_properties(properties.iter().copied());
-        let input = RecordInput {
-            topic,
-            queue_id,
-            flag: 0,
-            sys_flag: 0,
-            born_timestamp: 1_700_000_000_000,
-            born_host: "10.0.0.9:50000".parse().unwrap(),
-            store_host: "127.0.0.1:10911".parse().unwrap(),
-            reconsume_times: 0,
-            prepared_transaction_offset: 0,
-            body,
-            properties: &props,
-        };
-        let mut buf = vec![0u8; encoded_record_len(&input).unwrap()];
-        encode_record(
-            &input,
-            &RecordHeaderFields {
-                queue_offset,
-                physical_offset,
-                store_timestamp: 1_700_000_000_500,
-                body_crc: rocketmq_common::message::body_crc(body),
-            },
-            &mut buf,
-        )
-        .unwrap();
-        buf
-    }
+    use rocketmq_testkit::stored_record as record;
 
     #[test]
     fn decodes_concatenated_records_and_ids() {

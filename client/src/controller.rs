@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use std::sync::RwLock;
 
-use crate::protocol::headers::controller::{GetMetaDataResponseHeader, NotLeaderResponseHeader};
-use crate::protocol::{RemotingCommand, RequestCode, ResponseCode};
-use crate::remoting::{RemotingClient, RemotingError};
+use rocketmq_common::protocol::headers::controller::{
+    GetMetaDataResponseHeader, NotLeaderResponseHeader,
+};
+use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
+use rocketmq_common::remoting::{RemotingClient, RemotingError};
 
 /// How many times a request follows a leader change before giving up.
 const MAX_REDIRECTS: usize = 3;

@@ -56,7 +56,7 @@ fn local_cluster_serves_mqbench_and_stops_on_sigterm() {
         }
     });
 
-    let out = Command::new(env!("CARGO_BIN_EXE_mqbench"))
+    let out = Command::new(rocketmq_testkit::binary("rocketmq-tools", "mqbench"))
         .args([
             "produce",
             "-n",
