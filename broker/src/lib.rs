@@ -1,6 +1,6 @@
 //! The RocketMQ broker over the message store (crate `rocketmq-store`): persisted metadata
 //! ([`metadata`]), client tables ([`clients`]), long polling ([`long_polling`]), request
-//! processors ([`processor`]), transactions ([`transaction`]), timers ([`timer`]),
+//! processors ([`processor`]), POP consumption and revive ([`pop`]), transactions ([`transaction`]), timers ([`timer`]),
 //! replication and controller mode ([`ha`]) and the process wiring ([`BrokerServer`]).
 
 pub mod clients;
@@ -11,6 +11,7 @@ pub mod ha;
 pub mod locks;
 pub mod long_polling;
 pub mod metadata;
+pub mod pop;
 pub mod processor;
 pub mod registration;
 pub mod schedule;

@@ -58,6 +58,25 @@ impl LongPolling {
         }
     }
 
+    /// Waits until an arrival on any of `queues` (queue id -1: any queue of the topic) or
+    /// `timeout`; returns whether something arrived. Callers re-check their condition after.
+    pub async fn wait_any(&self, queues: &[(&str, i32)], timeout: Duration) -> bool {
+        let notifies: Vec<Arc<Notify>> =
+            queues.iter().map(|(t, q)| self.notify_for(t, *q)).collect();
+        let mut waits: Vec<_> = notifies.iter().map(|n| Box::pin(n.notified())).collect();
+        for w in &mut waits {
+            w.as_mut().enable();
+        }
+        tokio::time::timeout(timeout, futures_util::future::select_all(waits))
+            .await
+            .is_ok()
+    }
+
+    /// Wakes the waiters of a queue and of its topic (a FIFO queue unblocked by an ack).
+    pub fn notify(&self, topic: &str, queue_id: i32) {
+        self.on_message_arrived(topic, queue_id, 0);
+    }
+
     /// Number of queues with a notifier (metrics).
     pub fn tracked_queues(&self) -> usize {
         self.queues.read().values().map(HashMap::len).sum()
@@ -66,8 +85,12 @@ impl LongPolling {
 
 impl MessageArrivalListener for LongPolling {
     fn on_message_arrived(&self, topic: &str, queue_id: i32, _queue_offset: i64) {
-        if let Some(n) = self.queues.read().get(topic).and_then(|q| q.get(&queue_id)) {
-            n.notify_waiters();
+        if let Some(queues) = self.queues.read().get(topic) {
+            for q in [queue_id, -1] {
+                if let Some(n) = queues.get(&q) {
+                    n.notify_waiters();
+                }
+            }
         }
     }
 }

@@ -145,6 +145,10 @@ impl TopicConfigManager {
             TopicConfig::new(SCHEDULE_TOPIC, 18),
             TopicConfig::new(TRANS_HALF_TOPIC, 1),
             TopicConfig::new(TRANS_OP_HALF_TOPIC, 1),
+            TopicConfig::new(
+                rocketmq_common::pop::revive_topic(cluster_name),
+                crate::pop::REVIVE_QUEUE_NUM,
+            ),
         ];
         if timer_enable {
             system.push(TopicConfig::new(TIMER_TOPIC, 1));

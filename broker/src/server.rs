@@ -338,6 +338,9 @@ impl BrokerServer {
             locks: Arc::new(crate::locks::QueueLockManager::new(
                 config.rebalance_lock_max_live_time,
             )),
+            pop: Arc::new(crate::pop::PopState::load(
+                config_dir.join("messageRequestMode.json"),
+            )),
             registration: registration.clone(),
             replication: replication.clone(),
             controller: controller.clone(),
@@ -398,6 +401,10 @@ impl BrokerServer {
             timer.start(background.clone());
         }
         tokio::spawn(crate::transaction::run_check_service(
+            ctx.clone(),
+            background.clone(),
+        ));
+        tokio::spawn(crate::pop::run_revive_service(
             ctx.clone(),
             background.clone(),
         ));

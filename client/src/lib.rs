@@ -7,12 +7,15 @@
 //!   refreshed on demand and periodically, master and replica selection;
 //! - [`controller`] — [`ControllerClient`](controller::ControllerClient): finds the controller
 //!   leader and follows it;
-//! - [`message`] — stored messages decoded from query, pull and pop bodies.
+//! - [`message`] — stored messages decoded from query, pull and pop bodies;
+//! - [`pop`] — POP, ACK, CHANGE_MESSAGE_INVISIBLETIME and NOTIFICATION calls, and the
+//!   receipts of popped messages.
 
 pub mod api;
 pub mod controller;
 pub mod error;
 pub mod message;
+pub mod pop;
 pub mod route;
 
 pub use api::MqClient;

@@ -20,6 +20,7 @@ pub mod lenient;
 pub mod message;
 pub mod observability;
 pub mod persist;
+pub mod pop;
 pub mod protocol;
 pub mod remoting;
 pub mod route;

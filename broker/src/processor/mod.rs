@@ -7,6 +7,7 @@ mod client;
 mod end_transaction;
 mod lock;
 mod offset;
+mod pop;
 mod pull;
 mod query;
 mod replica;
@@ -69,6 +70,8 @@ pub struct BrokerContext {
     pub filters: Arc<FilterCompiler>,
     /// Queue locks of orderly consumers.
     pub locks: Arc<QueueLockManager>,
+    /// POP state (queues being popped, FIFO pops, request modes).
+    pub pop: Arc<crate::pop::PopState>,
     /// Name server registration (re-registers on topic changes).
     pub registration: Arc<NamesrvRegistration>,
     /// Roles, the HA stream and every write's replication (see [`crate::ha`]).
@@ -200,6 +203,18 @@ pub fn dispatcher(ctx: Arc<BrokerContext>) -> Dispatcher {
     d.register_all(
         &[RequestCode::LOCK_BATCH_MQ, RequestCode::UNLOCK_BATCH_MQ],
         Arc::new(lock::LockProcessor::new(ctx.clone())),
+    );
+    d.register_all(
+        &[
+            RequestCode::POP_MESSAGE,
+            RequestCode::ACK_MESSAGE,
+            RequestCode::BATCH_ACK_MESSAGE,
+            RequestCode::CHANGE_MESSAGE_INVISIBLETIME,
+            RequestCode::NOTIFICATION,
+            RequestCode::QUERY_ASSIGNMENT,
+            RequestCode::SET_MESSAGE_REQUEST_MODE,
+        ],
+        Arc::new(pop::PopProcessor::new(ctx.clone())),
     );
     d.register(
         RequestCode::END_TRANSACTION,

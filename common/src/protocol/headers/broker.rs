@@ -516,3 +516,129 @@ command_header! {
         version: String = "version",
     }
 }
+
+command_header! {
+    /// POP_MESSAGE (200050) request (`PopMessageRequestHeader`).
+    pub struct PopMessageRequestHeader {
+        /// Consumer group.
+        consumer_group: String = "consumerGroup",
+        /// Topic (never its retry topic: the broker mixes that in).
+        topic: String = "topic",
+        /// One queue, or -1 for every readable queue.
+        queue_id: i32 = "queueId",
+        /// Most messages to return (at most 32).
+        max_msg_nums: i32 = "maxMsgNums",
+        /// How long popped messages stay invisible (ms).
+        invisible_time: i64 = "invisibleTime",
+        /// How long the broker may hold the request when nothing is there (ms; ≤ 0: no hold).
+        poll_time: i64 = "pollTime",
+        /// Client time of the request (ms; 0: the broker's now).
+        born_time: i64 = "bornTime",
+        /// Where a group without an offset starts: 0 = the first message, 1 = the end.
+        init_mode: i32 = "initMode",
+        /// `TAG` or `SQL92`.
+        exp_type: Option<String> = "expType",
+        /// Filter expression (`*` when absent).
+        exp: Option<String> = "exp",
+        /// FIFO pop: a queue's next messages wait until the popped ones are acked.
+        order: Option<bool> = "order",
+        /// FIFO retry token: the same attempt gets the same messages again.
+        attempt_id: Option<String> = "attemptId",
+    }
+}
+
+command_header! {
+    /// POP_MESSAGE response (`PopMessageResponseHeader`).
+    pub struct PopMessageResponseHeader {
+        /// Broker time of the pop (ms).
+        pop_time: i64 = "popTime",
+        /// Invisible time granted (ms).
+        invisible_time: i64 = "invisibleTime",
+        /// Revive queue of the checkpoints (999 for a FIFO pop).
+        revive_qid: i32 = "reviveQid",
+        /// Messages left behind in the queues scanned.
+        rest_num: i64 = "restNum",
+        /// `"<flag> <queueId> <ckOffset>"` per queue, `;`-joined.
+        start_offset_info: Option<String> = "startOffsetInfo",
+        /// `"<flag> <queueId> <off>,<off>..."` per queue, `;`-joined.
+        msg_offset_info: Option<String> = "msgOffsetInfo",
+        /// FIFO delivery counts per message and per queue.
+        order_count_info: Option<String> = "orderCountInfo",
+    }
+}
+
+command_header! {
+    /// ACK_MESSAGE (200051) request (`AckMessageRequestHeader`).
+    pub struct AckMessageRequestHeader {
+        /// Consumer group.
+        consumer_group: String = "consumerGroup",
+        /// The message's real topic (its retry topic for a retried message).
+        topic: String = "topic",
+        /// Queue of the message in that topic.
+        queue_id: i32 = "queueId",
+        /// The message's receipt (`POP_CK`).
+        extra_info: String = "extraInfo",
+        /// Queue offset of the message.
+        offset: i64 = "offset",
+    }
+}
+
+command_header! {
+    /// CHANGE_MESSAGE_INVISIBLETIME (200053) request (`ChangeInvisibleTimeRequestHeader`).
+    pub struct ChangeInvisibleTimeRequestHeader {
+        /// Consumer group.
+        consumer_group: String = "consumerGroup",
+        /// The message's real topic.
+        topic: String = "topic",
+        /// Queue of the message.
+        queue_id: i32 = "queueId",
+        /// The message's current receipt.
+        extra_info: String = "extraInfo",
+        /// Queue offset of the message.
+        offset: i64 = "offset",
+        /// New invisible time, counted from now (ms).
+        invisible_time: i64 = "invisibleTime",
+    }
+}
+
+command_header! {
+    /// CHANGE_MESSAGE_INVISIBLETIME response: the client builds the new receipt from it.
+    pub struct ChangeInvisibleTimeResponseHeader {
+        /// The new pop time (ms).
+        pop_time: i64 = "popTime",
+        /// The invisible time from `pop_time` (ms).
+        invisible_time: i64 = "invisibleTime",
+        /// Revive queue of the new checkpoint.
+        revive_qid: i32 = "reviveQid",
+    }
+}
+
+command_header! {
+    /// NOTIFICATION (200054) request: is there anything to pop? (long polling)
+    pub struct NotificationRequestHeader {
+        /// Consumer group.
+        consumer_group: String = "consumerGroup",
+        /// Topic.
+        topic: String = "topic",
+        /// One queue, or -1 for all.
+        queue_id: i32 = "queueId",
+        /// How long the broker may hold the request (ms).
+        poll_time: i64 = "pollTime",
+        /// Client time of the request (ms).
+        born_time: i64 = "bornTime",
+        /// FIFO: a queue waiting for acks counts as empty.
+        order: Option<bool> = "order",
+        /// FIFO retry token.
+        attempt_id: Option<String> = "attemptId",
+    }
+}
+
+command_header! {
+    /// NOTIFICATION response.
+    pub struct NotificationResponseHeader {
+        /// Whether a pop would find messages.
+        has_msg: bool = "hasMsg",
+        /// Whether the broker could not hold the request.
+        polling_full: Option<bool> = "pollingFull",
+    }
+}
