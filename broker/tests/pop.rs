@@ -70,13 +70,17 @@ async fn send(client: &MqClient, addr: &str, topic: &str, queue_id: i32, key: &s
 /// Waits until `topic` holds `total` messages in its first `queues` queues (sends are
 /// acknowledged before the ConsumeQueue makes them readable).
 async fn wait_readable(client: &MqClient, addr: &str, topic: &str, queues: i32, total: i64) {
-    wait_until("sent messages readable", Duration::from_secs(10), || async {
-        let mut n = 0;
-        for q in 0..queues {
-            n += client.queue_offset(addr, topic, q, true).await.ok()?;
-        }
-        (n == total).then_some(())
-    })
+    wait_until(
+        "sent messages readable",
+        Duration::from_secs(10),
+        || async {
+            let mut n = 0;
+            for q in 0..queues {
+                n += client.queue_offset(addr, topic, q, true).await.ok()?;
+            }
+            (n == total).then_some(())
+        },
+    )
     .await;
 }
 

@@ -730,6 +730,57 @@ impl MqClient {
             .map_err(|e| ClientError::bad_body(addr, "send response header", e))
     }
 
+    /// HEART_BEAT (34): registers producers and consumers of this client with the broker
+    /// (a producer group's connection is where the broker sends transaction checks).
+    pub async fn heartbeat(
+        &self,
+        addr: &str,
+        data: &rocketmq_common::body::HeartbeatData,
+    ) -> Result<(), ClientError> {
+        let request = RemotingCommand::bare_request(RequestCode::HEART_BEAT)
+            .with_body(serde_json::to_vec(data).expect("heartbeats serialise"));
+        self.broker_invoke_ok(addr, request).await.map(drop)
+    }
+
+    /// QUERY_CONSUMER_OFFSET (14): the group's committed offset of a queue, `None` when it
+    /// has none.
+    pub async fn query_consumer_offset(
+        &self,
+        addr: &str,
+        group: &str,
+        topic: &str,
+        queue_id: i32,
+    ) -> Result<Option<i64>, ClientError> {
+        let header = rocketmq_common::protocol::headers::broker::QueryConsumerOffsetRequestHeader {
+            consumer_group: group.to_string(),
+            topic: topic.to_string(),
+            queue_id,
+            set_zero_if_not_found: Some(false),
+            broker_name: None,
+        };
+        let request = RemotingCommand::request(RequestCode::QUERY_CONSUMER_OFFSET, &header);
+        let response = self.remoting.invoke(addr, request, self.timeout).await?;
+        if response.code == ResponseCode::QueryNotFound.as_i32() {
+            return Ok(None);
+        }
+        let response = check_success(addr, response)?;
+        let h: OffsetResponseHeader = response
+            .decode_header()
+            .map_err(|e| ClientError::bad_body(addr, "offset header", e))?;
+        Ok(Some(h.offset))
+    }
+
+    /// CONSUMER_SEND_MSG_BACK (36): gives a consumed message back for redelivery, or with a
+    /// negative delay level straight to the group's DLQ.
+    pub async fn send_back(
+        &self,
+        addr: &str,
+        header: &rocketmq_common::protocol::headers::broker::ConsumerSendMsgBackRequestHeader,
+    ) -> Result<(), ClientError> {
+        let request = RemotingCommand::request(RequestCode::CONSUMER_SEND_MSG_BACK, header);
+        self.broker_invoke_ok(addr, request).await.map(drop)
+    }
+
     /// GET_BROKER_RUNTIME_INFO (28): the broker's runtime figures (TPS, version, ...).
     pub async fn broker_runtime_info(&self, addr: &str) -> Result<KvTable, ClientError> {
         let request = RemotingCommand::bare_request(RequestCode::GET_BROKER_RUNTIME_INFO);

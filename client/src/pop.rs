@@ -168,12 +168,26 @@ impl MqClient {
         group: &str,
         popped: &PoppedMessage,
     ) -> Result<(), ClientError> {
+        self.ack_receipt(addr, group, &popped.message.topic, &popped.receipt)
+            .await
+    }
+
+    /// ACK_MESSAGE (200051) by receipt; `topic` is the one the consumer popped.
+    pub async fn ack_receipt(
+        &self,
+        addr: &str,
+        group: &str,
+        topic: &str,
+        receipt: &ExtraInfo,
+    ) -> Result<(), ClientError> {
+        let mut extra = receipt.clone();
+        extra.commit_log_offset = None;
         let header = AckMessageRequestHeader {
             consumer_group: group.to_string(),
-            topic: popped.real_topic(group),
-            queue_id: popped.receipt.queue_id,
-            extra_info: popped.receipt.to_string(),
-            offset: popped.receipt.queue_offset,
+            topic: receipt.topic_flag.real_topic(topic, group),
+            queue_id: receipt.queue_id,
+            extra_info: extra.to_string(),
+            offset: receipt.queue_offset,
         };
         let request = RemotingCommand::request(RequestCode::ACK_MESSAGE, &header);
         check_success(
@@ -211,12 +225,34 @@ impl MqClient {
         popped: &PoppedMessage,
         invisible_time: i64,
     ) -> Result<ExtraInfo, ClientError> {
+        self.change_invisible_receipt(
+            addr,
+            group,
+            &popped.message.topic,
+            &popped.receipt,
+            invisible_time,
+        )
+        .await
+    }
+
+    /// CHANGE_MESSAGE_INVISIBLETIME (200053) by receipt; `topic` is the one the consumer
+    /// popped. The new receipt keeps the old one's CommitLog offset.
+    pub async fn change_invisible_receipt(
+        &self,
+        addr: &str,
+        group: &str,
+        topic: &str,
+        receipt: &ExtraInfo,
+        invisible_time: i64,
+    ) -> Result<ExtraInfo, ClientError> {
+        let mut extra = receipt.clone();
+        extra.commit_log_offset = None;
         let header = ChangeInvisibleTimeRequestHeader {
             consumer_group: group.to_string(),
-            topic: popped.real_topic(group),
-            queue_id: popped.receipt.queue_id,
-            extra_info: popped.receipt.to_string(),
-            offset: popped.receipt.queue_offset,
+            topic: receipt.topic_flag.real_topic(topic, group),
+            queue_id: receipt.queue_id,
+            extra_info: extra.to_string(),
+            offset: receipt.queue_offset,
             invisible_time,
         };
         let request = RemotingCommand::request(RequestCode::CHANGE_MESSAGE_INVISIBLETIME, &header);
@@ -229,15 +265,15 @@ impl MqClient {
         let h: ChangeInvisibleTimeResponseHeader = response
             .decode_header()
             .map_err(|e| ClientError::bad_body(addr, "change invisible time header", e))?;
-        let mut receipt = popped.receipt.clone();
-        if !receipt.is_order() {
+        let mut new = receipt.clone();
+        if !new.is_order() {
             // The broker wrote a one-message checkpoint starting at the message.
-            receipt.ck_queue_offset = popped.receipt.queue_offset;
+            new.ck_queue_offset = receipt.queue_offset;
         }
-        receipt.pop_time = h.pop_time;
-        receipt.invisible_time = h.invisible_time;
-        receipt.revive_qid = h.revive_qid;
-        Ok(receipt)
+        new.pop_time = h.pop_time;
+        new.invisible_time = h.invisible_time;
+        new.revive_qid = h.revive_qid;
+        Ok(new)
     }
 
     /// NOTIFICATION (200054): whether a pop would find messages, held up to the poll time.

@@ -1,15 +1,16 @@
-//! `rocketmq-local`: a name server and a broker in one process, data in a local folder —
-//! the quickest way to produce and consume on one machine.
+//! `rocketmq-local`: a name server, a broker and a gRPC proxy in one process, data in a
+//! local folder — the quickest way to produce and consume on one machine, with Remoting
+//! clients (name server 9876) and RocketMQ 5 gRPC clients (proxy 8081) alike.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rocketmq_broker::{BrokerConfig, BrokerServer};
-use rocketmq_common::config::Properties;
-use rocketmq_namesrv::{NamesrvConfig, NamesrvServer};
+use rocketmq_proxy::local::{LocalCluster, LocalOptions};
+use rocketmq_proxy::{ProxyConfig, ProxyServer};
 
-/// Name server on 9876 and broker on 10911 (metrics on 9877 and 5557), data under `--dir`.
+/// Name server on 9876, broker on 10911, gRPC proxy on 8081 (metrics on 9877, 5557 and
+/// 5558), data under `--dir`.
 #[derive(Parser, Debug)]
 #[command(name = "rocketmq-local", version)]
 struct Args {
@@ -22,12 +23,18 @@ struct Args {
     /// Broker port.
     #[arg(long, default_value_t = 10911)]
     broker_port: u16,
+    /// gRPC proxy port (0 picks a free one).
+    #[arg(long, default_value_t = 8081)]
+    grpc_port: u16,
     /// Name server Prometheus port (0 disables).
     #[arg(long, default_value_t = 9877)]
     namesrv_metrics_port: u16,
     /// Broker Prometheus port (0 disables).
     #[arg(long, default_value_t = 5557)]
     broker_metrics_port: u16,
+    /// Proxy Prometheus port (0 disables).
+    #[arg(long, default_value_t = 5558)]
+    proxy_metrics_port: u16,
     /// Extra broker.conf to apply on top of the defaults.
     #[arg(short = 'c', long = "configFile")]
     config_file: Option<PathBuf>,
@@ -36,78 +43,54 @@ struct Args {
 fn main() -> ExitCode {
     rocketmq_common::observability::init_logging();
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match rocketmq_common::cli::server_runtime("rocketmq-local") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("rocketmq-local: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
-        let namesrv = match NamesrvServer::start(NamesrvConfig {
-            listen_addr: ([127, 0, 0, 1], args.namesrv_port).into(),
-            kv_config_path: args.dir.join("namesrv").join("kvConfig.json"),
-            metrics_port: args.namesrv_metrics_port,
-            ..NamesrvConfig::default()
-        })
-        .await
-        {
-            Ok(n) => n,
+        let options = LocalOptions {
+            dir: args.dir.clone(),
+            namesrv_port: args.namesrv_port,
+            broker_port: args.broker_port,
+            namesrv_metrics_port: args.namesrv_metrics_port,
+            broker_metrics_port: args.broker_metrics_port,
+            broker_config_file: args.config_file.clone(),
+        };
+        let local = match LocalCluster::start(&options).await {
+            Ok(l) => l,
             Err(e) => {
-                eprintln!("rocketmq-local: name server: {e}");
+                eprintln!("rocketmq-local: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let mut props = match &args.config_file {
-            Some(path) => match Properties::load(path) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("rocketmq-local: {e}");
-                    return ExitCode::from(2);
-                }
-            },
-            None => Properties::default(),
-        };
-        props.set("namesrvAddr", namesrv.local_addr().to_string());
-        props.set("listenPort", args.broker_port.to_string());
-        props.set("bindAddress", "127.0.0.1");
-        props.set("metricsPort", args.broker_metrics_port.to_string());
-        props.set("brokerIP1", "127.0.0.1");
-        if props.get("storePathRootDir").is_none() {
-            props.set(
-                "storePathRootDir",
-                args.dir.join("store").display().to_string(),
-            );
-        }
-        let config = match BrokerConfig::from_properties(&props) {
-            Ok(c) => c,
+        let proxy = match ProxyServer::start(ProxyConfig {
+            namesrv_addrs: vec![local.namesrv.local_addr().to_string()],
+            listen_addr: ([127, 0, 0, 1], args.grpc_port).into(),
+            metrics_port: args.proxy_metrics_port,
+            ..ProxyConfig::default()
+        })
+        .await
+        {
+            Ok(p) => p,
             Err(e) => {
-                eprintln!("rocketmq-local: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let broker = match BrokerServer::start(config).await {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("rocketmq-local: broker: {e}");
-                namesrv.shutdown().await;
+                eprintln!("rocketmq-local: proxy: {e}");
+                local.shutdown().await;
                 return ExitCode::FAILURE;
             }
         };
         println!(
-            "rocketmq-local: name server {} and broker {} are up (data in {}). \
-             Try: NAMESRV_ADDR={} mqbench produce -n $NAMESRV_ADDR; Ctrl-C stops.",
-            namesrv.local_addr(),
-            broker.broker_addr(),
+            "rocketmq-local: name server {}, broker {} and gRPC proxy {} are up (data in {}). \
+             Remoting clients: NAMESRV_ADDR={}; RocketMQ 5 clients: endpoint {}. Ctrl-C stops.",
+            local.namesrv.local_addr(),
+            local.broker.broker_addr(),
+            proxy.local_addr(),
             args.dir.display(),
-            namesrv.local_addr()
+            local.namesrv.local_addr(),
+            proxy.local_addr()
         );
         rocketmq_common::signal::wait_for_termination().await;
-        broker.shutdown().await;
-        namesrv.shutdown().await;
+        proxy.shutdown().await;
+        local.shutdown().await;
         ExitCode::SUCCESS
     })
 }

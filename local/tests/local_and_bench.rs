@@ -28,7 +28,16 @@ fn local_cluster_serves_mqbench_and_stops_on_sigterm() {
             "--broker-port",
             &broker_port.to_string(),
         ])
-        .args(["--namesrv-metrics-port", "0", "--broker-metrics-port", "0"])
+        .args([
+            "--namesrv-metrics-port",
+            "0",
+            "--broker-metrics-port",
+            "0",
+            "--proxy-metrics-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
