@@ -17,6 +17,9 @@ use crate::pb;
 use crate::pb::messaging_service_server::MessagingServiceServer;
 use crate::service::{Messaging, ProxyCore};
 
+/// Longest a shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// How a proxy runs.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -173,13 +176,14 @@ impl ProxyServer {
         );
         let mut registry = prometheus_client::registry::Registry::with_prefix("rocketmq_proxy");
         let metrics = ProxyMetrics::register(&mut registry);
+        let stop = CancellationToken::new();
         let core = ProxyCore::new(
             client,
             endpoints(&host, addr.port()),
             config.max_message_size,
             metrics,
+            stop.clone(),
         );
-        let stop = CancellationToken::new();
         tokio::spawn(core.clone().run_producer_heartbeats(stop.clone()));
         {
             let core = core.clone();
@@ -231,10 +235,20 @@ impl ProxyServer {
         self.metrics_addr
     }
 
-    /// Stops accepting, lets requests in flight (and their streams) finish, then returns.
-    pub async fn shutdown(self) {
+    /// Stops accepting, ends telemetry streams, lets requests in flight (held receives
+    /// included, at most 20 s) finish, then returns; connections still open after 30 s are
+    /// dropped.
+    pub async fn shutdown(mut self) {
         info!("proxy shutting down: draining requests in flight");
         self.stop.cancel();
-        let _ = self.serving.await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.serving)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "requests still in flight after {SHUTDOWN_GRACE:?}; closing their connections"
+            );
+            self.serving.abort();
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use parking_lot::Mutex;
 use rocketmq_client::error::ClientError;
 use rocketmq_client::route::Route;
@@ -62,6 +62,8 @@ pub struct ProxyCore {
     endpoints: pb::Endpoints,
     instance_id: String,
     metrics: ProxyMetrics,
+    /// Cancelled at shutdown: telemetry streams end so clients move on.
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 /// The MessagingService implementation.
@@ -194,6 +196,7 @@ impl ProxyCore {
         endpoints: pb::Endpoints,
         max_body: usize,
         metrics: ProxyMetrics,
+        stopping: tokio_util::sync::CancellationToken,
     ) -> Arc<Self> {
         let instance_id = format!("mqproxy@{}@{}", std::process::id(), now_ms());
         Arc::new(Self {
@@ -205,6 +208,7 @@ impl ProxyCore {
             endpoints,
             instance_id,
             metrics,
+            stopping,
         })
     }
 
@@ -859,9 +863,14 @@ impl MessagingService for Messaging {
             .or_default()
             .telemetry = Some(tx.clone());
         let core = self.core.clone();
+        let stopping = self.core.stopping.clone();
         tokio::spawn(async move {
             loop {
-                let command = match inbound.message().await {
+                let next = tokio::select! {
+                    _ = stopping.cancelled() => break,
+                    next = inbound.message() => next,
+                };
+                let command = match next {
                     Ok(Some(c)) => c,
                     Ok(None) => break,
                     Err(e) => {
@@ -911,7 +920,11 @@ impl MessagingService for Messaging {
                 s.telemetry = None;
             }
         });
-        let stream: Self::TelemetryStream = Box::pin(ReceiverStream::new(rx));
+        // The stream ends at shutdown, so a graceful stop is not held up by clients that
+        // keep their telemetry open for as long as they live.
+        let stream: Self::TelemetryStream = Box::pin(
+            ReceiverStream::new(rx).take_until(self.core.stopping.clone().cancelled_owned()),
+        );
         Ok(Response::new(stream))
     }
 

@@ -22,6 +22,8 @@ pub struct Local {
     pub store: PathBuf,
     /// The broker's address.
     pub broker: String,
+    /// The name server's address.
+    pub namesrv: String,
 }
 
 impl Drop for Local {
@@ -34,14 +36,16 @@ impl Drop for Local {
     }
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
 }
 
-fn sibling(name: &str) -> PathBuf {
+/// A binary built beside this one.
+pub fn sibling(name: &str) -> PathBuf {
     let bin = std::env::current_exe()
         .expect("current exe")
         .with_file_name(name);
@@ -99,6 +103,7 @@ pub fn start_local(store_dir: Option<&Path>, extra: &str) -> Local {
         broker_pid,
         store,
         broker: format!("127.0.0.1:{broker_port}"),
+        namesrv: format!("127.0.0.1:{ns_port}"),
     }
 }
 

@@ -4,6 +4,8 @@
 //! latency percentiles with N concurrent connections, next to the protocol floor: the same
 //! server answering a request code it does not support (framing, dispatch and the round
 //! trip, no route work). Without `-n` it starts a local `mqnamesrv` from the same build.
+//!
+//! `mqbench proxy` — the gRPC proxy beside direct Remoting (see `bench/grpc.rs`).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +27,8 @@ struct Args {
     command: Bench,
 }
 
+#[path = "../bench/grpc.rs"]
+mod grpc;
 #[path = "../bench/local.rs"]
 mod local;
 #[path = "../bench/produce.rs"]
@@ -120,6 +124,19 @@ enum Bench {
         #[arg(short = 'k', long, default_value_t = 20)]
         kills: usize,
     },
+    /// The gRPC proxy beside direct Remoting: produce and consume throughput and latency in
+    /// cluster mode (mqproxy in front of mqnamesrv and mqbroker) and local mode.
+    Proxy {
+        /// Concurrent connections (producers and gRPC consumers).
+        #[arg(short = 'c', long, default_value_t = 16)]
+        connections: usize,
+        /// Message body size in bytes.
+        #[arg(short = 's', long, default_value_t = 1024)]
+        size: usize,
+        /// Seconds per produce mode.
+        #[arg(short = 'd', long, default_value_t = 10)]
+        duration: u64,
+    },
     /// Route lookups against a name server.
     Route {
         /// Name server address; default: start a local mqnamesrv (NAMESRV_ADDR is honoured).
@@ -199,6 +216,15 @@ fn main() {
             size,
             duration: Duration::from_secs(duration),
             kills,
+        })),
+        Bench::Proxy {
+            connections,
+            size,
+            duration,
+        } => runtime.block_on(grpc::run(grpc::ProxyArgs {
+            connections,
+            size,
+            duration: Duration::from_secs(duration),
         })),
         Bench::Route {
             namesrv_addr,

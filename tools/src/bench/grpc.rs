@@ -1,0 +1,381 @@
+//! `mqbench proxy`: what the gRPC proxy costs. Producers send the same messages straight to
+//! the broker over Remoting and through `mqproxy` over gRPC (`SendMessage`), in cluster mode
+//! (proxy process in front of name server and broker processes) and in local mode (one
+//! `mqproxy --mode local` process), same run, same message size; then consumers drain what
+//! was sent, over Remoting pulls and over gRPC `ReceiveMessage` + `AckMessage`.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rocketmq_client::MqClient;
+use rocketmq_client::api::PullQueue;
+use rocketmq_proto::pb::{self, messaging_service_client::MessagingServiceClient};
+use rocketmq_tools::Latencies;
+use tonic::transport::Channel;
+
+use crate::local::{T, create_topic, free_port, sibling, start_local, wait_until_serving};
+use crate::produce::{Figures, drive};
+
+/// Settings of a proxy run.
+pub struct ProxyArgs {
+    pub connections: usize,
+    pub size: usize,
+    pub duration: Duration,
+}
+
+const TOPIC: &str = "ProxyBench";
+const QUEUES: i32 = 8;
+const OK: i32 = pb::Code::Ok as i32;
+
+struct Proxy(Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_proxy(args: &[&str]) -> Proxy {
+    Proxy(
+        Command::new(sibling("mqproxy"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mqproxy"),
+    )
+}
+
+fn resource(name: &str) -> pb::Resource {
+    pb::Resource {
+        resource_namespace: String::new(),
+        name: name.to_string(),
+    }
+}
+
+fn request<T>(body: T, client: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(body);
+    r.metadata_mut()
+        .insert("x-mq-client-id", client.parse().expect("ascii client id"));
+    r
+}
+
+async fn connect(addr: &str) -> MessagingServiceClient<Channel> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut c) = MessagingServiceClient::connect(format!("http://{addr}")).await {
+            let route = c
+                .query_route(request(
+                    pb::QueryRouteRequest {
+                        topic: Some(resource(TOPIC)),
+                        endpoints: None,
+                    },
+                    "bench",
+                ))
+                .await;
+            if route.is_ok_and(|r| r.get_ref().status.as_ref().is_some_and(|s| s.code == OK)) {
+                return c;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "proxy at {addr} never served the topic"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// gRPC producers: one channel each, one SendMessage of one message in flight.
+async fn drive_grpc(addr: &str, connections: usize, size: usize, duration: Duration) -> Figures {
+    let sent = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let stop_at = start + duration;
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let mut client = connect(addr).await;
+        let (sent, errors) = (sent.clone(), errors.clone());
+        let body = vec![b'x'; size];
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Latencies::default();
+            let mut n = 0u64;
+            while Instant::now() < stop_at {
+                let message = pb::Message {
+                    topic: Some(resource(TOPIC)),
+                    user_properties: Default::default(),
+                    system_properties: Some(pb::SystemProperties {
+                        message_id: format!("BENCH{c:04}{n:012}"),
+                        message_type: pb::MessageType::Normal as i32,
+                        ..Default::default()
+                    }),
+                    body: body.clone(),
+                };
+                n += 1;
+                let t = Instant::now();
+                let r = client
+                    .send_message(request(
+                        pb::SendMessageRequest {
+                            messages: vec![message],
+                        },
+                        "bench",
+                    ))
+                    .await;
+                match r {
+                    Ok(r) if r.get_ref().status.as_ref().is_some_and(|s| s.code == OK) => {
+                        latencies.record(t.elapsed());
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Latencies::default();
+    for t in tasks {
+        latencies.merge(t.await.expect("producer task"));
+    }
+    Figures {
+        sent: sent.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+/// Consumers draining `total` messages over gRPC: receive 32, ack them, repeat.
+async fn drain_grpc(addr: &str, connections: usize, total: u64) -> Figures {
+    let got = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let mut client = connect(addr).await;
+        let (got, errors) = (got.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Latencies::default();
+            let group = resource("ProxyBenchGroup");
+            while got.load(Ordering::Relaxed) < total {
+                let t = Instant::now();
+                let receive = pb::ReceiveMessageRequest {
+                    group: Some(group.clone()),
+                    message_queue: Some(pb::MessageQueue {
+                        topic: Some(resource(TOPIC)),
+                        id: -1,
+                        ..Default::default()
+                    }),
+                    filter_expression: Some(pb::FilterExpression {
+                        r#type: pb::FilterType::Tag as i32,
+                        expression: "*".into(),
+                    }),
+                    batch_size: 32,
+                    invisible_duration: Some(pb_duration(60)),
+                    auto_renew: false,
+                    long_polling_timeout: Some(pb_duration(1)),
+                    attempt_id: None,
+                };
+                let Ok(stream) = client.receive_message(request(receive, "bench")).await else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let mut stream = stream.into_inner();
+                let mut entries = Vec::new();
+                while let Ok(Some(item)) = stream.message().await {
+                    if let Some(pb::receive_message_response::Content::Message(m)) = item.content
+                        && let Some(sys) = m.system_properties
+                    {
+                        entries.push(pb::AckMessageEntry {
+                            message_id: sys.message_id,
+                            receipt_handle: sys.receipt_handle.unwrap_or_default(),
+                        });
+                    }
+                }
+                if entries.is_empty() {
+                    continue;
+                }
+                let n = entries.len() as u64;
+                let ack = pb::AckMessageRequest {
+                    group: Some(group.clone()),
+                    topic: Some(resource(TOPIC)),
+                    entries,
+                };
+                match client.ack_message(request(ack, "bench")).await {
+                    Ok(r) if r.get_ref().status.as_ref().is_some_and(|s| s.code == OK) => {
+                        latencies.record(t.elapsed());
+                        got.fetch_add(n, Ordering::Relaxed);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Latencies::default();
+    for t in tasks {
+        latencies.merge(t.await.expect("consumer task"));
+    }
+    Figures {
+        sent: got.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+fn pb_duration(secs: i64) -> rocketmq_proto::prost_types::Duration {
+    rocketmq_proto::prost_types::Duration {
+        seconds: secs,
+        nanos: 0,
+    }
+}
+
+/// Consumers draining `total` messages straight from the broker: Remoting pulls of 32,
+/// one task per queue, offsets kept by the task.
+async fn drain_remoting(broker: &str, total: u64) -> Figures {
+    let got = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for q in 0..QUEUES {
+        let (broker, got) = (broker.to_string(), got.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = MqClient::for_brokers(T);
+            let mut latencies = Latencies::default();
+            let mut offset = 0;
+            let queue = PullQueue {
+                group: "ProxyBenchPull",
+                topic: TOPIC,
+                queue_id: q,
+            };
+            while got.load(Ordering::Relaxed) < total {
+                let t = Instant::now();
+                let Ok(batch) = client.pull(&broker, &queue, offset, 32, "*").await else {
+                    continue;
+                };
+                if batch.messages.is_empty() {
+                    if batch.next_begin_offset <= offset {
+                        // This queue is drained; the others finish the count.
+                        break;
+                    }
+                } else {
+                    latencies.record(t.elapsed());
+                    got.fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
+                }
+                offset = batch.next_begin_offset.max(offset);
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Latencies::default();
+    for t in tasks {
+        latencies.merge(t.await.expect("pull task"));
+    }
+    Figures {
+        sent: got.load(Ordering::Relaxed),
+        errors: 0,
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn row(name: &str, f: &mut Figures, baseline: Option<f64>) {
+    let ratio = baseline.map_or(String::new(), |b| format!("  {:.2}× direct", f.rate() / b));
+    println!(
+        "  {name:<34} {:>9.0} msgs/s  p50 {:>7.3} ms  p99 {:>7.3} ms  {} errors{ratio}",
+        f.rate(),
+        ms(f.latencies.quantile(0.5)),
+        ms(f.latencies.quantile(0.99)),
+        f.errors
+    );
+}
+
+/// Runs cluster mode, then local mode, and prints the figures.
+pub async fn run(a: ProxyArgs) {
+    println!(
+        "mqbench proxy: {} connections, {} B messages, {:?} per producer mode",
+        a.connections, a.size, a.duration
+    );
+    let admin = MqClient::for_brokers(T);
+
+    // Cluster mode: name server and broker processes, a proxy process in front.
+    {
+        let local = start_local(None, "");
+        wait_until_serving(&admin, &local.broker).await;
+        create_topic(&admin, &local.broker, TOPIC, QUEUES).await;
+        let port = free_port();
+        let _proxy = spawn_proxy(&[
+            "-n",
+            &local.namesrv,
+            "--grpcServerPort",
+            &port.to_string(),
+            "--bindAddress",
+            "127.0.0.1",
+        ]);
+        let addr = format!("127.0.0.1:{port}");
+        connect(&addr).await;
+        println!(" cluster mode (mqnamesrv + mqbroker + mqproxy processes):");
+        let mut direct = drive(&local.broker, TOPIC, a.connections, a.size, 1, a.duration).await;
+        row("produce, Remoting to the broker", &mut direct, None);
+        let mut grpc = drive_grpc(&addr, a.connections, a.size, a.duration).await;
+        row(
+            "produce, gRPC through the proxy",
+            &mut grpc,
+            Some(direct.rate()),
+        );
+        let total = direct.sent.min(grpc.sent);
+        let mut pulled = drain_remoting(&local.broker, total).await;
+        row("consume, Remoting pulls of 32", &mut pulled, None);
+        let mut received = drain_grpc(&addr, a.connections, total).await;
+        row(
+            "consume, gRPC receive 32 + ack",
+            &mut received,
+            Some(pulled.rate()),
+        );
+    }
+
+    // Local mode: one mqproxy process with the name server and broker inside.
+    {
+        let dir = std::env::temp_dir().join(format!("mqbench-proxy-local-{}", std::process::id()));
+        let (ns, broker, grpc) = (free_port(), free_port(), free_port());
+        let _proxy = spawn_proxy(&[
+            "--mode",
+            "local",
+            "--dir",
+            dir.to_str().expect("utf-8 temp dir"),
+            "--namesrvPort",
+            &ns.to_string(),
+            "--brokerPort",
+            &broker.to_string(),
+            "--grpcServerPort",
+            &grpc.to_string(),
+            "--bindAddress",
+            "127.0.0.1",
+        ]);
+        let broker = format!("127.0.0.1:{broker}");
+        wait_until_serving(&admin, &broker).await;
+        create_topic(&admin, &broker, TOPIC, QUEUES).await;
+        let addr = format!("127.0.0.1:{grpc}");
+        connect(&addr).await;
+        println!(" local mode (one mqproxy --mode local process):");
+        let mut direct = drive(&broker, TOPIC, a.connections, a.size, 1, a.duration).await;
+        row("produce, Remoting to the broker", &mut direct, None);
+        let mut grpc = drive_grpc(&addr, a.connections, a.size, a.duration).await;
+        row(
+            "produce, gRPC through the proxy",
+            &mut grpc,
+            Some(direct.rate()),
+        );
+        drop(_proxy);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
