@@ -286,10 +286,10 @@ impl PopState {
 
     /// Takes the queue for one pop, or `None` while another pop reads it.
     pub fn try_lock(&self, key: String) -> Option<QueueGuard<'_>> {
-        self.busy
-            .lock()
-            .insert(key.clone())
-            .then_some(QueueGuard { state: self, key })
+        // The set's lock must be released before a guard may exist: a guard that is built
+        // and dropped (queue busy) takes the lock to remove its key.
+        let inserted = self.busy.lock().insert(key.clone());
+        inserted.then(|| QueueGuard { state: self, key })
     }
 
     /// The revive queue of the next checkpoint (round robin).
@@ -807,6 +807,26 @@ mod tests {
         assert!(state.order_blocked(&key, None, 1250));
         assert_eq!(state.order_ack(&key, 5, 1200), OrderAck::Committed(7));
         assert!(!state.order_blocked(&key, None, 1250));
+    }
+
+    #[test]
+    fn a_busy_queue_is_refused_without_releasing_its_holder() {
+        let state = PopState::load(std::env::temp_dir().join("unused-modes.json"));
+        let held = state.try_lock(queue_key("T", "G", 0)).expect("free");
+        assert!(state.try_lock(queue_key("T", "G", 0)).is_none(), "busy");
+        assert!(
+            state.try_lock(queue_key("T", "G", 0)).is_none(),
+            "still held by the first"
+        );
+        assert!(
+            state.try_lock(queue_key("T", "G", 1)).is_some(),
+            "other queues are free"
+        );
+        drop(held);
+        assert!(
+            state.try_lock(queue_key("T", "G", 0)).is_some(),
+            "free once released"
+        );
     }
 
     #[test]

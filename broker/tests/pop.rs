@@ -458,3 +458,51 @@ async fn sigkill_of_the_broker_loses_no_popped_message_that_was_not_acked() {
     );
     broker.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pops_of_one_group_hand_out_each_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = BrokerServer::start(config(dir.path(), port, ""))
+        .await
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let client = MqClient::for_brokers(T);
+    let topic = "BusyTopic";
+    setup(&client, &addr, topic, 4, 16).await;
+    let n = 400;
+    for i in 0..n {
+        send(&client, &addr, topic, i % 4, &format!("b{i}")).await;
+    }
+    wait_readable(&client, &addr, topic, 4, n as i64).await;
+    // Eight consumers pop the same queues at once: a busy queue is skipped, never given
+    // out twice, and the broker keeps answering.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, addr, done) = (client.clone(), addr.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut keys = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while done.load(std::sync::atomic::Ordering::SeqCst) < n as usize
+                && Instant::now() < deadline
+            {
+                let p = pop(&client, &addr, pop_header(topic, 8, 60_000, 200)).await;
+                for m in &p.messages {
+                    client.ack_message(&addr, GROUP, m).await.unwrap();
+                }
+                done.fetch_add(p.messages.len(), std::sync::atomic::Ordering::SeqCst);
+                keys.extend(p.messages.iter().map(key));
+            }
+            keys
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(distinct.len(), n as usize, "every message was popped");
+    assert_eq!(all.len(), n as usize, "and none twice");
+    broker.shutdown().await;
+}

@@ -136,6 +136,19 @@ impl MqClient {
         }
     }
 
+    /// Waits (polling every 100 ms, at most `within`) until the name servers have a route
+    /// for `topic` — a topic created on a broker reaches them with its next registration.
+    pub async fn wait_for_route(&self, topic: &str, within: Duration) -> Result<(), ClientError> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            match self.topic_route(topic).await {
+                Ok(_) => return Ok(()),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// The master of the first broker group (by name) the name servers know, in any
     /// cluster.
     pub async fn first_master(&self) -> Result<String, ClientError> {

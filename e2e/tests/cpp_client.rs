@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
-use rocketmq_testkit::{ServerProcess, binary, free_port, wait_until};
+use rocketmq_testkit::{ServerProcess, binary, free_port, python_venv, wait_until};
 use serde_json::Value;
 
 /// The pinned client wheel.
@@ -29,35 +29,10 @@ const WHEEL: &str = "rocketmq-client-python==0.5.0rc2";
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cpp-client-venv");
-        let python = venv.join("bin").join("python");
-        let ready = venv.join(".installed");
-        if !ready.exists() {
-            let status = Command::new("python3")
-                .args(["-m", "venv", "--clear"])
-                .arg(&venv)
-                .status()
-                .expect("python3 is required for the C++ client tests");
-            assert!(status.success(), "creating the venv failed");
-            let out = Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    WHEEL,
-                ])
-                .output()
-                .expect("run pip");
-            assert!(
-                out.status.success(),
-                "pip install {WHEEL} failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::fs::write(&ready, WHEEL).unwrap();
-        }
-        python
+        python_venv(
+            &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cpp-client-venv"),
+            WHEEL,
+        )
     })
 }
 

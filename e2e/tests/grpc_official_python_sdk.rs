@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rocketmq_client::MqClient;
 use rocketmq_common::route::TopicConfig;
-use rocketmq_testkit::{ServerProcess, binary, free_port, wait_until};
+use rocketmq_testkit::{ServerProcess, binary, free_port, python_venv, wait_until};
 use serde_json::Value;
 
 /// The pinned SDK.
@@ -22,35 +22,10 @@ const SDK: &str = "rocketmq-python-client==5.1.2";
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-sdk-venv");
-        let python = venv.join("bin").join("python");
-        let ready = venv.join(".installed");
-        if std::fs::read_to_string(&ready).ok().as_deref() != Some(SDK) {
-            let status = Command::new("python3")
-                .args(["-m", "venv", "--clear"])
-                .arg(&venv)
-                .status()
-                .expect("python3 is required for the Python SDK tests");
-            assert!(status.success(), "creating the venv failed");
-            let out = Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    SDK,
-                ])
-                .output()
-                .expect("run pip");
-            assert!(
-                out.status.success(),
-                "pip install {SDK} failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::fs::write(&ready, SDK).unwrap();
-        }
-        python
+        python_venv(
+            &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-sdk-venv"),
+            SDK,
+        )
     })
 }
 
@@ -130,16 +105,12 @@ async fn official_python_sdk_produces_and_consumes_through_local_mode() {
             .await
             .unwrap();
     }
-    wait_until(
-        "routes on the name server",
-        Duration::from_secs(30),
-        || async {
-            (admin.topic_route("PyTopic").await.is_ok()
-                && admin.topic_route("PyPush").await.is_ok())
-            .then_some(())
-        },
-    )
-    .await;
+    for topic in ["PyTopic", "PyPush"] {
+        admin
+            .wait_for_route(topic, Duration::from_secs(30))
+            .await
+            .unwrap();
+    }
     let endpoint = format!("127.0.0.1:{grpc_port}");
     let run = |scenario: &'static str, topic: &'static str, group: &'static str| {
         let (endpoint, home) = (endpoint.clone(), home.clone());

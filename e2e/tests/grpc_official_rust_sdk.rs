@@ -70,11 +70,10 @@ impl Cluster {
             .create_topic(&self.broker(), &TopicConfig::new(name, queues))
             .await
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.admin.topic_route(name).await.is_err() {
-            assert!(Instant::now() < deadline, "route of {name} never appeared");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.admin
+            .wait_for_route(name, Duration::from_secs(20))
+            .await
+            .unwrap();
     }
 
     async fn group(&self, name: &str, retry_max: i32) {

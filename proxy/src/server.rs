@@ -206,9 +206,12 @@ impl ProxyServer {
             .max_encoding_message_size(usize::MAX);
         let shutdown = stop.clone();
         let serving = tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            // Responses go out in several small writes (headers, messages, trailers): without
+            // TCP_NODELAY each one waits for the peer's delayed ACK (40 ms).
+            let incoming = tonic::transport::server::TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(Duration::from_secs(60)));
             if let Err(e) = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
                 .await

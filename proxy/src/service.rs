@@ -18,7 +18,7 @@ use rocketmq_client::error::ClientError;
 use rocketmq_client::route::Route;
 use rocketmq_client::{MqClient, RouteCache, StoredMessage};
 use rocketmq_common::body::{HeartbeatData, ProducerData};
-use rocketmq_common::pop::{ExtraInfo, MAX_POP_MESSAGES};
+use rocketmq_common::pop::{BatchAck, BatchAckMessageRequestBody, ExtraInfo, MAX_POP_MESSAGES};
 use rocketmq_common::protocol::ResponseCode;
 use rocketmq_common::protocol::headers::broker::{
     CheckTransactionStateRequestHeader, ConsumerSendMsgBackRequestHeader,
@@ -636,19 +636,26 @@ impl MessagingService for Messaging {
         let req = request.into_inner();
         let group = req.group.map(|g| g.name).unwrap_or_default();
         let topic = req.topic.map(|t| t.name).unwrap_or_default();
-        let mut entries = Vec::with_capacity(req.entries.len());
-        let route = self.core.route(&topic).await;
-        for e in req.entries {
-            let s = match &route {
-                Err(s) => s.clone(),
-                Ok(route) => self.ack_one(route, &group, &topic, &e.receipt_handle).await,
-            };
-            entries.push(pb::AckMessageResultEntry {
+        let statuses = match self.core.route(&topic).await {
+            Err(s) => vec![s; req.entries.len()],
+            Ok(route) if req.entries.len() == 1 => {
+                vec![
+                    self.ack_one(&route, &group, &topic, &req.entries[0].receipt_handle)
+                        .await,
+                ]
+            }
+            Ok(route) => self.ack_batch(&route, &group, &topic, &req.entries).await,
+        };
+        let entries: Vec<pb::AckMessageResultEntry> = req
+            .entries
+            .into_iter()
+            .zip(statuses)
+            .map(|(e, s)| pb::AckMessageResultEntry {
                 message_id: e.message_id,
                 receipt_handle: e.receipt_handle,
                 status: Some(s),
-            });
-        }
+            })
+            .collect();
         let top = summarize(entries.iter().filter_map(|e| e.status.as_ref()));
         let code = top.code;
         Ok(self.timed(
@@ -1271,6 +1278,89 @@ impl Messaging {
             Ok(()) => ok(),
             Err(e) => client_error_status(&e),
         }
+    }
+
+    /// Acks several messages with one BATCH_ACK_MESSAGE per broker; returns each entry's
+    /// status.
+    async fn ack_batch(
+        &self,
+        route: &Route,
+        group: &str,
+        topic: &str,
+        entries: &[pb::AckMessageEntry],
+    ) -> Vec<pb::Status> {
+        let mut statuses = vec![ok(); entries.len()];
+        // Checkpoint (flag, queue, start offset, pop time, revive queue) → the ack group, its
+        // offsets and the entries it answers; one such map per broker.
+        type Key = (String, i32, i64, i64, i32);
+        type Groups = HashMap<Key, (BatchAck, Vec<i64>, Vec<usize>)>;
+        let mut by_broker: HashMap<String, Groups> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            let receipt = match Self::parse_handle(&e.receipt_handle) {
+                Ok(r) => r,
+                Err(s) => {
+                    statuses[i] = s;
+                    continue;
+                }
+            };
+            let key = (
+                receipt.topic_flag.as_str().to_string(),
+                receipt.queue_id,
+                receipt.ck_queue_offset,
+                receipt.pop_time,
+                receipt.revive_qid,
+            );
+            let slot = by_broker
+                .entry(receipt.broker_name.clone())
+                .or_default()
+                .entry(key)
+                .or_insert_with(|| {
+                    (
+                        BatchAck {
+                            consumer_group: group.to_string(),
+                            topic: topic.to_string(),
+                            retry: receipt.topic_flag.as_str().to_string(),
+                            start_offset: receipt.ck_queue_offset,
+                            queue_id: receipt.queue_id,
+                            revive_queue_id: receipt.revive_qid,
+                            pop_time: receipt.pop_time,
+                            invisible_time: receipt.invisible_time,
+                            bit_set: String::new(),
+                        },
+                        Vec::new(),
+                        Vec::new(),
+                    )
+                });
+            slot.1.push(receipt.queue_offset);
+            slot.2.push(i);
+        }
+        for (broker_name, groups) in by_broker {
+            let mut indexes = Vec::new();
+            let acks = groups
+                .into_values()
+                .map(|(mut ack, offsets, idx)| {
+                    ack.bit_set = BatchAck::encode_bits(ack.start_offset, &offsets);
+                    indexes.extend(idx);
+                    ack
+                })
+                .collect();
+            let result = match ProxyCore::master_of(route, &broker_name) {
+                Err(s) => s,
+                Ok(addr) => match self
+                    .core
+                    .client()
+                    .batch_ack(&addr, &BatchAckMessageRequestBody { broker_name, acks })
+                    .await
+                {
+                    Ok(()) => ok(),
+                    Err(e) => client_error_status(&e),
+                },
+            };
+            for i in indexes {
+                statuses[i] = result.clone();
+            }
+        }
+        statuses
     }
 
     async fn change_invisible(

@@ -75,6 +75,44 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
     path
 }
 
+/// A Python virtual environment at `dir` with `requirement` installed (created once; reused
+/// while it holds the same requirement); returns its `python`. Needs `python3` with `venv`.
+pub fn python_venv(dir: &Path, requirement: &str) -> PathBuf {
+    let python = dir.join("bin").join("python");
+    let ready = dir.join(".installed");
+    if std::fs::read_to_string(&ready).ok().as_deref() == Some(requirement) {
+        return python;
+    }
+    let status = Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(dir)
+        .status()
+        .expect("python3 with venv is required for the client compatibility tests");
+    assert!(
+        status.success(),
+        "creating the venv {} failed",
+        dir.display()
+    );
+    let out = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            requirement,
+        ])
+        .output()
+        .expect("run pip");
+    assert!(
+        out.status.success(),
+        "pip install {requirement} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&ready, requirement).expect("mark the venv ready");
+    python
+}
+
 /// A child process killed (SIGKILL) when dropped.
 pub struct ServerProcess {
     child: Child,

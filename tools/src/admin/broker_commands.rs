@@ -41,12 +41,10 @@ fn cluster_members(
     info: &ClusterInfo,
     cluster: &str,
 ) -> Result<Vec<(String, i64, String)>, AdminError> {
-    let names =
-        info.cluster_addr_table
-            .get(cluster)
-            .ok_or_else(|| AdminError::ClusterNotFound {
-                cluster: cluster.to_string(),
-            })?;
+    let names = info
+        .cluster_addr_table
+        .get(cluster)
+        .ok_or_else(|| AdminError::cluster_not_found(cluster.to_string()))?;
     let mut out = Vec::new();
     for name in names {
         if let Some(data) = info.broker_addr_table.get(name) {
@@ -187,9 +185,7 @@ async fn group_broker(
         .iter()
         .find_map(select_broker_addr)
         .map(str::to_string)
-        .ok_or_else(|| AdminError::TopicNotFound {
-            topic: retry_topic(group),
-        })
+        .ok_or_else(|| AdminError::topic_not_found(retry_topic(group)))
 }
 
 /// `consumerConnection` output.
@@ -245,9 +241,7 @@ pub async fn producer_connection(
         .broker_datas
         .iter()
         .find_map(select_broker_addr)
-        .ok_or_else(|| AdminError::TopicNotFound {
-            topic: a.topic.trim().to_string(),
-        })?;
+        .ok_or_else(|| AdminError::topic_not_found(a.topic.trim().to_string()))?;
     let p = client
         .producer_connection(addr, a.producer_group.trim())
         .await?;

@@ -483,9 +483,7 @@ async fn cluster_list(
         Some(c) => {
             let c = c.trim();
             if !info.cluster_addr_table.contains_key(c) {
-                return Err(AdminError::ClusterNotFound {
-                    cluster: c.to_string(),
-                });
+                return Err(AdminError::cluster_not_found(c.to_string()));
             }
             vec![c]
         }
@@ -788,7 +786,9 @@ async fn group_consume_stats(
         .map_err(AdminError::from)
     {
         Ok(route) => route,
-        Err(AdminError::TopicNotFound { .. }) if topic.is_some() => {
+        Err(AdminError::Client(rocketmq_client::ClientError::TopicNotFound { .. }))
+            if topic.is_some() =>
+        {
             client.topic_route(topic.unwrap_or_default()).await?
         }
         Err(e) => return Err(e),

@@ -19,7 +19,7 @@ use rocketmq_common::protocol::headers::controller::{
     GetMetaDataResponseHeader,
 };
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};
-use rocketmq_common::remoting::{ClientConfig, RemotingClient, RemotingError};
+use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 
 use super::cli::{
     CleanBrokerMetadataArgs, Command, ControllerAddrArgs, ElectMasterArgs, GetBrokerEpochArgs,
@@ -48,15 +48,7 @@ fn remoting(timeout: Duration) -> RemotingClient {
 
 /// Turns a non-success answer from `addr` into an error.
 fn check(addr: &str, resp: RemotingCommand) -> Result<RemotingCommand, AdminError> {
-    if resp.code == 0 {
-        Ok(resp)
-    } else {
-        Err(AdminError::Remoting(RemotingError::Response {
-            addr: addr.to_string(),
-            code: resp.code,
-            remark: resp.remark.unwrap_or_default(),
-        }))
-    }
+    Ok(rocketmq_client::error::check_success(addr, resp)?)
 }
 
 fn or_null<T: ToString>(v: Option<T>) -> String {
@@ -71,7 +63,7 @@ pub async fn run(
     timeout: Duration,
     out: &mut dyn Write,
 ) -> Option<Result<(), AdminError>> {
-    let admin = || namesrv.ok_or(AdminError::NoNameServer);
+    let admin = || namesrv.ok_or_else(AdminError::no_name_server);
     Some(match command {
         Command::GetControllerMetaData(a) => metadata(a, timeout, out).await,
         Command::GetSyncStateSet(a) => sync_state_set(a, namesrv, timeout, out).await,
@@ -163,16 +155,14 @@ async fn sync_state_set(
         (Some(b), _) => vec![b.trim().to_string()],
         (None, Some(c)) => {
             let info = admin
-                .ok_or(AdminError::NoNameServer)?
+                .ok_or_else(AdminError::no_name_server)?
                 .cluster_info()
                 .await?;
             let names = info
                 .cluster_addr_table
                 .get(c.trim())
                 .filter(|n| !n.is_empty())
-                .ok_or_else(|| AdminError::ClusterNotFound {
-                    cluster: c.trim().to_string(),
-                })?;
+                .ok_or_else(|| AdminError::cluster_not_found(c.trim().to_string()))?;
             names.iter().cloned().collect()
         }
         (None, None) => unreachable!("clap requires -b or -c"),
@@ -221,9 +211,7 @@ async fn broker_epoch(
         (None, Some(c)) => info
             .cluster_addr_table
             .get(c.trim())
-            .ok_or_else(|| AdminError::ClusterNotFound {
-                cluster: c.trim().to_string(),
-            })?
+            .ok_or_else(|| AdminError::cluster_not_found(c.trim().to_string()))?
             .iter()
             .cloned()
             .collect(),

@@ -1,48 +1,16 @@
 //! What can go wrong in an admin command, worded for the person at the terminal.
 
+use rocketmq_client::ClientError;
 use rocketmq_common::admin::AdminBodyError;
 use rocketmq_common::message::RecordError;
-use rocketmq_common::remoting::RemotingError;
 
 /// Why an admin command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    /// Neither `-n` nor `NAMESRV_ADDR` named a name server.
-    #[error(
-        "no name server address: pass -n host:port (several separated by ';') or set NAMESRV_ADDR"
-    )]
-    NoNameServer,
-    /// A name server or broker could not be reached, timed out, or answered with an error.
+    /// A name server or broker could not be reached, timed out, answered with an error,
+    /// knows no such topic or cluster, or sent something malformed.
     #[error(transparent)]
-    Remoting(#[from] RemotingError),
-    /// The name servers know no route for the topic.
-    #[error("topic {topic} has no route on the name server (does it exist?)")]
-    TopicNotFound {
-        /// The topic.
-        topic: String,
-    },
-    /// The name servers know no cluster of that name.
-    #[error("cluster {cluster} is not known to the name server")]
-    ClusterNotFound {
-        /// The cluster.
-        cluster: String,
-    },
-    /// The cluster exists but none of its broker groups has a registered master.
-    #[error("cluster {cluster} has no master broker registered")]
-    NoMasterInCluster {
-        /// The cluster.
-        cluster: String,
-    },
-    /// A peer's body did not decode.
-    #[error("{addr} sent a malformed {what}: {detail}")]
-    BadBody {
-        /// Who sent it.
-        addr: String,
-        /// What was expected.
-        what: &'static str,
-        /// Why it did not decode.
-        detail: String,
-    },
+    Client(#[from] ClientError),
     /// A user-supplied value is invalid (topic name, attributes, JSON, ...).
     #[error("invalid {what}: {detail}")]
     InvalidArgument {
@@ -69,11 +37,28 @@ pub enum AdminError {
 impl AdminError {
     /// A malformed-body error from `addr`.
     pub(crate) fn bad_body(addr: &str, what: &'static str, detail: impl ToString) -> Self {
-        AdminError::BadBody {
-            addr: addr.to_string(),
-            what,
-            detail: detail.to_string(),
+        ClientError::bad_body(addr, what, detail).into()
+    }
+
+    /// The name servers know no cluster of that name.
+    pub(crate) fn cluster_not_found(cluster: impl Into<String>) -> Self {
+        ClientError::ClusterNotFound {
+            cluster: cluster.into(),
         }
+        .into()
+    }
+
+    /// The name servers know no route for the topic.
+    pub(crate) fn topic_not_found(topic: impl Into<String>) -> Self {
+        ClientError::TopicNotFound {
+            topic: topic.into(),
+        }
+        .into()
+    }
+
+    /// No name server address was given.
+    pub(crate) fn no_name_server() -> Self {
+        ClientError::NoNameServer.into()
     }
 
     /// An invalid-argument error.
@@ -85,17 +70,9 @@ impl AdminError {
     }
 }
 
-impl From<rocketmq_client::ClientError> for AdminError {
-    fn from(e: rocketmq_client::ClientError) -> Self {
-        use rocketmq_client::ClientError as C;
-        match e {
-            C::NoNameServer => AdminError::NoNameServer,
-            C::Remoting(e) => AdminError::Remoting(e),
-            C::TopicNotFound { topic } => AdminError::TopicNotFound { topic },
-            C::ClusterNotFound { cluster } => AdminError::ClusterNotFound { cluster },
-            C::NoMasterInCluster { cluster } => AdminError::NoMasterInCluster { cluster },
-            C::BadBody { addr, what, detail } => AdminError::BadBody { addr, what, detail },
-        }
+impl From<rocketmq_common::remoting::RemotingError> for AdminError {
+    fn from(e: rocketmq_common::remoting::RemotingError) -> Self {
+        ClientError::Remoting(e).into()
     }
 }
 

@@ -45,7 +45,7 @@ pub async fn run_cli(cli: &Cli, out: &mut dyn Write) -> Result<(), AdminError> {
     let namesrv = cli
         .namesrv_addr
         .as_deref()
-        .ok_or(AdminError::NoNameServer)?;
+        .ok_or_else(AdminError::no_name_server)?;
     let client = MqClient::new(namesrv, Duration::from_millis(cli.timeout_millis))?;
     commands::run(&client, &cli.command, out).await?;
     out.flush()?;

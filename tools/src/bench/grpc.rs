@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 use rocketmq_client::MqClient;
 use rocketmq_client::api::PullQueue;
 use rocketmq_proto::pb::{self, messaging_service_client::MessagingServiceClient};
-use rocketmq_tools::Latencies;
+use rocketmq_tools::{Latencies, cpu_time};
 use tonic::transport::Channel;
 
-use crate::local::{T, create_topic, free_port, sibling, start_local, wait_until_serving};
+use crate::local::{
+    T, child_stderr, create_topic, free_port, sibling, start_local, wait_until_serving,
+};
 use crate::produce::{Figures, drive};
 
 /// Settings of a proxy run.
@@ -43,7 +45,7 @@ fn spawn_proxy(args: &[&str]) -> Proxy {
         Command::new(sibling("mqproxy"))
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(child_stderr("mqproxy"))
             .spawn()
             .expect("start mqproxy"),
     )
@@ -288,13 +290,46 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn row(name: &str, f: &mut Figures, baseline: Option<f64>) {
+/// CPU time of the server processes and of this one (the clients) over a phase.
+struct Cpu {
+    servers: Vec<u32>,
+    before: (Duration, Duration),
+}
+
+impl Cpu {
+    fn start(servers: &[u32]) -> Self {
+        let mut c = Self {
+            servers: servers.to_vec(),
+            before: (Duration::ZERO, Duration::ZERO),
+        };
+        c.before = c.now();
+        c
+    }
+
+    fn now(&self) -> (Duration, Duration) {
+        (
+            self.servers.iter().filter_map(|p| cpu_time(*p)).sum(),
+            cpu_time(std::process::id()).unwrap_or_default(),
+        )
+    }
+
+    /// (server, client) CPU µs per message of the phase.
+    fn per_message(&self, messages: u64) -> (f64, f64) {
+        let (s, c) = self.now();
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / messages.max(1) as f64;
+        (per(s - self.before.0), per(c - self.before.1))
+    }
+}
+
+fn row(name: &str, f: &mut Figures, cpu: (f64, f64), baseline: Option<f64>) {
     let ratio = baseline.map_or(String::new(), |b| format!("  {:.2}× direct", f.rate() / b));
     println!(
-        "  {name:<34} {:>9.0} msgs/s  p50 {:>7.3} ms  p99 {:>7.3} ms  {} errors{ratio}",
+        "  {name:<34} {:>9.0} msgs/s  p50 {:>7.3} ms  p99 {:>7.3} ms  CPU/msg servers {:>5.1} µs, client {:>5.1} µs  {} errors{ratio}",
         f.rate(),
         ms(f.latencies.quantile(0.5)),
         ms(f.latencies.quantile(0.99)),
+        cpu.0,
+        cpu.1,
         f.errors
     );
 }
@@ -313,7 +348,7 @@ pub async fn run(a: ProxyArgs) {
         wait_until_serving(&admin, &local.broker).await;
         create_topic(&admin, &local.broker, TOPIC, QUEUES).await;
         let port = free_port();
-        let _proxy = spawn_proxy(&[
+        let proxy = spawn_proxy(&[
             "-n",
             &local.namesrv,
             "--grpcServerPort",
@@ -324,30 +359,33 @@ pub async fn run(a: ProxyArgs) {
         let addr = format!("127.0.0.1:{port}");
         connect(&addr).await;
         println!(" cluster mode (mqnamesrv + mqbroker + mqproxy processes):");
+        let servers = [local.broker_pid, proxy.0.id()];
+        let cpu = Cpu::start(&servers);
         let mut direct = drive(&local.broker, TOPIC, a.connections, a.size, 1, a.duration).await;
-        row("produce, Remoting to the broker", &mut direct, None);
+        let used = cpu.per_message(direct.sent);
+        row("produce, Remoting to the broker", &mut direct, used, None);
+        let cpu = Cpu::start(&servers);
         let mut grpc = drive_grpc(&addr, a.connections, a.size, a.duration).await;
-        row(
-            "produce, gRPC through the proxy",
-            &mut grpc,
-            Some(direct.rate()),
-        );
+        let used = cpu.per_message(grpc.sent);
+        let base = Some(direct.rate());
+        row("produce, gRPC through the proxy", &mut grpc, used, base);
         let total = direct.sent.min(grpc.sent);
+        let cpu = Cpu::start(&servers);
         let mut pulled = drain_remoting(&local.broker, total).await;
-        row("consume, Remoting pulls of 32", &mut pulled, None);
+        let used = cpu.per_message(pulled.sent);
+        row("consume, Remoting pulls of 32", &mut pulled, used, None);
+        let cpu = Cpu::start(&servers);
         let mut received = drain_grpc(&addr, a.connections, total).await;
-        row(
-            "consume, gRPC receive 32 + ack",
-            &mut received,
-            Some(pulled.rate()),
-        );
+        let used = cpu.per_message(received.sent);
+        let base = Some(pulled.rate());
+        row("consume, gRPC receive 32 + ack", &mut received, used, base);
     }
 
     // Local mode: one mqproxy process with the name server and broker inside.
     {
         let dir = std::env::temp_dir().join(format!("mqbench-proxy-local-{}", std::process::id()));
         let (ns, broker, grpc) = (free_port(), free_port(), free_port());
-        let _proxy = spawn_proxy(&[
+        let proxy = spawn_proxy(&[
             "--mode",
             "local",
             "--dir",
@@ -367,15 +405,17 @@ pub async fn run(a: ProxyArgs) {
         let addr = format!("127.0.0.1:{grpc}");
         connect(&addr).await;
         println!(" local mode (one mqproxy --mode local process):");
+        let servers = [proxy.0.id()];
+        let cpu = Cpu::start(&servers);
         let mut direct = drive(&broker, TOPIC, a.connections, a.size, 1, a.duration).await;
-        row("produce, Remoting to the broker", &mut direct, None);
+        let used = cpu.per_message(direct.sent);
+        row("produce, Remoting to the broker", &mut direct, used, None);
+        let cpu = Cpu::start(&servers);
         let mut grpc = drive_grpc(&addr, a.connections, a.size, a.duration).await;
-        row(
-            "produce, gRPC through the proxy",
-            &mut grpc,
-            Some(direct.rate()),
-        );
-        drop(_proxy);
+        let used = cpu.per_message(grpc.sent);
+        let base = Some(direct.rate());
+        row("produce, gRPC through the proxy", &mut grpc, used, base);
+        drop(proxy);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -44,6 +44,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Where a child server's stderr goes: `$MQBENCH_LOG_DIR/<name>.log` when that is set (to
+/// see why a run misbehaved), else nowhere.
+pub fn child_stderr(name: &str) -> Stdio {
+    match std::env::var_os("MQBENCH_LOG_DIR") {
+        Some(dir) => std::fs::File::create(std::path::Path::new(&dir).join(format!("{name}.log")))
+            .map_or_else(|_| Stdio::null(), Stdio::from),
+        None => Stdio::null(),
+    }
+}
+
 /// A binary built beside this one.
 pub fn sibling(name: &str) -> PathBuf {
     let bin = std::env::current_exe()
@@ -94,7 +104,7 @@ pub fn start_local(store_dir: Option<&Path>, extra: &str) -> Local {
     let broker = Command::new(sibling("mqbroker"))
         .args(["-c", conf.to_str().expect("utf-8 path")])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(child_stderr("mqbroker"))
         .spawn()
         .expect("start mqbroker");
     let broker_pid = broker.id();
