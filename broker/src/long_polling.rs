@@ -14,6 +14,24 @@ use tokio::sync::Notify;
 
 use rocketmq_store::MessageArrivalListener;
 
+/// Arrival subscriptions taken by [`LongPolling::arm`].
+pub struct Armed {
+    waits: Vec<std::pin::Pin<Box<tokio::sync::futures::OwnedNotified>>>,
+}
+
+impl Armed {
+    /// Waits for an arrival since the subscription, or `timeout`; whether one came.
+    pub async fn wait(self, timeout: Duration) -> bool {
+        if self.waits.is_empty() {
+            tokio::time::sleep(timeout).await;
+            return false;
+        }
+        tokio::time::timeout(timeout, futures_util::future::select_all(self.waits))
+            .await
+            .is_ok()
+    }
+}
+
 /// Per-queue arrival notifications.
 #[derive(Default)]
 pub struct LongPolling {
@@ -58,18 +76,18 @@ impl LongPolling {
         }
     }
 
-    /// Waits until an arrival on any of `queues` (queue id -1: any queue of the topic) or
-    /// `timeout`; returns whether something arrived. Callers re-check their condition after.
-    pub async fn wait_any(&self, queues: &[(&str, i32)], timeout: Duration) -> bool {
-        let notifies: Vec<Arc<Notify>> =
-            queues.iter().map(|(t, q)| self.notify_for(t, *q)).collect();
-        let mut waits: Vec<_> = notifies.iter().map(|n| Box::pin(n.notified())).collect();
+    /// Subscribes to arrivals on `queues` (queue id -1: any queue of the topic). Take it
+    /// *before* checking for messages, then [`Armed::wait`]: an arrival between the check
+    /// and the wait is not missed.
+    pub fn arm(&self, queues: &[(&str, i32)]) -> Armed {
+        let mut waits: Vec<_> = queues
+            .iter()
+            .map(|(t, q)| Box::pin(self.notify_for(t, *q).notified_owned()))
+            .collect();
         for w in &mut waits {
             w.as_mut().enable();
         }
-        tokio::time::timeout(timeout, futures_util::future::select_all(waits))
-            .await
-            .is_ok()
+        Armed { waits }
     }
 
     /// Wakes the waiters of a queue and of its topic (a FIFO queue unblocked by an ack).

@@ -485,11 +485,14 @@ enum ReviveTarget {
 }
 
 /// Moves one message given out by `ck` and not acked to its retry topic, or to the DLQ
-/// past the group's `retryMaxTimes`. A message no longer in the store (retention) is skipped.
+/// past the group's `retryMaxTimes` or when `to_dlq` (a FIFO message whose delivery count,
+/// kept by the broker, passed the limit). A message no longer in the store (retention) is
+/// skipped.
 pub async fn revive_message(
     ctx: &BrokerContext,
     ck: &Checkpoint,
     offset: i64,
+    to_dlq: bool,
 ) -> Result<(), ProcessError> {
     let found = ctx
         .store
@@ -508,7 +511,7 @@ pub async fn revive_message(
     let origin_topic = get_property(m.properties, RETRY_TOPIC)
         .map(str::to_string)
         .unwrap_or_else(|| original_topic(&ck.topic, &ck.group));
-    let target = if reconsume > max {
+    let target = if to_dlq || reconsume > max {
         ReviveTarget::DeadLetter(dlq_topic(&ck.group))
     } else if TopicFlag::of(&ck.topic) == TopicFlag::Normal {
         ReviveTarget::Retry(pop_retry_topic(&ck.topic, &ck.group))
@@ -619,10 +622,15 @@ impl ReviveQueue {
                 Err(e) => warn!(offset, error = %e, "unreadable ack in the revive queue; ignored"),
             },
             DONE_TAG => {
-                if let Ok(key) = serde_json::from_slice::<CkKey>(body)
-                    && let Some(ro) = self.index.get(&key).copied()
+                // Two checkpoints may share a key (same message, same millisecond): the
+                // revive offset says which one was revived.
+                if let Ok(done) = serde_json::from_slice::<Done>(body)
+                    && self
+                        .open
+                        .get(&done.revive_offset)
+                        .is_some_and(|ck| ck.key() == done.key)
                 {
-                    self.close(ro);
+                    self.close(done.revive_offset);
                 }
             }
             _ => {}
@@ -631,7 +639,10 @@ impl ReviveQueue {
 
     fn close(&mut self, ro: i64) {
         if let Some(ck) = self.open.remove(&ro) {
-            self.index.remove(&ck.key());
+            let key = ck.key();
+            if self.index.get(&key) == Some(&ro) {
+                self.index.remove(&key);
+            }
         }
     }
 }
@@ -690,10 +701,16 @@ async fn revive_round(
             }
             break;
         }
-        for (_, buf) in &got.messages {
-            let m = buf.decode().map_err(store_error)?;
-            let tag = get_property(m.properties, TAGS).unwrap_or_default();
-            q.apply(m.queue_offset, tag, m.body);
+        for (offset, buf) in &got.messages {
+            match buf.decode() {
+                Ok(m) => {
+                    let tag = get_property(m.properties, TAGS).unwrap_or_default();
+                    q.apply(m.queue_offset, tag, m.body);
+                }
+                Err(e) => {
+                    warn!(revive_queue = qid, offset, error = %e, "unreadable revive record; skipped")
+                }
+            }
         }
         next = got.next_begin_offset;
     }
@@ -707,16 +724,45 @@ async fn revive_round(
         .collect();
     for ro in due {
         let ck = q.open[&ro].clone();
-        for offset in ck.unacked_offsets() {
-            revive_message(ctx, &ck, offset).await?;
+        // A checkpoint that cannot be revived now stays open (and holds the committed
+        // offset, so a restart retries it) without stopping the others.
+        if let Err(e) = revive_checkpoint(ctx, qid, ro, &ck).await {
+            warn!(revive_queue = qid, offset = ro, topic = %ck.topic, group = %ck.group, error = %e, "reviving a checkpoint failed; retrying next round");
+            continue;
         }
-        let body = serde_json::to_vec(&ck.key()).expect("keys serialise");
-        put_revive_record(ctx, qid, DONE_TAG, &body, &format!("{ro}@{qid}@done")).await?;
         q.close(ro);
     }
     let committed = q.open.keys().next().copied().unwrap_or(next);
     ctx.offsets.commit(REVIVE_GROUP, topic, qid, committed);
     Ok(())
+}
+
+/// Revives the un-acked messages of one checkpoint, then closes it with a `done` record
+/// naming its revive offset.
+async fn revive_checkpoint(
+    ctx: &BrokerContext,
+    qid: i32,
+    ro: i64,
+    ck: &Checkpoint,
+) -> Result<(), ProcessError> {
+    for offset in ck.unacked_offsets() {
+        revive_message(ctx, ck, offset, false).await?;
+    }
+    let done = Done {
+        revive_offset: ro,
+        key: ck.key(),
+    };
+    let body = serde_json::to_vec(&done).expect("done records serialise");
+    put_revive_record(ctx, qid, DONE_TAG, &body, &format!("{ro}@{qid}@done")).await
+}
+
+/// Closes a revived checkpoint: its revive offset, and its key as a check.
+#[derive(Debug, Serialize, Deserialize)]
+struct Done {
+    #[serde(rename = "ro")]
+    revive_offset: i64,
+    #[serde(flatten)]
+    key: CkKey,
 }
 
 #[cfg(test)]
@@ -777,15 +823,25 @@ mod tests {
         assert!(q.open.is_empty() && q.index.is_empty());
         // A revived checkpoint's done record closes it when the queue is read again.
         q.apply(4, CK_TAG, &serde_json::to_vec(&ck(20, &[0])).unwrap());
-        q.apply(
-            5,
-            DONE_TAG,
-            &serde_json::to_vec(&ck(20, &[0]).key()).unwrap(),
-        );
+        let done = Done {
+            revive_offset: 4,
+            key: ck(20, &[0]).key(),
+        };
+        q.apply(5, DONE_TAG, &serde_json::to_vec(&done).unwrap());
         assert!(q.open.is_empty());
         // Garbage is ignored.
         q.apply(6, CK_TAG, b"{not json");
         assert!(q.open.is_empty());
+        // Two checkpoints with one key: the done of the older leaves the newer open.
+        q.apply(7, CK_TAG, &serde_json::to_vec(&ck(30, &[0])).unwrap());
+        q.apply(8, CK_TAG, &serde_json::to_vec(&ck(30, &[0])).unwrap());
+        let done = Done {
+            revive_offset: 7,
+            key: ck(30, &[0]).key(),
+        };
+        q.apply(9, DONE_TAG, &serde_json::to_vec(&done).unwrap());
+        assert_eq!(q.open.keys().copied().collect::<Vec<_>>(), vec![8]);
+        assert_eq!(q.index.get(&ck(30, &[0]).key()), Some(&8));
     }
 
     #[test]

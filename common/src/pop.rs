@@ -28,6 +28,9 @@ pub const ACK_TAG: &str = "ack";
 pub const BATCH_ACK_TAG: &str = "bAck";
 /// Most messages one POP may ask for.
 pub const MAX_POP_MESSAGES: i32 = 32;
+/// Widest span of queue offsets one batch-ack group may cover (a checkpoint's messages, the
+/// filtered ones between them included, lie within it).
+pub const MAX_BATCH_ACK_SPAN: usize = 4096;
 
 /// The revive topic of a cluster.
 pub fn revive_topic(cluster: &str) -> String {
@@ -275,12 +278,18 @@ impl BatchAck {
         Ok(out)
     }
 
-    /// The base64 bit set acking `offsets` (each at or after `start_offset`).
+    /// The base64 bit set acking `offsets`; offsets before `start_offset` or
+    /// [`MAX_BATCH_ACK_SPAN`] or more after it cannot be in one checkpoint and are left out.
     pub fn encode_bits(start_offset: i64, offsets: &[i64]) -> String {
         use base64::Engine;
         let mut bytes = Vec::new();
         for o in offsets {
-            let i = (o - start_offset) as usize;
+            let Ok(i) = usize::try_from(o - start_offset) else {
+                continue;
+            };
+            if i >= MAX_BATCH_ACK_SPAN {
+                continue;
+            }
             if bytes.len() <= i / 8 {
                 bytes.resize(i / 8 + 1, 0u8);
             }
@@ -421,6 +430,11 @@ mod tests {
         };
         assert_eq!(ack.acked_offsets().unwrap(), vec![100, 102, 109]);
         assert_eq!(BatchAck::encode_bits(100, &[100, 102, 109]), "BQI=");
+        // Offsets that cannot belong to the checkpoint are left out, never allocated for.
+        assert_eq!(
+            BatchAck::encode_bits(100, &[100, 102, 109, 99, 1 << 40]),
+            "BQI="
+        );
         let json = r#"{"c":"G","t":"T","r":"0","so":100,"q":1,"rq":3,"pt":5,"it":6,"b":"BQI="}"#;
         let parsed: BatchAck = serde_json::from_str(json).unwrap();
         assert_eq!(parsed.queue_id, 1);

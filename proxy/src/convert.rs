@@ -96,7 +96,9 @@ pub fn timestamp(ms: i64) -> prost_types::Timestamp {
 
 /// Ms since the epoch of a timestamp.
 pub fn timestamp_ms(t: &prost_types::Timestamp) -> i64 {
-    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+    t.seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(t.nanos) / 1_000_000)
 }
 
 /// A duration from ms.
@@ -109,7 +111,9 @@ pub fn duration(ms: i64) -> prost_types::Duration {
 
 /// Ms of a duration.
 pub fn duration_ms(d: &prost_types::Duration) -> i64 {
-    d.seconds * 1000 + i64::from(d.nanos) / 1_000_000
+    d.seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(d.nanos) / 1_000_000)
 }
 
 /// A client message ready for SEND_MESSAGE_V2.
@@ -152,7 +156,9 @@ pub fn outgoing(msg: &pb::Message, max_body: usize) -> Result<Outgoing, pb::Stat
     }
     let body = if sys.body_encoding == pb::Encoding::Gzip as i32 {
         let mut plain = Vec::new();
+        // Never inflate past the limit: a small body may expand to gigabytes.
         flate2::read::GzDecoder::new(msg.body.as_slice())
+            .take(max_body as u64 + 1)
             .read_to_end(&mut plain)
             .map_err(|e| {
                 bad(

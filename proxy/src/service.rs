@@ -362,8 +362,12 @@ impl ProxyCore {
                 .find_map(|(_, s)| s.telemetry.clone())
         };
         match target {
+            // A client that does not read its stream must not hold up the checks of every
+            // other: drop the question, the broker asks again next round.
             Some(tx) => {
-                let _ = tx.send(Ok(command)).await;
+                if tx.try_send(Ok(command)).is_err() {
+                    debug!(topic = %message.topic, "transaction check dropped: the producer's stream is full or gone");
+                }
             }
             None => {
                 debug!(topic = %message.topic, "transaction check: no producer of the topic is connected")
@@ -432,8 +436,8 @@ fn grpc_timeout<T>(request: &Request<T>) -> Option<Duration> {
     let (n, unit) = v.split_at(v.len().checked_sub(1)?);
     let n: u64 = n.parse().ok()?;
     Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
         "S" => Duration::from_secs(n),
         "m" => Duration::from_millis(n),
         "u" => Duration::from_micros(n),
@@ -920,11 +924,14 @@ impl MessagingService for Messaging {
                     }
                 }
             }
+            // The client is gone (or reconnected with a new stream): forget what this stream
+            // registered, so sessions do not pile up with client churn.
             let mut sessions = core.sessions.lock();
-            if let Some(s) = sessions.get_mut(&id)
-                && s.telemetry.as_ref().is_some_and(|t| t.same_channel(&tx))
+            if sessions
+                .get(&id)
+                .is_some_and(|s| s.telemetry.as_ref().is_some_and(|t| t.same_channel(&tx)))
             {
-                s.telemetry = None;
+                sessions.remove(&id);
             }
         });
         // The stream ends at shutdown, so a graceful stop is not held up by clients that
@@ -1303,6 +1310,20 @@ impl Messaging {
                     continue;
                 }
             };
+            // A message lies at or after its checkpoint's start; one far after it (a filter
+            // skipped many) is acked on its own rather than in a huge bit set.
+            let span = receipt.queue_offset - receipt.ck_queue_offset;
+            if span < 0 {
+                statuses[i] = status(
+                    Code::InvalidReceiptHandle,
+                    "receipt handle offsets do not belong together",
+                );
+                continue;
+            }
+            if span >= rocketmq_common::pop::MAX_BATCH_ACK_SPAN as i64 {
+                statuses[i] = self.ack_one(route, group, topic, &e.receipt_handle).await;
+                continue;
+            }
             let key = (
                 receipt.topic_flag.as_str().to_string(),
                 receipt.queue_id,

@@ -155,10 +155,24 @@ async fn pop(ctx: Arc<BrokerContext>, request: RemotingCommand) -> ProcessResult
         h.born_time = now;
     }
     if h.poll_time > 0 && now - h.born_time - h.poll_time > 500 {
-        return Ok(Some(RemotingCommand::error(
-            ResponseCode::PollingTimeout,
-            "the broker received the request after its poll time: timeout too much",
-        )));
+        let header = PopMessageResponseHeader {
+            pop_time: now,
+            invisible_time: h.invisible_time,
+            revive_qid: 0,
+            rest_num: 0,
+            start_offset_info: None,
+            msg_offset_info: None,
+            order_count_info: None,
+        };
+        return Ok(Some(
+            RemotingCommand::response(
+                ResponseCode::PollingTimeout,
+                Some(
+                    "the broker received the request after its poll time: timeout too much".into(),
+                ),
+            )
+            .with_header(&header),
+        ));
     }
     if h.max_msg_nums <= 0 || h.max_msg_nums > MAX_POP_MESSAGES {
         return Err(illegal(
@@ -181,22 +195,18 @@ async fn pop(ctx: Arc<BrokerContext>, request: RemotingCommand) -> ProcessResult
         .compile(h.exp_type.as_deref(), h.exp.as_deref().unwrap_or("*"))?;
     let order = h.order.unwrap_or(false);
     let deadline = h.born_time + h.poll_time.clamp(0, MAX_POLL_MS);
+    let retry = pop_retry_topic(&h.topic, &h.consumer_group);
     loop {
-        let collected = pop_once(&ctx, &h, &topic, &filter, order).await?;
-        if collected.count > 0 || now_ms() >= deadline {
-            return Ok(Some(pop_response(&ctx, &h, collected)));
-        }
-        // Hold the request until a message arrives on the topic or its retry topic.
-        let retry = pop_retry_topic(&h.topic, &h.consumer_group);
-        let remaining = Duration::from_millis((deadline - now_ms()).max(0) as u64);
-        let arrived = ctx
+        // Subscribe before looking, so a message arriving in between wakes this request.
+        let armed = ctx
             .long_polling
-            .wait_any(&[(&h.topic, h.queue_id), (&retry, -1)], remaining)
-            .await;
-        if !arrived {
-            let collected = pop_once(&ctx, &h, &topic, &filter, order).await?;
+            .arm(&[(&h.topic, h.queue_id), (&retry, -1)]);
+        let collected = pop_once(&ctx, &h, &topic, &filter, order).await?;
+        let remaining = deadline - now_ms();
+        if collected.count > 0 || remaining <= 0 {
             return Ok(Some(pop_response(&ctx, &h, collected)));
         }
+        armed.wait(Duration::from_millis(remaining as u64)).await;
     }
 }
 
@@ -340,8 +350,8 @@ async fn pop_queue(
     let next = got.next_begin_offset.max(start);
     c.rest += (max_offset - next).max(0);
     if offsets.is_empty() {
-        // Everything read was filtered out: move past it (FIFO keeps its place for acks).
-        if next > start && !order && ctx.replication.is_master() {
+        // Everything read was filtered out (or, FIFO, already acked): move past it.
+        if next > start && ctx.replication.is_master() {
             ctx.offsets.commit(group, real_topic, queue_id, next);
         }
         return Ok(());
@@ -371,6 +381,42 @@ async fn pop_queue(
         put_checkpoint(ctx, c.revive_qid, &ck).await?;
         ctx.offsets.commit(group, real_topic, queue_id, next);
         Vec::new()
+    };
+    // FIFO messages past the group's retry limit go to the DLQ instead of blocking the
+    // queue, and are not handed out again.
+    let (offsets, records, counts) = if order {
+        let max = ctx.groups.get(group).map_or(16, |g| g.retry_max_times);
+        let mut kept = (Vec::new(), Vec::new(), Vec::new());
+        for ((o, buf), n) in offsets.iter().zip(records).zip(&counts) {
+            if *n <= max {
+                kept.0.push(*o);
+                kept.1.push(buf);
+                kept.2.push(*n);
+                continue;
+            }
+            let ck = Checkpoint {
+                start_offset: *o,
+                pop_time: c.pop_time,
+                invisible_time: h.invisible_time,
+                bit_map: 0,
+                num: 1,
+                queue_id,
+                topic: real_topic.to_string(),
+                group: group.to_string(),
+                offset_diffs: vec![0],
+                broker_name: ctx.config.broker_name.clone(),
+            };
+            revive_message(ctx, &ck, *o, true).await?;
+            if let OrderAck::Committed(next) = ctx.pop.order_ack(&key, *o, c.pop_time) {
+                ctx.offsets.commit(group, real_topic, queue_id, next);
+            }
+        }
+        if kept.0.is_empty() {
+            return Ok(());
+        }
+        kept
+    } else {
+        (offsets, records, counts)
     };
     c.start_info.push(flag, queue_id, start);
     c.msg_info.push(
@@ -409,30 +455,6 @@ async fn pop_queue(
             append_as_topic(&mut c.body, buf, &h.topic, &receipt.to_string())?;
         }
         c.count += 1;
-    }
-    // FIFO messages past the group's retry limit go to the DLQ instead of blocking it.
-    if order {
-        let max = ctx.groups.get(group).map_or(16, |g| g.retry_max_times);
-        for (o, n) in offsets.iter().zip(&counts) {
-            if *n > max {
-                let ck = Checkpoint {
-                    start_offset: *o,
-                    pop_time: c.pop_time,
-                    invisible_time: h.invisible_time,
-                    bit_map: 0,
-                    num: 1,
-                    queue_id,
-                    topic: real_topic.to_string(),
-                    group: group.to_string(),
-                    offset_diffs: vec![0],
-                    broker_name: ctx.config.broker_name.clone(),
-                };
-                revive_message(ctx, &ck, *o).await?;
-                if let OrderAck::Committed(next) = ctx.pop.order_ack(&key, *o, c.pop_time) {
-                    ctx.offsets.commit(group, real_topic, queue_id, next);
-                }
-            }
-        }
     }
     Ok(())
 }
@@ -731,15 +753,18 @@ async fn notification(ctx: Arc<BrokerContext>, request: RemotingCommand) -> Proc
                     ))
         }) || (!order && ctx.topics.get(&retry).is_some() && pending(&retry, 0))
     };
-    let mut has = has_message();
     let deadline = h.born_time + h.poll_time.clamp(0, MAX_POLL_MS);
-    while !has && now_ms() < deadline {
-        let remaining = Duration::from_millis((deadline - now_ms()).max(0) as u64);
-        ctx.long_polling
-            .wait_any(&[(&h.topic, h.queue_id), (&retry, -1)], remaining)
-            .await;
-        has = has_message();
-    }
+    let has = loop {
+        let armed = ctx
+            .long_polling
+            .arm(&[(&h.topic, h.queue_id), (&retry, -1)]);
+        let has = has_message();
+        let remaining = deadline - now_ms();
+        if has || remaining <= 0 {
+            break has;
+        }
+        armed.wait(Duration::from_millis(remaining as u64)).await;
+    };
     Ok(Some(RemotingCommand::success().with_header(
         &NotificationResponseHeader {
             has_msg: has,
