@@ -480,8 +480,16 @@ impl CommitLog {
                 Err(e) => return Err(corrupt(at, e.to_string())),
             }
         }
-        head.append_with(data.len(), |b| b.copy_from_slice(data))
-            .expect("checked: the chunk fits the segment");
+        head.append_with(data.len(), |b| {
+            // The first record's TOTALSIZE last: until it is there, recovery after a crash
+            // in this copy sees the end of the log, never a record missing its tail (see
+            // `encode_record`). Every later record of the chunk is reached through it.
+            let lead = 4.min(data.len());
+            b[lead..].copy_from_slice(&data[lead..]);
+            std::sync::atomic::compiler_fence(Ordering::Release);
+            b[..lead].copy_from_slice(&data[..lead]);
+        })
+        .expect("checked: the chunk fits the segment");
         if segment_done {
             head.mark_full();
         }

@@ -253,8 +253,8 @@ pub fn encode_record(
     } else {
         MESSAGE_MAGIC_CODE_V1
     };
-    let mut w = Writer { buf, pos: 0 };
-    w.put(&(len as i32).to_be_bytes());
+    // TOTALSIZE goes in last (see below), so start after it.
+    let mut w = Writer { buf, pos: 4 };
     w.put(&magic.to_be_bytes());
     w.put(&fields.body_crc.to_be_bytes());
     w.put(&input.queue_id.to_be_bytes());
@@ -279,6 +279,13 @@ pub fn encode_record(
     w.put(&(input.properties.len() as i16).to_be_bytes());
     w.put(input.properties.as_bytes());
     debug_assert_eq!(w.pos, len);
+    // Written into a CommitLog mapping, the record becomes visible to recovery only through
+    // its TOTALSIZE, and the body CRC does not cover the properties: a process killed in the
+    // middle of this copy must leave a zero size (the end of the log), never a size in front
+    // of half-written properties. The fence keeps the compiler from sinking earlier stores
+    // below this one; the CPU retires a thread's stores in order into the shared page cache.
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::Release);
+    w.buf[..4].copy_from_slice(&(len as i32).to_be_bytes());
     Ok(len)
 }
 
