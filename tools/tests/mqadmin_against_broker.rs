@@ -372,6 +372,42 @@ async fn admin_commands_against_a_real_broker() {
         ],
     );
     assert!(sent.contains("SEND_OK"), "{sent}");
+    // Straight to the broker's address, no name server at all (what a container health
+    // check or a partitioned broker's shell can do).
+    let direct = Command::new(env!("CARGO_BIN_EXE_mqadmin"))
+        .env_remove("NAMESRV_ADDR")
+        .args([
+            "sendMessage",
+            "-t",
+            "AdminTopic",
+            "-p",
+            "direct",
+            "-a",
+            &addr,
+            "-i",
+            "1",
+        ])
+        .output()
+        .expect("run mqadmin");
+    let direct_out = String::from_utf8_lossy(&direct.stdout);
+    assert!(direct.status.success(), "{direct:?}");
+    assert!(direct_out.contains("SEND_OK"), "{direct_out}");
+    let unreachable = Command::new(env!("CARGO_BIN_EXE_mqadmin"))
+        .env_remove("NAMESRV_ADDR")
+        .args([
+            "sendMessage",
+            "-t",
+            "AdminTopic",
+            "-p",
+            "x",
+            "-a",
+            "127.0.0.1:1",
+            "-i",
+            "0",
+        ])
+        .output()
+        .expect("run mqadmin");
+    assert_eq!(unreachable.status.code(), Some(1), "{unreachable:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let found = mqadmin(
@@ -429,7 +465,8 @@ async fn admin_commands_against_a_real_broker() {
     let moved = client.invoke(&addr, pull, T).await.unwrap();
     assert_eq!(moved.code, 21, "PULL_OFFSET_MOVED");
     let progress = mqadmin(&ns, &["consumerProgress", "-g", "AdminGroup"]);
-    assert!(progress.contains("Diff Total: 11"), "{progress}");
+    // 10 produced, one sendMessage through the route and one straight to the address.
+    assert!(progress.contains("Diff Total: 12"), "{progress}");
 
     mqadmin(
         &ns,

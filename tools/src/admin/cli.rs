@@ -126,6 +126,10 @@ pub enum Command {
     /// Clean metadata of broker on controller.
     #[command(name = "cleanBrokerMetadata")]
     CleanBrokerMetadata(CleanBrokerMetadataArgs),
+    /// Probe a server's `/healthz` over HTTP (the container image's HEALTHCHECK); needs no
+    /// name server. Not one of Java's commands.
+    #[command(name = "healthCheck")]
+    HealthCheck(HealthCheckArgs),
 }
 
 impl Command {
@@ -160,6 +164,7 @@ impl Command {
             Command::GetControllerConfig(_) => "getControllerConfig",
             Command::UpdateControllerConfig(_) => "updateControllerConfig",
             Command::CleanBrokerMetadata(_) => "cleanBrokerMetadata",
+            Command::HealthCheck(_) => "healthCheck",
         }
     }
 }
@@ -522,12 +527,31 @@ pub struct SendMessageArgs {
     /// Broker group to send to.
     #[arg(short = 'b', long = "broker")]
     pub broker: Option<String>,
-    /// Queue to send to (needs -b).
+    /// Queue to send to (needs -b or -a).
     #[arg(short = 'i', long = "qid")]
     pub qid: Option<i32>,
+    /// Send straight to this broker address (`host:port`), without asking the name servers
+    /// for a route: reaches a broker the name servers cannot (not one of Java's options).
+    /// Needs -i; the broker's queue count is not known without a route.
+    #[arg(short = 'a', long = "brokerAddr", requires = "qid")]
+    pub broker_addr: Option<String>,
     /// Accepted for compatibility; tracing is not recorded.
     #[arg(short = 'm', long = "msgTraceEnable", value_parser = parse_bool)]
     pub msg_trace_enable: Option<bool>,
+}
+
+/// `healthCheck` options.
+#[derive(Debug, Args)]
+pub struct HealthCheckArgs {
+    /// URL to probe: `http://host:port/path`. Every server serves `/healthz` on its metrics
+    /// port; the container images run them all with `metricsPort=5557`.
+    #[arg(
+        short = 'u',
+        long = "url",
+        env = "RMQ_HEALTHCHECK_URL",
+        default_value = "http://127.0.0.1:5557/healthz"
+    )]
+    pub url: String,
 }
 
 /// `consumeMessage` options (`ConsumeMessageCommand`).

@@ -92,6 +92,7 @@ pub async fn run(
                 .await
                 .expect("a controller command")
         }
+        Command::HealthCheck(a) => super::health::health_check(&a.url, client.timeout(), out).await,
     }
 }
 

@@ -29,6 +29,14 @@ pub enum AdminError {
         /// Why the lookup as an offset id failed, as ` (...)`, or empty.
         note: String,
     },
+    /// `healthCheck`: the server did not answer 200, or could not be reached.
+    #[error("{url}: {detail}")]
+    Unhealthy {
+        /// The probed URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// Writing the output failed (e.g. a closed pipe).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),

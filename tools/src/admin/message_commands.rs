@@ -314,37 +314,20 @@ pub async fn send_message(
     a: &SendMessageArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
-    if a.qid.is_some() && a.broker.is_none() {
+    if a.qid.is_some() && a.broker.is_none() && a.broker_addr.is_none() {
         return Err(AdminError::InvalidArgument {
             what: "qid (-i)",
             detail: "Broker name must be set if the queue is chosen!".into(),
         });
     }
     let topic = a.topic.trim();
-    let route = client.topic_route(topic).await?;
-    let writable: Vec<(String, String, i32)> = route
-        .queue_datas
-        .iter()
-        .filter(|q| q.perm & rocketmq_common::route::PERM_WRITE != 0)
-        .filter(|q| {
-            a.broker
-                .as_deref()
-                .is_none_or(|b| b.trim() == q.broker_name)
-        })
-        .filter_map(|q| {
-            let addr = route
-                .broker_datas
-                .iter()
-                .find(|d| d.broker_name == q.broker_name)
-                .and_then(|d| d.broker_addrs.get(&rocketmq_common::route::MASTER_ID))?;
-            Some((q.broker_name.clone(), addr.clone(), q.write_queue_nums))
-        })
-        .collect();
-    let Some((broker, addr, queue_nums)) = writable.first().cloned() else {
-        return Err(AdminError::InvalidArgument {
-            what: "topic",
-            detail: format!("no writable master serves {topic}"),
-        });
+    let (broker, addr, queue_nums) = match &a.broker_addr {
+        Some(addr) => (
+            a.broker.clone().unwrap_or_else(|| addr.clone()),
+            addr.clone(),
+            a.qid.map_or(1, |q| q + 1),
+        ),
+        None => writable_master(client, topic, a.broker.as_deref()).await?,
     };
     let queue_id = a
         .qid
@@ -380,6 +363,37 @@ pub async fn send_message(
         response.queue_id, "SEND_OK"
     )?;
     Ok(())
+}
+
+/// The first master (name, address, write queues) that takes writes for `topic`,
+/// optionally only of broker group `broker`.
+async fn writable_master(
+    client: &MqClient,
+    topic: &str,
+    broker: Option<&str>,
+) -> Result<(String, String, i32), AdminError> {
+    let route = client.topic_route(topic).await?;
+    let writable: Vec<(String, String, i32)> = route
+        .queue_datas
+        .iter()
+        .filter(|q| q.perm & rocketmq_common::route::PERM_WRITE != 0)
+        .filter(|q| broker.is_none_or(|b| b.trim() == q.broker_name))
+        .filter_map(|q| {
+            let addr = route
+                .broker_datas
+                .iter()
+                .find(|d| d.broker_name == q.broker_name)
+                .and_then(|d| d.broker_addrs.get(&rocketmq_common::route::MASTER_ID))?;
+            Some((q.broker_name.clone(), addr.clone(), q.write_queue_nums))
+        })
+        .collect();
+    writable
+        .first()
+        .cloned()
+        .ok_or_else(|| AdminError::InvalidArgument {
+            what: "topic",
+            detail: format!("no writable master serves {topic}"),
+        })
 }
 
 #[cfg(test)]

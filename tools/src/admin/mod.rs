@@ -6,6 +6,7 @@
 //!   [`broker_commands`] (broker status and config, client connections, offset resets),
 //!   [`message_commands`] (reading and sending messages through the client paths) and
 //!   [`controller_commands`] (controller metadata, SyncStateSets, epochs, elections);
+//! - [`health`] — `healthCheck`, the container HEALTHCHECK probe;
 //! - [`format`] — Java-compatible time, permission and column formatting;
 //! - [`error`] — [`AdminError`](error::AdminError).
 //!
@@ -18,6 +19,7 @@ pub mod commands;
 pub mod controller_commands;
 pub mod error;
 pub mod format;
+pub mod health;
 pub mod message_commands;
 
 use std::io::Write;
@@ -30,6 +32,11 @@ pub use rocketmq_client::MqClient;
 /// Runs a parsed command line, writing the command's output to `out`.
 pub async fn run_cli(cli: &Cli, out: &mut dyn Write) -> Result<(), AdminError> {
     let timeout = Duration::from_millis(cli.timeout_millis);
+    if let Command::HealthCheck(a) = &cli.command {
+        health::health_check(&a.url, timeout, out).await?;
+        out.flush()?;
+        return Ok(());
+    }
     // Controller commands need a name server only to look brokers up.
     let namesrv_client = match cli.namesrv_addr.as_deref() {
         Some(list) => Some(MqClient::new(list, timeout)?),
@@ -42,11 +49,16 @@ pub async fn run_cli(cli: &Cli, out: &mut dyn Write) -> Result<(), AdminError> {
         out.flush()?;
         return Ok(());
     }
-    let namesrv = cli
-        .namesrv_addr
-        .as_deref()
-        .ok_or_else(AdminError::no_name_server)?;
-    let client = MqClient::new(namesrv, Duration::from_millis(cli.timeout_millis))?;
+    let client = match (cli.namesrv_addr.as_deref(), &cli.command) {
+        (Some(namesrv), _) => MqClient::new(namesrv, timeout)?,
+        // A send to an explicit broker address asks no name server.
+        (None, Command::SendMessage(a)) if a.broker_addr.is_some() => MqClient::with_remoting(
+            rocketmq_common::remoting::RemotingClient::new(Default::default()),
+            Vec::new(),
+            timeout,
+        ),
+        (None, _) => return Err(AdminError::no_name_server()),
+    };
     commands::run(&client, &cli.command, out).await?;
     out.flush()?;
     Ok(())
