@@ -50,7 +50,8 @@ pub struct BrokerConfig {
     pub namesrv_addr: Vec<String>,
     /// `listenPort` (10911).
     pub listen_port: u16,
-    /// `brokerIP1`: the address clients are told to connect to.
+    /// `brokerIP1`: the address clients are told to connect to (default: see
+    /// [`default_advertised_ip`]).
     pub broker_ip1: IpAddr,
     /// `bindAddress` for the listener (0.0.0.0).
     pub bind_address: IpAddr,
@@ -105,6 +106,57 @@ pub struct BrokerConfig {
     pub store: MessageStoreConfig,
 }
 
+/// The address a broker advertises when `brokerIP1` is not set: the bound address when it
+/// is a specific one, else (bound to every interface) this host's first non-loopback IPv4
+/// address as Java's `NetworkUtil.getLocalAddress` picks it — in a container or a pod that
+/// is the address other hosts reach it at. Loopback only when there is nothing else.
+pub fn default_advertised_ip(bind_address: IpAddr) -> IpAddr {
+    if !bind_address.is_unspecified() {
+        return bind_address;
+    }
+    let candidates = local_ipv4_addresses();
+    // Java skips 192.168.* (typically a host-only or home network) unless nothing else.
+    candidates
+        .iter()
+        .find(|ip| ip.octets()[..2] != [192, 168])
+        .or(candidates.first())
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ip| IpAddr::V4(*ip))
+}
+
+/// Non-loopback IPv4 addresses of the interfaces that are up, in the kernel's order.
+fn local_ipv4_addresses() -> Vec<Ipv4Addr> {
+    let mut found = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we only read and then free exactly once.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return found;
+    }
+    let mut cursor = head;
+    while !cursor.is_null() {
+        // SAFETY: `cursor` is a node of the list getifaddrs returned, not yet freed.
+        let entry = unsafe { &*cursor };
+        cursor = entry.ifa_next;
+        let up = entry.ifa_flags & (libc::IFF_UP as u32) != 0;
+        if !up || entry.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: non-null `ifa_addr` points to a sockaddr whose family says its layout.
+        let family = i32::from(unsafe { (*entry.ifa_addr).sa_family });
+        if family != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: an AF_INET address is a sockaddr_in.
+        let sin = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in) };
+        let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+        if !ip.is_loopback() && !ip.is_unspecified() && !ip.is_link_local() {
+            found.push(ip);
+        }
+    }
+    // SAFETY: `head` came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    found
+}
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         let home = std::env::var_os("HOME")
@@ -157,6 +209,12 @@ impl BrokerConfig {
             ..Self::default()
         };
         c.visit_own(&mut ApplyProperties(props))?;
+        if let Some(port) = props.java_metrics_port()? {
+            c.metrics_port = port;
+        }
+        if props.get("brokerIP1").is_none() {
+            c.broker_ip1 = default_advertised_ip(c.bind_address);
+        }
         if c.default_topic_queue_nums < 1 {
             return Err(BrokerConfigError::Invalid {
                 key: "defaultTopicQueueNums",
@@ -472,6 +530,28 @@ mod tests {
             c.store.store_path_root_dir,
             std::path::PathBuf::from("/tmp/x")
         );
+    }
+
+    #[test]
+    fn advertised_address_defaults_to_what_other_hosts_reach() {
+        let bound =
+            BrokerConfig::from_properties(&Properties::parse("bindAddress=127.0.0.5\n")).unwrap();
+        assert_eq!(bound.broker_ip1.to_string(), "127.0.0.5");
+        let everywhere = BrokerConfig::from_properties(&Properties::parse("")).unwrap();
+        // Whatever this host has: never the unspecified address, loopback only as a fallback.
+        let expected = local_ipv4_addresses()
+            .first()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |_| everywhere.broker_ip1);
+        assert_eq!(everywhere.broker_ip1, expected);
+        assert!(!everywhere.broker_ip1.is_unspecified());
+        if let IpAddr::V4(ip) = everywhere.broker_ip1
+            && !ip.is_loopback()
+        {
+            assert!(local_ipv4_addresses().contains(&ip));
+        }
+        let explicit =
+            BrokerConfig::from_properties(&Properties::parse("brokerIP1=10.9.8.7\n")).unwrap();
+        assert_eq!(explicit.broker_ip1.to_string(), "10.9.8.7");
     }
 
     #[test]

@@ -39,13 +39,63 @@ pub enum ConfigError {
 }
 
 impl Properties {
-    /// Reads and parses a properties file.
+    /// Reads and parses a config file: Java properties, or — when the file is a JSON object,
+    /// as the proxy's `rmq-proxy.json` is — that object's top-level keys.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
+        if text.trim_start().starts_with('{') {
+            return Self::parse_json(&text).map_err(|reason| ConfigError::InvalidValue {
+                key: path.display().to_string(),
+                value: String::new(),
+                reason,
+            });
+        }
         Ok(Self::parse(&text))
+    }
+
+    /// The top-level keys of a JSON object; strings as they are, numbers and booleans as
+    /// their text. Nested objects and arrays are refused: no key of ours takes one.
+    pub fn parse_json(text: &str) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON config: {e}"))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err("a JSON config must be an object".into());
+        };
+        let mut entries = BTreeMap::new();
+        for (key, value) in map {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Null => continue,
+                other => return Err(format!("key {key}: nested value {other} is not supported")),
+            };
+            entries.insert(key, text);
+        }
+        Ok(Self { entries })
+    }
+
+    /// The metrics port Java's keys ask for, when `metricsPort` (ours) is absent:
+    /// `metricsExporterType=PROM` serves on `metricsPromExporterPort` (Java's default 5557),
+    /// `DISABLE` turns metrics off. `None` when neither kind of key is there.
+    pub fn java_metrics_port(&self) -> Result<Option<u16>, ConfigError> {
+        if self.get("metricsPort").is_some() {
+            return Ok(None);
+        }
+        let port = self.parse_value::<u16>("metricsPromExporterPort")?;
+        match self.get("metricsExporterType") {
+            None => Ok(port),
+            Some(t) if t.eq_ignore_ascii_case("PROM") => Ok(Some(port.unwrap_or(5557))),
+            Some(t) if t.eq_ignore_ascii_case("DISABLE") => Ok(Some(0)),
+            Some(other) => Err(ConfigError::InvalidValue {
+                key: "metricsExporterType".into(),
+                value: other.into(),
+                reason: "supported: PROM (Prometheus on metricsPromExporterPort) or DISABLE".into(),
+            }),
+        }
     }
 
     /// Parses properties text: `key=value` or `key: value` or `key value` per logical line,
@@ -386,5 +436,36 @@ mod tests {
     fn unicode_escape() {
         let p = Properties::parse("k=\\u0041b\n");
         assert_eq!(p.get("k"), Some("Ab"));
+    }
+
+    #[test]
+    fn json_configs_and_java_metrics_keys() {
+        let json = Properties::parse_json(
+            r#"{"namesrvAddr":"a:9876;b:9876","grpcServerPort":8081,"x":true,"n":null}"#,
+        )
+        .unwrap();
+        assert_eq!(json.get("namesrvAddr"), Some("a:9876;b:9876"));
+        assert_eq!(json.get("grpcServerPort"), Some("8081"));
+        assert_eq!(json.get("x"), Some("true"));
+        assert_eq!(json.get("n"), None);
+        assert!(Properties::parse_json(r#"{"a":{"b":1}}"#).is_err());
+        assert!(Properties::parse_json("[1]").is_err());
+
+        let port = |text: &str| Properties::parse(text).java_metrics_port();
+        assert_eq!(port("").unwrap(), None);
+        assert_eq!(port("metricsExporterType=PROM\n").unwrap(), Some(5557));
+        assert_eq!(
+            port("metricsExporterType=PROM\nmetricsPromExporterPort=6000\n").unwrap(),
+            Some(6000)
+        );
+        assert_eq!(port("metricsExporterType=DISABLE\n").unwrap(), Some(0));
+        assert_eq!(port("metricsPromExporterPort=6001\n").unwrap(), Some(6001));
+        // Ours wins.
+        assert_eq!(
+            port("metricsPort=7000\nmetricsExporterType=PROM\n").unwrap(),
+            None
+        );
+        assert!(port("metricsExporterType=OTLP_GRPC\n").is_err());
+        assert!(port("metricsExporterType=PROM\nmetricsPromExporterPort=x\n").is_err());
     }
 }

@@ -105,6 +105,9 @@ impl ControllerConfig {
     pub fn from_properties(props: &Properties) -> Result<Self, ControllerConfigError> {
         let mut c = Self::default();
         c.visit(&mut ApplyProperties(props))?;
+        if let Some(port) = props.java_metrics_port()? {
+            c.metrics_port = port;
+        }
         c.validate()?;
         Ok(c)
     }

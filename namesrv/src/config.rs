@@ -79,6 +79,9 @@ impl NamesrvConfig {
         props.apply("bindAddress", &mut ip)?;
         self.listen_addr = SocketAddr::new(ip, port);
         props.apply("metricsPort", &mut self.metrics_port)?;
+        if let Some(port) = props.java_metrics_port()? {
+            self.metrics_port = port;
+        }
         if let Some(path) = props.get("kvConfigPath") {
             self.kv_config_path = PathBuf::from(path);
         }
@@ -162,6 +165,9 @@ const KNOWN_KEYS: &[&str] = &[
     "listenPort",
     "bindAddress",
     "metricsPort",
+    "metricsExporterType",
+    "metricsPromExporterHost",
+    "metricsPromExporterPort",
     "kvConfigPath",
     "brokerChannelExpiredTime",
     "scanNotActiveBrokerInterval",

@@ -73,6 +73,9 @@ impl ProxyConfig {
         props
             .apply("metricsPort", &mut c.metrics_port)
             .map_err(|e| e.to_string())?;
+        if let Some(port) = props.java_metrics_port().map_err(|e| e.to_string())? {
+            c.metrics_port = port;
+        }
         props
             .apply("maxMessageSize", &mut c.max_message_size)
             .map_err(|e| e.to_string())?;

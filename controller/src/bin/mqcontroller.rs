@@ -19,8 +19,9 @@ struct Args {
     /// Peers: `n0-host:port;n1-host:port;...`.
     #[arg(long = "controllerDLegerPeers")]
     peers: Option<String>,
-    /// This controller's peer id.
-    #[arg(long = "controllerDLegerSelfId")]
+    /// This controller's peer id. `CONTROLLER_SELF_ID` sets it too: one config file then
+    /// serves every member (the operator's pods set it from their ordinal).
+    #[arg(long = "controllerDLegerSelfId", env = "CONTROLLER_SELF_ID")]
     self_id: Option<String>,
     /// Where the consensus log and snapshots live.
     #[arg(long = "controllerStorePath")]

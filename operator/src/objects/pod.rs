@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     api::core::v1::{
-        Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-        ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
-        PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service,
-        ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
-        WeightedPodAffinityTerm,
+        Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar,
+        EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+        PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+        ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+        TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
     },
     apimachinery::pkg::{
         api::resource::Quantity, apis::meta::v1::ObjectMeta, util::intstr::IntOrString,
@@ -116,6 +116,14 @@ pub(super) fn pod_template(context: &BuildContext, recipe: PodRecipe) -> PodTemp
             recipe.default_requests,
         )),
         volume_mounts: Some(volume_mounts),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
         readiness_probe: Some(tcp_probe(10, 3)),
         liveness_probe: Some(tcp_probe(20, 3)),
         startup_probe,
@@ -143,11 +151,30 @@ pub(super) fn pod_template(context: &BuildContext, recipe: PodRecipe) -> PodTemp
             }]),
             affinity: Some(spread_over_nodes(recipe.selector)),
             termination_grace_period_seconds: recipe.termination_grace_period_seconds,
+            security_context: Some(pod_security_context()),
             // Service links would inject one variable per Service in the namespace, and
             // names like `<cluster>_NAMESRV_PORT` could shadow RocketMQ settings.
             enable_service_links: Some(false),
             ..PodSpec::default()
         }),
+    }
+}
+
+/// The image's server user (`images/Dockerfile`), non-root; `fsGroup` makes the store
+/// volume writable by it.
+pub const SERVER_UID: i64 = 10001;
+
+fn pod_security_context() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(SERVER_UID),
+        run_as_group: Some(SERVER_UID),
+        fs_group: Some(SERVER_UID),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
     }
 }
 
