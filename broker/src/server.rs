@@ -82,6 +82,8 @@ pub struct BrokerMetrics {
     master_epoch: Gauge<i64, AtomicI64>,
     slaves: Gauge<i64, AtomicI64>,
     unconfirmed_bytes: Gauge<i64, AtomicI64>,
+    commitlog_bytes: Gauge<i64, AtomicI64>,
+    disk_used_ratio: Gauge<f64, AtomicU64>,
     /// Totals and rates for GET_BROKER_RUNTIME_INFO.
     pub stats: Arc<BrokerStats>,
 }
@@ -102,6 +104,8 @@ impl BrokerMetrics {
             master_epoch: Gauge::default(),
             slaves: Gauge::default(),
             unconfirmed_bytes: Gauge::default(),
+            commitlog_bytes: Gauge::default(),
+            disk_used_ratio: Gauge::default(),
             stats: Arc::new(BrokerStats::new()),
         };
         registry.register(
@@ -163,6 +167,16 @@ impl BrokerMetrics {
             "replication_unconfirmed_bytes",
             "CommitLog bytes not yet confirmed by the replicas (not yet readable)",
             m.unconfirmed_bytes.clone(),
+        );
+        registry.register(
+            "store_commitlog_bytes",
+            "CommitLog bytes held on disk (max minus min offset)",
+            m.commitlog_bytes.clone(),
+        );
+        registry.register(
+            "store_disk_used_ratio",
+            "Used fraction of the file system holding the store (the cleanup and write-refusal thresholds apply to it)",
+            m.disk_used_ratio.clone(),
         );
         m
     }
@@ -523,6 +537,14 @@ fn update_lag(ctx: &BrokerContext) {
     m.slaves.set(ctx.replication.slave_acks().len() as i64);
     m.unconfirmed_bytes
         .set((ctx.store.commitlog().max_offset() - ctx.store.confirm_offset()).max(0));
+    let commitlog = ctx.store.commitlog();
+    m.commitlog_bytes
+        .set((commitlog.max_offset() - commitlog.min_offset()).max(0));
+    if let Ok(ratio) =
+        rocketmq_store::cleanup::disk_usage_ratio(&ctx.store.config().store_path_root_dir)
+    {
+        m.disk_used_ratio.set(ratio);
+    }
     if let Some(timer) = &ctx.timer {
         ctx.metrics.timer_lag.set(timer.dequeue_lag_ms());
         ctx.metrics.timer_backlog.set(timer.enqueue_backlog());

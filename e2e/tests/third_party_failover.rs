@@ -25,8 +25,8 @@ use rocketmq_model::common::message::message_single::Message;
 use rocketmq_model::result::SendStatus;
 use rocketmq_runtime::RuntimeContext;
 use rocketmq_testkit::cluster::{ClusterOptions, ControllerCluster};
-use rocketmq_testkit::requests::{pull, send};
-use rocketmq_testkit::{records, wait_until};
+use rocketmq_testkit::requests::{read_topic, send};
+use rocketmq_testkit::wait_until;
 
 const TOPIC: &str = "TpFailoverTopic";
 const T: Duration = Duration::from_secs(5);
@@ -46,27 +46,7 @@ async fn read_all(
     client: &RemotingClient,
     addr: &str,
 ) -> Option<BTreeMap<(i32, i64), (String, Vec<u8>)>> {
-    let mut out = BTreeMap::new();
-    for q in 0..4 {
-        let mut offset = 0;
-        loop {
-            let resp = client
-                .invoke(addr, pull("tp-reader", TOPIC, q, offset, "*"), T)
-                .await
-                .ok()?;
-            if resp.code != ResponseCode::Success.as_i32() {
-                break;
-            }
-            for r in records(&resp.body) {
-                let key = get_property(r.properties, "KEYS")
-                    .unwrap_or_default()
-                    .to_string();
-                out.insert((q, r.queue_offset), (key, r.body.to_vec()));
-                offset = r.queue_offset + 1;
-            }
-        }
-    }
-    Some(out)
+    read_topic(client, addr, TOPIC, 4).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

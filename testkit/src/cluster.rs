@@ -348,6 +348,16 @@ impl ControllerCluster {
 pub struct MasterProbe(ControllerClient);
 
 impl MasterProbe {
+    /// A probe of the controllers at `addresses` (group `broker-a`), for clusters this
+    /// harness did not start (containers).
+    pub fn new(addresses: Vec<String>) -> Self {
+        MasterProbe(ControllerClient::new(
+            RemotingClient::new(ClientConfig::default()),
+            addresses,
+            Duration::from_secs(1),
+        ))
+    }
+
     /// The group's master: (address, epoch, SyncStateSet).
     pub async fn master(&self) -> Option<(String, i32, SyncStateSet)> {
         master_of(&self.0).await

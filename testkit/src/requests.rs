@@ -111,3 +111,34 @@ pub fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// Every message of `topic`'s queues `0..queues` that `addr` serves, by (queue, offset):
+/// (KEYS property, body). `None` when the broker cannot be read (down, unreachable).
+pub async fn read_topic(
+    client: &RemotingClient,
+    addr: &str,
+    topic: &str,
+    queues: i32,
+) -> Option<std::collections::BTreeMap<(i32, i64), (String, Vec<u8>)>> {
+    let mut out = std::collections::BTreeMap::new();
+    for q in 0..queues {
+        let mut offset = 0;
+        loop {
+            let resp = client
+                .invoke(addr, pull("topic-reader", topic, q, offset, "*"), T)
+                .await
+                .ok()?;
+            if resp.code != rocketmq_common::protocol::ResponseCode::Success.as_i32() {
+                break;
+            }
+            for r in crate::records(&resp.body) {
+                let key = rocketmq_common::message::get_property(r.properties, "KEYS")
+                    .unwrap_or_default()
+                    .to_string();
+                out.insert((q, r.queue_offset), (key, r.body.to_vec()));
+                offset = r.queue_offset + 1;
+            }
+        }
+    }
+    Some(out)
+}

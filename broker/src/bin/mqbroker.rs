@@ -22,7 +22,7 @@ struct Args {
     /// Remoting port (default 10911).
     #[arg(long = "listenPort")]
     listen_port: Option<u16>,
-    /// Address announced to clients (default 127.0.0.1).
+    /// Address announced to clients (default: the bind address, else this host's first non-loopback IPv4 address).
     #[arg(long = "brokerIP1")]
     broker_ip1: Option<String>,
     /// Store root directory (default ~/store).
