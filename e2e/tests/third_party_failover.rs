@@ -18,8 +18,6 @@ use rocketmq_client_rust::{
     ClientConfig as TpClientConfig, ClientRuntime, ClientRuntimeConfig, DefaultMQProducer,
     TelemetryHandle,
 };
-use rocketmq_common::message::get_property;
-use rocketmq_common::protocol::ResponseCode;
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_model::common::message::message_single::Message;
 use rocketmq_model::result::SendStatus;
