@@ -21,8 +21,8 @@ use rocketmq_common::protocol::ResponseCode;
 use rocketmq_common::protocol::headers::broker::SendMessageResponseHeader;
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_testkit::cluster::{ClusterOptions, ControllerCluster};
-use rocketmq_testkit::requests::{pull, send};
-use rocketmq_testkit::{records, wait_until};
+use rocketmq_testkit::requests::{read_topic, send};
+use rocketmq_testkit::wait_until;
 
 const T: Duration = Duration::from_secs(5);
 const TOPIC: &str = "FailoverTopic";
@@ -147,24 +147,8 @@ impl Producer {
 
 /// Reads every queue of `addr` from offset 0; `None` if the broker does not answer.
 async fn read_all(client: &RemotingClient, addr: &str) -> Option<Seen> {
-    let mut out = Seen::new();
-    for q in 0..QUEUES {
-        let mut offset = 0;
-        loop {
-            let resp = client
-                .invoke(addr, pull("reader", TOPIC, q, offset, "*"), T)
-                .await
-                .ok()?;
-            if resp.code != ResponseCode::Success.as_i32() {
-                break;
-            }
-            for r in records(&resp.body) {
-                out.insert((q, r.queue_offset), r.body.to_vec());
-                offset = r.queue_offset + 1;
-            }
-        }
-    }
-    Some(out)
+    let all = read_topic(client, addr, TOPIC, QUEUES).await?;
+    Some(all.into_iter().map(|(at, (_, body))| (at, body)).collect())
 }
 
 /// Waits until `addr` serves every acknowledged message at its offset; returns all it

@@ -13,8 +13,8 @@ use rocketmq_common::protocol::headers::broker::{
 };
 use rocketmq_common::protocol::{RemotingCommand, ResponseCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
-use rocketmq_testkit::requests::{pull, send};
-use rocketmq_testkit::{ServerProcess, binary, free_port, records, wait_until};
+use rocketmq_testkit::requests::{pull, read_topic, send};
+use rocketmq_testkit::{ServerProcess, binary, free_port, wait_until};
 
 const T: Duration = Duration::from_secs(5);
 const TOPIC: &str = "ReplTopic";
@@ -95,23 +95,8 @@ async fn pull_all(client: &RemotingClient, addr: &str, want: usize) -> Vec<(i32,
         "every message readable",
         Duration::from_secs(20),
         || async {
-            let mut out = Vec::new();
-            for q in 0..4 {
-                let mut offset = 0;
-                loop {
-                    let resp = client
-                        .invoke(addr, pull("g", TOPIC, q, offset, "*"), T)
-                        .await
-                        .ok()?;
-                    if resp.code != ResponseCode::Success.as_i32() {
-                        break;
-                    }
-                    for r in records(&resp.body) {
-                        out.push((q, r.queue_offset, r.body.to_vec()));
-                        offset = r.queue_offset + 1;
-                    }
-                }
-            }
+            let all = read_topic(client, addr, TOPIC, 4).await?;
+            let out: Vec<_> = all.into_iter().map(|((q, o), (_, b))| (q, o, b)).collect();
             (out.len() >= want).then_some(out)
         },
     )
