@@ -51,6 +51,10 @@ pub const RESERVED_BROKER_CONFIG_KEYS: [&str; 9] = [
     shortname = "rmq",
     namespaced,
     status = "RocketMQClusterStatus",
+    // Children are named `<cluster>-controller-headless`, `<cluster>-broker-<g>-headless`, and
+    // StatefulSet pods carry `<statefulset>-<revision hash>` labels: all must stay within 63
+    // characters, and Services need names that start with a letter.
+    validation = Rule::new("self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be at most 40 characters of a-z, 0-9 and '-', starting with a letter (the operator derives up to 63-character child names from it)"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(
         name = "Ready",
@@ -104,11 +108,15 @@ pub struct RocketMQClusterSpec {
 pub struct ImageSpec {
     /// Image repository, without tag.
     #[serde(default = "default_image_repository")]
+    #[schemars(length(max = 255))]
     #[x_kube(validation = Rule::new("self != ''").message("image.repository must not be empty"))]
+    #[x_kube(validation = Rule::new("self.matches('^([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$')").message("image.repository must be an image name without tag, such as rocketmq-rs or registry.example.com:5000/team/rocketmq-rs"))]
     pub repository: String,
     /// Image tag; also written to the `app.kubernetes.io/version` label.
     #[serde(default = "default_image_tag")]
+    #[schemars(length(max = 128))]
     #[x_kube(validation = Rule::new("self != ''").message("image.tag must not be empty"))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_][A-Za-z0-9_.-]*$')").message("image.tag must be a tag such as 0.1.0: letters, digits, '_', '.' and '-', at most 128"))]
     pub tag: String,
     /// Kubernetes image pull policy.
     #[serde(default)]
@@ -170,6 +178,7 @@ pub struct NameServerSpec {
     /// each one, so any replica can answer route queries.
     #[serde(default = "default_name_server_replicas")]
     #[schemars(range(min = 1))]
+    #[x_kube(validation = Rule::new("self <= 16").message("nameServer.replicas must be at most 16"))]
     pub replicas: i32,
     /// CPU/memory requests and limits; defaults to requests of 250m CPU and 512Mi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,6 +193,7 @@ pub struct ControllerSpec {
     /// Number of controllers in the consensus group; must be odd.
     #[serde(default = "default_controller_replicas")]
     #[schemars(range(min = 1))]
+    #[x_kube(validation = Rule::new("self <= 9").message("controller.replicas must be at most 9: every election waits for a majority"))]
     pub replicas: i32,
     /// Volume for the consensus log, one per controller pod.
     #[serde(default = "default_controller_storage")]
@@ -201,10 +211,12 @@ pub struct BrokerSpec {
     /// Number of broker groups (broker names); each is a StatefulSet `<cluster>-broker-<g>`.
     #[serde(default = "default_broker_groups")]
     #[schemars(range(min = 1))]
+    #[x_kube(validation = Rule::new("self <= 64").message("broker.groups must be at most 64"))]
     pub groups: i32,
     /// Pods per group: one master plus replicas, elected by the controllers.
     #[serde(default = "default_broker_replicas_per_group")]
     #[schemars(range(min = 1))]
+    #[x_kube(validation = Rule::new("self <= 9").message("broker.replicasPerGroup must be at most 9: a send waits for every in-sync replica"))]
     pub replicas_per_group: i32,
     /// Volume for the CommitLog and ConsumeQueues, one per broker pod.
     #[serde(default = "default_broker_storage")]
@@ -221,6 +233,7 @@ pub struct BrokerSpec {
     /// and hand mastership over.
     #[serde(default = "default_broker_termination_grace_period_seconds")]
     #[schemars(range(min = 0))]
+    #[x_kube(validation = Rule::new("self <= 3600").message("broker.terminationGracePeriodSeconds must be at most 3600"))]
     pub termination_grace_period_seconds: i64,
     /// CPU/memory requests and limits; defaults to requests of 1 CPU and 2Gi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,6 +247,7 @@ pub struct ProxySpec {
     /// Number of proxies when autoscaling is disabled.
     #[serde(default = "default_proxy_replicas")]
     #[schemars(range(min = 1))]
+    #[x_kube(validation = Rule::new("self <= 256").message("proxy.replicas must be at most 256"))]
     pub replicas: i32,
     /// HorizontalPodAutoscaler settings.
     #[serde(default)]
@@ -259,6 +273,7 @@ pub struct AutoscalingSpec {
     /// Upper bound of the autoscaler.
     #[serde(default = "default_autoscaling_max_replicas")]
     #[schemars(range(min = 1))]
+    #[x_kube(validation = Rule::new("self <= 256").message("proxy.autoscaling.maxReplicas must be at most 256"))]
     pub max_replicas: i32,
     /// Average CPU utilisation, in percent of the CPU request, the autoscaler aims for.
     #[serde(
@@ -277,7 +292,7 @@ pub struct StorageSpec {
     /// Requested size, as a Kubernetes quantity (e.g. `20Gi`).
     // Bounded so the API server's CEL cost estimate for isQuantity stays within budget.
     #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("storage.size must be a positive Kubernetes quantity such as 20Gi"))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0')) && quantity(self).isLessThan(quantity('1Pi'))").message("storage.size must be a positive Kubernetes quantity below 1Pi, such as 20Gi"))]
     pub size: String,
     /// StorageClass of the claims; the cluster default when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -56,6 +56,46 @@ fn bad_specs_are_rejected_with_a_clear_message() {
             "controller.replicas must be odd",
         ),
         (
+            json!({ "broker": { "groups": 1000, "replicasPerGroup": 100000 } }),
+            "broker.groups must be at most 64",
+        ),
+        (
+            json!({ "broker": { "replicasPerGroup": 100000 } }),
+            "broker.replicasPerGroup must be at most 9",
+        ),
+        (
+            json!({ "nameServer": { "replicas": 100 } }),
+            "nameServer.replicas must be at most 16",
+        ),
+        (
+            json!({ "controller": { "replicas": 11 } }),
+            "controller.replicas must be at most 9",
+        ),
+        (
+            json!({ "proxy": { "replicas": 5000 } }),
+            "proxy.replicas must be at most 256",
+        ),
+        (
+            json!({ "proxy": { "autoscaling": { "maxReplicas": 5000 } } }),
+            "proxy.autoscaling.maxReplicas must be at most 256",
+        ),
+        (
+            json!({ "broker": { "storage": { "size": "999999999Ei" } } }),
+            "storage.size must be a positive Kubernetes quantity below 1Pi",
+        ),
+        (
+            json!({ "image": { "repository": "Not A/Valid Image!!" } }),
+            "image.repository must be an image name without tag",
+        ),
+        (
+            json!({ "image": { "tag": "bad tag" } }),
+            "image.tag must be a tag such as 0.1.0",
+        ),
+        (
+            json!({ "broker": { "terminationGracePeriodSeconds": 86400 } }),
+            "broker.terminationGracePeriodSeconds must be at most 3600",
+        ),
+        (
             json!({ "proxy": { "autoscaling": { "enabled": true, "minReplicas": 8, "maxReplicas": 4 } } }),
             "proxy.autoscaling.minReplicas must not exceed maxReplicas",
         ),
@@ -142,4 +182,36 @@ fn counts_have_openapi_lower_bounds() {
     let target =
         &spec["proxy"]["properties"]["autoscaling"]["properties"]["targetCPUUtilizationPercentage"];
     assert_eq!(target["maximum"].as_f64(), Some(100.0));
+}
+
+#[test]
+fn cluster_names_leave_room_for_child_names() {
+    let with_name = |name: &str| {
+        let mut object = object(json!({}));
+        object["metadata"]["name"] = json!(name);
+        Validator::new()
+            .validate(&schema(), &object, None)
+            .err()
+            .map(|errors| errors.to_string())
+    };
+    assert_eq!(with_name("prod-eu-1"), None);
+    assert_eq!(with_name(&"a".repeat(40)), None);
+    for bad in [&"a".repeat(41) as &str, "1st-cluster", "Prod", "prod-"] {
+        let errors = with_name(bad).unwrap_or_else(|| panic!("{bad:?} is accepted"));
+        assert!(
+            errors.contains("metadata.name must be at most 40 characters"),
+            "{errors}"
+        );
+    }
+    // The longest name accepted still gives child names within 63 characters.
+    let longest = "a".repeat(40);
+    let names = rocketmq_operator::objects::ClusterNames::new(&longest, "mq");
+    for child in [
+        names.headless(rocketmq_operator::objects::Component::Controller),
+        names.headless(rocketmq_operator::objects::Component::NameServer),
+        format!("{}-headless", names.broker_group(63)),
+        format!("{}-0123456789", names.broker_group(63)),
+    ] {
+        assert!(child.len() <= 63, "{child} is {} characters", child.len());
+    }
 }
