@@ -66,7 +66,40 @@ pub enum Error {
     Client(#[source] kube::Error),
 }
 
+/// What the API server said, in a line a person reads: its message and reason, not the
+/// client library's debug dump of the whole response.
+fn api_summary(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(response) => {
+            format!("{} (API reason: {})", response.message, response.reason)
+        }
+        other => other.to_string(),
+    }
+}
+
 impl Error {
+    /// The error for Events and the `Degraded` condition: names the object and what the
+    /// API server said, without nested debug output.
+    pub fn summary(&self) -> String {
+        match self {
+            Error::Apply { kind, name, source } => {
+                format!("applying {kind} {name} failed: {}", api_summary(source))
+            }
+            Error::Delete { kind, name, source } => {
+                format!("deleting {kind} {name} failed: {}", api_summary(source))
+            }
+            Error::PatchStatus { name, source } => format!(
+                "patching status of RocketMQCluster {name} failed: {}",
+                api_summary(source)
+            ),
+            Error::Lease { lease, source } => format!(
+                "leader election on Lease {lease} failed: {}",
+                api_summary(source)
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// Short PascalCase reason for Events and conditions.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -84,3 +117,29 @@ impl Error {
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_name_the_object_and_the_api_reason_only() {
+        let mut response = kube::core::Status::failure(
+            "StatefulSet.apps \"demo-broker-0\" is invalid: spec.replicas: Invalid value: -1",
+            "Invalid",
+        );
+        response.code = 422;
+        let error = Error::Apply {
+            kind: "StatefulSet".into(),
+            name: "demo-broker-0".into(),
+            source: kube::Error::Api(response.boxed()),
+        };
+        let summary = error.summary();
+        assert_eq!(
+            summary,
+            "applying StatefulSet demo-broker-0 failed: StatefulSet.apps \"demo-broker-0\" is \
+             invalid: spec.replicas: Invalid value: -1 (API reason: Invalid)"
+        );
+        assert!(!summary.contains("ErrorResponse"));
+    }
+}

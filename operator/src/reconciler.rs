@@ -154,6 +154,8 @@ async fn reconcile_inner(cluster: &RocketMQCluster, context: &Context) -> Result
     if cluster.is_paused() {
         tracing::info!(cluster = %cluster_key(cluster), "reconciliation paused");
         let status = paused_status(cluster, &now());
+        // Entering the pause is an Event; leaving it is the next phase change.
+        announce_phase_change(cluster, context, &status).await;
         patch_status(cluster, context, &namespace, &status).await?;
         return Ok(Outcome::Paused);
     }
@@ -310,7 +312,7 @@ async fn report_failure(
     let event = Event {
         type_: EventType::Warning,
         reason: error.reason().into(),
-        note: Some(truncate(&error.to_string(), 1024)),
+        note: Some(truncate(&error.summary(), 1024)),
         action: "Reconcile".into(),
         secondary: None,
     };
@@ -323,7 +325,7 @@ async fn report_failure(
     }
     let failure = Failure {
         reason: error.reason().into(),
-        message: truncate(&error.to_string(), 4096),
+        message: truncate(&error.summary(), 1024),
     };
     let status = failed_status(cluster, &failure, &now());
     if let Err(status_error) = patch_status(cluster, context, namespace, &status).await {
@@ -361,15 +363,18 @@ async fn announce_phase_change(
     }
 }
 
+/// At most `limit` bytes of `text`, cut at a character boundary; a cut text ends with `…`
+/// within the limit (the Events API refuses a note over 1 KiB).
 fn truncate(text: &str, limit: usize) -> String {
     if text.len() <= limit {
         return text.to_string();
     }
-    let mut end = limit;
+    const ELLIPSIS: &str = "…";
+    let mut end = limit.saturating_sub(ELLIPSIS.len());
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &text[..end])
+    format!("{}{ELLIPSIS}", &text[..end])
 }
 
 /// Requeue policy after a failed pass: exponential backoff per cluster.
@@ -426,9 +431,11 @@ mod tests {
     use super::truncate;
 
     #[test]
-    fn truncate_respects_char_boundaries() {
+    fn truncate_respects_char_boundaries_and_the_limit() {
         assert_eq!(truncate("abc", 5), "abc");
-        assert_eq!(truncate("abcdef", 3), "abc…");
-        assert_eq!(truncate("ééé", 3), "é…");
+        assert_eq!(truncate("abcdefgh", 6), "abc…");
+        assert_eq!(truncate("ééééé", 7), "éé…");
+        let long = "x".repeat(5000);
+        assert_eq!(truncate(&long, 1024).len(), 1024);
     }
 }

@@ -158,6 +158,9 @@ pub fn paused_status(cluster: &RocketMQCluster, now: &str) -> RocketMQClusterSta
     ));
     let mut status = base_status(cluster, ClusterPhase::Paused, conditions, now);
     status.ready_components = previous(cluster).and_then(|s| s.ready_components.clone());
+    // Nothing of the current generation was applied: observedGeneration keeps naming the
+    // last one that was.
+    status.observed_generation = previous(cluster).and_then(|s| s.observed_generation);
     status
 }
 
@@ -422,9 +425,26 @@ mod tests {
             ..RocketMQClusterStatus::default()
         });
         let status = paused_status(&cluster, "t1");
+        assert_eq!(
+            status.observed_generation, None,
+            "a cluster paused before its first apply has observed no generation"
+        );
         assert_eq!(status.masters, Some(1), "group 7 is not part of the spec");
         assert_eq!(status.phase, Some(ClusterPhase::Paused));
         assert_eq!(find(&status, PROGRESSING).reason, "Paused");
         assert_eq!(find(&status, READY).status, "Unknown");
+    }
+
+    #[test]
+    fn a_paused_cluster_keeps_the_last_applied_generation() {
+        let mut cluster = cluster();
+        cluster.metadata.generation = Some(5);
+        cluster.status = Some(RocketMQClusterStatus {
+            observed_generation: Some(3),
+            ..RocketMQClusterStatus::default()
+        });
+        let status = paused_status(&cluster, "t1");
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(find(&status, PROGRESSING).observed_generation, Some(5));
     }
 }

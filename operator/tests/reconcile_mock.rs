@@ -435,7 +435,11 @@ async fn paused_cluster_gets_only_a_status_patch() {
         result.expect("paused is not an error"),
         Action::await_change()
     );
-    assert_eq!(recorded.len(), 1, "only the status patch: {recorded:#?}");
+    // No child is touched: an Event marks entering the pause, then the status patch.
+    assert_eq!(recorded.len(), 2, "an Event and the status patch: {recorded:#?}");
+    let events = events(&recorded);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["reason"], "Paused");
     let status = status_patch(&recorded);
     assert_eq!(status["phase"], "Paused");
     assert_eq!(condition(status, "Progressing")["reason"], "Paused");
