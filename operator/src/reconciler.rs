@@ -32,7 +32,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams},
     runtime::{
         Controller,
         controller::Action,
@@ -385,8 +385,16 @@ pub fn error_policy(cluster: Arc<RocketMQCluster>, error: &Error, context: Arc<C
     Action::requeue(delay)
 }
 
+/// How long in-flight reconciles get after a shutdown request before the controller is
+/// abandoned: a stuck watch (a missing CRD, an unreachable API server) must never keep the
+/// process alive past the pod's grace period.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often the operator looks again for a missing CRD.
+const CRD_RETRY: Duration = Duration::from_secs(10);
+
 /// Runs the controller until `shutdown` resolves, watching clusters in `namespace` (or in
-/// every namespace) and the objects they own.
+/// every namespace) and the objects they own. Waits, saying why, while the CRD is not
+/// installed or cannot be listed; returns within [`SHUTDOWN_GRACE`] of `shutdown`.
 pub async fn run(
     context: Arc<Context>,
     namespace: Option<&str>,
@@ -402,28 +410,66 @@ pub async fn run(
             None => Api::all(client.clone()),
         }
     }
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_sender.send(true);
+    });
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+
+    let clusters = api::<RocketMQCluster>(&client, namespace);
+    loop {
+        let problem = match clusters.list(&ListParams::default().limit(1)).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) if status.code == 404 => format!(
+                "the RocketMQCluster CRD (rocketmqclusters.{}) is not installed: apply \
+                 crds/rocketmq.rs_rocketmqclusters.yaml or install the rocketmq-operator chart",
+                crate::crd::GROUP
+            ),
+            Err(kube::Error::Api(status)) if status.code == 403 => format!(
+                "not allowed to list RocketMQClusters ({}): check the operator's RBAC",
+                status.message
+            ),
+            Err(error) => format!("cannot list RocketMQClusters: {error}"),
+        };
+        tracing::error!(retry_in = ?CRD_RETRY, "{problem}");
+        tokio::select! {
+            () = tokio::time::sleep(CRD_RETRY) => {}
+            () = stopped(stop.clone()) => return,
+        }
+    }
+
     // Owned objects are watched by our managed-by label only, to keep the caches small.
     let owned =
         || watcher::Config::default().labels("app.kubernetes.io/managed-by=rocketmq-operator");
-    Controller::new(
-        api::<RocketMQCluster>(&client, namespace),
-        watcher::Config::default(),
-    )
-    .owns(api::<ConfigMap>(&client, namespace), owned())
-    .owns(api::<Service>(&client, namespace), owned())
-    .owns(api::<StatefulSet>(&client, namespace), owned())
-    .owns(api::<Deployment>(&client, namespace), owned())
-    .owns(api::<PodDisruptionBudget>(&client, namespace), owned())
-    .owns(api::<HorizontalPodAutoscaler>(&client, namespace), owned())
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, context)
-    .for_each(|result| async move {
-        match result {
-            Ok((object, action)) => tracing::debug!(%object, ?action, "reconciled"),
-            Err(error) => tracing::debug!(%error, "reconcile attempt ended with an error"),
-        }
-    })
-    .await;
+    let controller = Controller::new(clusters, watcher::Config::default())
+        .owns(api::<ConfigMap>(&client, namespace), owned())
+        .owns(api::<Service>(&client, namespace), owned())
+        .owns(api::<StatefulSet>(&client, namespace), owned())
+        .owns(api::<Deployment>(&client, namespace), owned())
+        .owns(api::<PodDisruptionBudget>(&client, namespace), owned())
+        .owns(api::<HorizontalPodAutoscaler>(&client, namespace), owned())
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, action)) => tracing::debug!(%object, ?action, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile attempt ended with an error"),
+            }
+        });
+    let deadline = async {
+        stopped(stop.clone()).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = controller => {}
+        () = deadline => tracing::warn!(
+            grace = ?SHUTDOWN_GRACE,
+            "the controller did not stop within the grace period; leaving it"
+        ),
+    }
 }
 
 #[cfg(test)]

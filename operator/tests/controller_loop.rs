@@ -180,3 +180,54 @@ async fn controller_reconciles_a_listed_cluster_and_shuts_down_gracefully() {
     assert!(metrics.reconciliations("applied") >= 1);
     server.abort();
 }
+
+/// Answers 404 for the RocketMQCluster resource, as an API server without the CRD does.
+async fn serve_without_crd(
+    mut handle: tower_test::mock::Handle<Request<Body>, Response<ResponseBody>>,
+    seen: mpsc::UnboundedSender<String>,
+) {
+    while let Some((request, send)) = handle.next_request().await {
+        let _ = seen.send(format!("{} {}", request.method(), request.uri()));
+        send.send_response(json_body(
+            StatusCode::NOT_FOUND,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
+                    "reason": "NotFound", "message": "the server could not find the requested resource",
+                    "metadata": {}}),
+        ));
+    }
+}
+
+#[tokio::test]
+async fn without_the_crd_it_waits_and_still_stops_at_once() {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<ResponseBody>>();
+    let (seen_sender, mut seen) = mpsc::unbounded_channel();
+    let server = tokio::spawn(serve_without_crd(handle, seen_sender));
+    let context = Arc::new(Context::new(
+        Client::new(service, "mq"),
+        Reporter {
+            controller: "rocketmq-operator".into(),
+            instance: Some("test".into()),
+        },
+        Arc::new(Metrics::new()),
+    ));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let controller = tokio::spawn(reconciler::run(context, Some("mq"), async {
+        let _ = stopped.await;
+    }));
+    let first = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .expect("the operator looks for its CRD")
+        .expect("a request");
+    assert!(first.contains("/rocketmqclusters"), "{first}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).expect("still waiting for the CRD");
+    tokio::time::timeout(Duration::from_secs(2), controller)
+        .await
+        .expect("a shutdown request ends the wait for the CRD at once")
+        .expect("no panic");
+    // It never started watching owned objects without its own resource.
+    while let Ok(request) = seen.try_recv() {
+        assert!(request.contains("/rocketmqclusters"), "{request}");
+    }
+    server.abort();
+}

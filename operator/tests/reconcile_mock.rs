@@ -436,7 +436,11 @@ async fn paused_cluster_gets_only_a_status_patch() {
         Action::await_change()
     );
     // No child is touched: an Event marks entering the pause, then the status patch.
-    assert_eq!(recorded.len(), 2, "an Event and the status patch: {recorded:#?}");
+    assert_eq!(
+        recorded.len(),
+        2,
+        "an Event and the status patch: {recorded:#?}"
+    );
     let events = events(&recorded);
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0]["reason"], "Paused");
