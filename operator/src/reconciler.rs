@@ -210,7 +210,23 @@ async fn apply_all(
         workloads.push(WorkloadReadiness::of_stateful_set(&applied));
     }
     for deployment in &deployments {
-        let applied = apply::<Deployment>(client, namespace, deployment).await?;
+        let mut deployment = deployment.clone();
+        if horizontal_pod_autoscaler.is_some() {
+            let name = deployment.metadata.name.clone().unwrap_or_default();
+            let existing = Api::<Deployment>::namespaced(client.clone(), namespace)
+                .get_opt(&name)
+                .await
+                .map_err(|source| Error::Apply {
+                    kind: "Deployment".into(),
+                    name: name.clone(),
+                    source,
+                })?;
+            deployment.spec.replicas = autoscaled_replicas(
+                existing.as_ref(),
+                cluster.spec.proxy.autoscaling.min_replicas,
+            );
+        }
+        let applied = apply::<Deployment>(client, namespace, &deployment).await?;
         workloads.push(WorkloadReadiness::of_deployment(&applied));
     }
     for budget in &pod_disruption_budgets {
@@ -223,6 +239,34 @@ async fn apply_all(
         None => remove_own_autoscaler(cluster, client, namespace).await?,
     }
     Ok(workloads)
+}
+
+/// `replicas` to apply to an autoscaled Deployment. Omitting a field this manager owns would
+/// reset it to the default of 1, so until the autoscaler has written `replicas` itself the
+/// operator keeps applying the current count, raised to the autoscaler's minimum (a new
+/// Deployment starts at the minimum, not at 1); once another manager owns the field, the
+/// operator leaves it alone.
+pub fn autoscaled_replicas(existing: Option<&Deployment>, min_replicas: i32) -> Option<i32> {
+    let Some(existing) = existing else {
+        return Some(min_replicas);
+    };
+    let owned_by_another = existing
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.manager.as_deref() != Some(FIELD_MANAGER))
+        .any(|entry| {
+            entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|fields| fields.0.pointer("/f:spec/f:replicas").is_some())
+        });
+    if owned_by_another {
+        return None;
+    }
+    let current = existing.spec.replicas.unwrap_or(1);
+    Some(current.max(min_replicas))
 }
 
 async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K>
@@ -474,7 +518,46 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::truncate;
+    use super::{autoscaled_replicas, truncate};
+    use k8s_openapi::api::apps::v1::Deployment;
+
+    fn deployment(replicas: i32, managers: &[(&str, bool)]) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "demo-proxy",
+                "managedFields": managers.iter().map(|(manager, owns_replicas)| {
+                    let fields = if *owns_replicas {
+                        serde_json::json!({"f:spec": {"f:replicas": {}}})
+                    } else {
+                        serde_json::json!({"f:spec": {"f:template": {}}})
+                    };
+                    serde_json::json!({"manager": manager, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": fields})
+                }).collect::<Vec<_>>()
+            },
+            "spec": {"replicas": replicas, "selector": {}, "template": {}}
+        }))
+        .expect("a Deployment")
+    }
+
+    #[test]
+    fn autoscaled_deployments_never_drop_to_one() {
+        // A new autoscaled Deployment starts at the autoscaler's minimum.
+        assert_eq!(autoscaled_replicas(None, 2), Some(2));
+        // Switching autoscaling on: the running count stays (raised to the minimum).
+        let ours = deployment(5, &[("rocketmq-operator", true)]);
+        assert_eq!(autoscaled_replicas(Some(&ours), 2), Some(5));
+        let small = deployment(1, &[("rocketmq-operator", true)]);
+        assert_eq!(autoscaled_replicas(Some(&small), 3), Some(3));
+        // Once the autoscaler has written replicas, the operator lets go.
+        let scaled = deployment(
+            7,
+            &[
+                ("rocketmq-operator", false),
+                ("kube-controller-manager", true),
+            ],
+        );
+        assert_eq!(autoscaled_replicas(Some(&scaled), 2), None);
+    }
 
     #[test]
     fn truncate_respects_char_boundaries_and_the_limit() {

@@ -48,6 +48,8 @@ struct Behaviour {
     fail_path: Option<&'static str>,
     /// Body of `GET .../horizontalpodautoscalers/<name>`; 404 when absent.
     existing_autoscaler: Option<Value>,
+    /// Body of `GET .../deployments/<name>`; 404 when absent.
+    existing_deployment: Option<Value>,
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
@@ -108,6 +110,15 @@ fn answer(request: &Recorded, behaviour: &Behaviour) -> Response<Body> {
                 None => json_response(
                     StatusCode::NOT_FOUND,
                     &status_error(404, "NotFound", "horizontalpodautoscalers not found"),
+                ),
+            }
+        }
+        Method::GET if request.path.contains("/deployments/") => {
+            match &behaviour.existing_deployment {
+                Some(deployment) => json_response(StatusCode::OK, deployment),
+                None => json_response(
+                    StatusCode::NOT_FOUND,
+                    &status_error(404, "NotFound", "deployments not found"),
                 ),
             }
         }
@@ -377,15 +388,57 @@ async fn spec_change_is_applied_on_the_next_reconcile() {
             .clone()
     };
     assert_ne!(hash(&before), hash(&after));
-    // Autoscaling on: an HPA is applied and the Deployment leaves replicas to it.
+    // Autoscaling on: an HPA is applied; until it has written replicas itself the
+    // Deployment is held at (at least) its minimum instead of falling back to 1.
     let autoscaler = applied_body(&after, "/horizontalpodautoscalers/demo-proxy");
     assert_eq!(autoscaler["spec"]["maxReplicas"], 6);
+    assert_eq!(
+        applied_body(&after, "/deployments/demo-proxy")["spec"]["replicas"],
+        2
+    );
+    assert_eq!(status_patch(&after)["readyComponents"], "0/5");
+
+    // A running Deployment keeps its count when autoscaling is switched on...
+    let running = |managers: Value| {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "demo-proxy", "namespace": "mq", "managedFields": managers },
+            "spec": { "replicas": 4, "selector": {}, "template": {} }
+        })
+    };
+    let ours = json!([{ "manager": "rocketmq-operator", "operation": "Apply",
+                        "fieldsType": "FieldsV1", "fieldsV1": { "f:spec": { "f:replicas": {} } } }]);
+    let switched = cluster(json!({
+        "proxy": { "autoscaling": { "enabled": true, "minReplicas": 2, "maxReplicas": 6 } }
+    }));
+    let (_, recorded, _) = reconcile_once(
+        switched.clone(),
+        Behaviour {
+            existing_deployment: Some(running(ours)),
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        applied_body(&recorded, "/deployments/demo-proxy")["spec"]["replicas"],
+        4
+    );
+    // ...and is left to the autoscaler once it has scaled it.
+    let scaled = json!([{ "manager": "kube-controller-manager", "operation": "Update",
+                          "fieldsType": "FieldsV1", "fieldsV1": { "f:spec": { "f:replicas": {} } } }]);
+    let (_, recorded, _) = reconcile_once(
+        switched,
+        Behaviour {
+            existing_deployment: Some(running(scaled)),
+            ..Behaviour::default()
+        },
+    )
+    .await;
     assert!(
-        applied_body(&after, "/deployments/demo-proxy")["spec"]
+        applied_body(&recorded, "/deployments/demo-proxy")["spec"]
             .get("replicas")
             .is_none()
     );
-    assert_eq!(status_patch(&after)["readyComponents"], "0/5");
 }
 
 #[tokio::test]
