@@ -3,11 +3,7 @@
 
 use std::path::PathBuf;
 
-use kube::CustomResourceExt;
-use rocketmq_operator::{
-    crd::RocketMQCluster,
-    crdgen::{CRD_PATH, crd_yaml},
-};
+use rocketmq_operator::crdgen::{CRD_PATH, crd_yaml};
 use serde_json::Value;
 
 #[test]
@@ -41,7 +37,8 @@ fn checked_in_crd_matches_the_rust_types() {
 
 #[test]
 fn crd_identity_printer_columns_and_subresources() {
-    let crd = serde_json::to_value(RocketMQCluster::crd()).expect("CRD serializes");
+    let crd =
+        serde_json::to_value(rocketmq_operator::crdgen::definition()).expect("CRD serializes");
     assert_eq!(crd["metadata"]["name"], "rocketmqclusters.rocketmq.rs");
     assert_eq!(crd["spec"]["scope"], "Namespaced");
     assert_eq!(crd["spec"]["names"]["kind"], "RocketMQCluster");
@@ -66,7 +63,8 @@ fn crd_identity_printer_columns_and_subresources() {
 
 #[test]
 fn generated_schema_is_structural() {
-    let crd = serde_json::to_value(RocketMQCluster::crd()).expect("CRD serializes");
+    let crd =
+        serde_json::to_value(rocketmq_operator::crdgen::definition()).expect("CRD serializes");
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
     let violations = structural_violations(schema);
     assert!(

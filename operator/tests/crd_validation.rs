@@ -2,12 +2,12 @@
 //! client-side CEL evaluator, with schema defaults applied first) and the OpenAPI bounds,
 //! on good and bad specs, checking the message a user would see.
 
-use kube::{CustomResourceExt, core::cel::Validator};
-use rocketmq_operator::crd::RocketMQCluster;
+use kube::core::cel::Validator;
 use serde_json::{Value, json};
 
 fn schema() -> Value {
-    let crd = serde_json::to_value(RocketMQCluster::crd()).expect("CRD serializes");
+    let crd =
+        serde_json::to_value(rocketmq_operator::crdgen::definition()).expect("CRD serializes");
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 
@@ -27,6 +27,20 @@ fn cel_errors(spec: Value, old: Option<Value>) -> Option<String> {
         .validate(&schema(), &object(spec), old.as_ref())
         .err()
         .map(|errors| errors.to_string())
+}
+
+#[test]
+fn a_resource_without_spec_is_the_default_cluster() {
+    let schema = schema();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(!required.contains(&"spec"), "{required:?}");
+    assert_eq!(schema["properties"]["spec"]["default"], json!({}));
+    let mut object = object(json!({}));
+    object.as_object_mut().unwrap().remove("spec");
+    assert!(Validator::new().validate(&schema, &object, None).is_ok());
 }
 
 #[test]

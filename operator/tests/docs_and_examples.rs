@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use kube::CustomResourceExt;
 use rocketmq_operator::{crd::RocketMQCluster, objects::desired_objects};
 use serde_json::Value;
 
@@ -31,7 +30,8 @@ fn field_paths(schema: &Value, prefix: &str, paths: &mut Vec<String>) {
 fn reference_documents_every_field() {
     let docs =
         std::fs::read_to_string(workspace_file("docs/operator.md")).expect("docs/operator.md");
-    let crd = serde_json::to_value(RocketMQCluster::crd()).expect("CRD serializes");
+    let crd =
+        serde_json::to_value(rocketmq_operator::crdgen::definition()).expect("CRD serializes");
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
     let mut paths = Vec::new();
     field_paths(&schema["properties"]["spec"], "spec", &mut paths);

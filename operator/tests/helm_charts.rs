@@ -22,7 +22,6 @@ use k8s_openapi::api::{
     policy::v1::PodDisruptionBudget,
     rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding},
 };
-use kube::CustomResourceExt;
 use rocketmq_operator::{crd::RocketMQCluster, objects::desired_objects};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -120,7 +119,8 @@ fn closed(schema: &Value) -> Value {
 
 /// The cluster chart's `values.schema.json`: its `spec` is the CRD's spec schema.
 fn cluster_values_schema() -> Value {
-    let crd = serde_json::to_value(RocketMQCluster::crd()).expect("CRD serializes");
+    let crd =
+        serde_json::to_value(rocketmq_operator::crdgen::definition()).expect("CRD serializes");
     let spec =
         closed(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]);
     let labels = json!({"type": "object", "additionalProperties": {"type": "string"}});
