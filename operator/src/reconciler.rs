@@ -124,6 +124,7 @@ pub async fn reconcile(cluster: Arc<RocketMQCluster>, context: Arc<Context>) -> 
         Ok(Outcome::Applied { .. }) => "applied",
         Ok(Outcome::Paused) => "paused",
         Ok(Outcome::Invalid) => "invalid",
+        Ok(Outcome::Deleted) => "deleted",
         Err(_) => "failed",
     };
     context.metrics.observe_reconcile(label, started.elapsed());
@@ -134,7 +135,7 @@ pub async fn reconcile(cluster: Arc<RocketMQCluster>, context: Arc<Context>) -> 
                 Outcome::Applied { all_ready: true } => Action::requeue(RESYNC_INTERVAL),
                 Outcome::Applied { all_ready: false } => Action::requeue(PROGRESS_INTERVAL),
                 // Nothing will change until the user edits the resource, which the watch sees.
-                Outcome::Paused | Outcome::Invalid => Action::await_change(),
+                Outcome::Paused | Outcome::Invalid | Outcome::Deleted => Action::await_change(),
             })
         }
         Err(error) => Err(error),
@@ -142,9 +143,13 @@ pub async fn reconcile(cluster: Arc<RocketMQCluster>, context: Arc<Context>) -> 
 }
 
 enum Outcome {
-    Applied { all_ready: bool },
+    Applied {
+        all_ready: bool,
+    },
     Paused,
     Invalid,
+    /// The cluster disappeared while the pass ran.
+    Deleted,
 }
 
 async fn reconcile_inner(cluster: &RocketMQCluster, context: &Context) -> Result<Outcome> {
@@ -167,7 +172,11 @@ async fn reconcile_inner(cluster: &RocketMQCluster, context: &Context) -> Result
         return Ok(Outcome::Invalid);
     }
     match apply_all(cluster, context, &namespace).await {
-        Ok(workloads) => {
+        Ok(None) => {
+            tracing::info!(cluster = %cluster_key(cluster), "deleted during reconcile; stopping");
+            Ok(Outcome::Deleted)
+        }
+        Ok(Some(workloads)) => {
             let status = observed_status(cluster, &workloads, &now());
             let all_ready = status.phase == Some(ClusterPhase::Running);
             announce_phase_change(cluster, context, &status).await;
@@ -182,13 +191,31 @@ async fn reconcile_inner(cluster: &RocketMQCluster, context: &Context) -> Result
     }
 }
 
+/// Whether `cluster` (this very object: same uid) still exists and is not being deleted.
+/// A failed lookup counts as yes: the check must never stop reconciliation on its own.
+async fn still_exists(cluster: &RocketMQCluster, client: &Client, namespace: &str) -> bool {
+    let api: Api<RocketMQCluster> = Api::namespaced(client.clone(), namespace);
+    match api.get_opt(&cluster.name_any()).await {
+        Ok(Some(current)) => {
+            current.metadata.uid == cluster.metadata.uid
+                && current.metadata.deletion_timestamp.is_none()
+        }
+        Ok(None) => false,
+        Err(error) => {
+            tracing::debug!(cluster = %cluster_key(cluster), %error, "cannot check the cluster still exists");
+            true
+        }
+    }
+}
+
 /// Applies every desired object in dependency order and returns the readiness of the
-/// workloads as the API server reported them in the apply responses.
+/// workloads as the API server reported them in the apply responses; `None` when the
+/// cluster was deleted meanwhile (the pass then stops).
 async fn apply_all(
     cluster: &RocketMQCluster,
     context: &Context,
     namespace: &str,
-) -> Result<Vec<WorkloadReadiness>> {
+) -> Result<Option<Vec<WorkloadReadiness>>> {
     let DesiredObjects {
         config_maps,
         services,
@@ -204,10 +231,18 @@ async fn apply_all(
     for service in &services {
         apply::<Service>(client, namespace, service).await?;
     }
+    // A cluster deleted while this pass runs gets no more children: they would only outlive
+    // it until the garbage collector finds them. Checked before each kind of workload.
+    if !still_exists(cluster, client, namespace).await {
+        return Ok(None);
+    }
     let mut workloads = Vec::new();
     for stateful_set in &stateful_sets {
         let applied = apply::<StatefulSet>(client, namespace, stateful_set).await?;
         workloads.push(WorkloadReadiness::of_stateful_set(&applied));
+    }
+    if !still_exists(cluster, client, namespace).await {
+        return Ok(None);
     }
     for deployment in &deployments {
         let mut deployment = deployment.clone();
@@ -238,7 +273,7 @@ async fn apply_all(
         }
         None => remove_own_autoscaler(cluster, client, namespace).await?,
     }
-    Ok(workloads)
+    Ok(Some(workloads))
 }
 
 /// `replicas` to apply to an autoscaled Deployment. Omitting a field this manager owns would

@@ -78,6 +78,9 @@ async fn serve(
                 &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
                         "reason": "NotFound", "message": "not found", "metadata": {}}),
             ),
+            Method::GET if path.ends_with("/rocketmqclusters/demo") => {
+                json_body(StatusCode::OK, &cluster())
+            }
             Method::GET => {
                 let items = if path.ends_with("/rocketmqclusters") {
                     vec![cluster()]

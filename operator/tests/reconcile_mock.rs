@@ -50,6 +50,8 @@ struct Behaviour {
     existing_autoscaler: Option<Value>,
     /// Body of `GET .../deployments/<name>`; 404 when absent.
     existing_deployment: Option<Value>,
+    /// The cluster was deleted: `GET .../rocketmqclusters/demo` answers 404.
+    cluster_deleted: bool,
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
@@ -111,6 +113,19 @@ fn answer(request: &Recorded, behaviour: &Behaviour) -> Response<Body> {
                     StatusCode::NOT_FOUND,
                     &status_error(404, "NotFound", "horizontalpodautoscalers not found"),
                 ),
+            }
+        }
+        Method::GET if request.path.ends_with("/rocketmqclusters/demo") => {
+            if behaviour.cluster_deleted {
+                json_response(
+                    StatusCode::NOT_FOUND,
+                    &status_error(404, "NotFound", "rocketmqclusters \"demo\" not found"),
+                )
+            } else {
+                json_response(
+                    StatusCode::OK,
+                    &serde_json::to_value(&*cluster(json!({}))).expect("cluster serializes"),
+                )
             }
         }
         Method::GET if request.path.contains("/deployments/") => {
@@ -756,4 +771,29 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_cluster_deleted_mid_pass_gets_no_more_children() {
+    let (result, recorded, metrics) = reconcile_once(
+        cluster(json!({})),
+        Behaviour {
+            cluster_deleted: true,
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    assert_eq!(result.expect("not an error"), Action::await_change());
+    let applied = applied_paths(&recorded);
+    assert!(
+        applied
+            .iter()
+            .all(|p| p.contains("/configmaps/") || p.contains("/services/")),
+        "workloads applied after the deletion: {applied:#?}"
+    );
+    assert!(
+        !recorded.iter().any(|r| r.path.ends_with("/status")),
+        "no status for a deleted cluster"
+    );
+    assert_eq!(metrics.reconciliations("deleted"), 1);
 }
