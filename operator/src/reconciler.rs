@@ -25,7 +25,7 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, StatefulSet},
         autoscaling::v2::HorizontalPodAutoscaler,
-        core::v1::{ConfigMap, Service},
+        core::v1::{ConfigMap, Pod, Service},
         policy::v1::PodDisruptionBudget,
     },
     jiff::Timestamp,
@@ -46,7 +46,10 @@ use crate::{
     crd::{ClusterPhase, RocketMQCluster, RocketMQClusterStatus},
     error::{Error, Result},
     objects::{ClusterNames, Component, DesiredObjects, FIELD_MANAGER, desired_objects},
-    status::{Failure, WorkloadReadiness, failed_status, observed_status, paused_status},
+    status::{
+        Failure, WorkloadReadiness, failed_status, observed_status, paused_status, pod_problems,
+        with_pod_problems,
+    },
     telemetry::Metrics,
 };
 
@@ -177,7 +180,12 @@ async fn reconcile_inner(cluster: &RocketMQCluster, context: &Context) -> Result
             Ok(Outcome::Deleted)
         }
         Ok(Some(workloads)) => {
-            let status = observed_status(cluster, &workloads, &now());
+            let now = now();
+            let mut status = observed_status(cluster, &workloads, &now);
+            if status.phase != Some(ClusterPhase::Running) {
+                let problems = pod_problems(&cluster_pods(cluster, context, &namespace).await);
+                status = with_pod_problems(status, cluster, &problems, &now);
+            }
             let all_ready = status.phase == Some(ClusterPhase::Running);
             announce_phase_change(cluster, context, &status).await;
             patch_status(cluster, context, &namespace, &status).await?;
@@ -187,6 +195,22 @@ async fn reconcile_inner(cluster: &RocketMQCluster, context: &Context) -> Result
             tracing::warn!(cluster = %cluster_key(cluster), %error, "reconcile failed");
             report_failure(cluster, context, &namespace, &error).await;
             Err(error)
+        }
+    }
+}
+
+/// The cluster's pods (empty when they cannot be listed: the status then just says less).
+async fn cluster_pods(cluster: &RocketMQCluster, context: &Context, namespace: &str) -> Vec<Pod> {
+    let api: Api<Pod> = Api::namespaced(context.client.clone(), namespace);
+    let selector = format!(
+        "app.kubernetes.io/name=rocketmq,app.kubernetes.io/instance={}",
+        cluster.name_any()
+    );
+    match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => list.items,
+        Err(error) => {
+            tracing::debug!(cluster = %cluster_key(cluster), %error, "cannot list the cluster's pods");
+            Vec::new()
         }
     }
 }

@@ -5,7 +5,10 @@
 //! Fields the failover watcher owns (`brokerGroups[].master`, `epoch`, `syncStateSet`) are
 //! never set here, so the two writers never overwrite each other.
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::{
+    apps::v1::{Deployment, StatefulSet},
+    core::v1::Pod,
+};
 
 use crate::{
     crd::{
@@ -130,6 +133,140 @@ pub fn observed_status(
     let mut status = base_status(cluster, phase, conditions.to_vec(), now);
     status.ready_components = Some(format!("{ready_count}/{}", workloads.len()));
     status.broker_groups = broker_groups(cluster, workloads);
+    status
+}
+
+/// How long a cluster may keep pods that cannot start before it is `Degraded`.
+pub const PROGRESS_DEADLINE_SECONDS: i64 = 600;
+
+/// Container waiting reasons that need a person (a bad image, a crashing server, a missing
+/// Secret or ConfigMap), as opposed to a container that is merely starting.
+const STUCK_REASONS: [&str; 7] = [
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+/// A pod that cannot start, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodProblem {
+    /// Pod name.
+    pub pod: String,
+    /// Kubernetes' reason (`ImagePullBackOff`, `Unschedulable`, ...).
+    pub reason: String,
+    /// Kubernetes' message, if any.
+    pub message: String,
+}
+
+/// The pods among `pods` that cannot start: unschedulable, or a container stuck waiting for
+/// one of [`STUCK_REASONS`].
+pub fn pod_problems(pods: &[Pod]) -> Vec<PodProblem> {
+    let mut problems = Vec::new();
+    for pod in pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let Some(status) = pod.status.as_ref() else {
+            continue;
+        };
+        let stuck = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten())
+            .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+            .find(|waiting| {
+                waiting
+                    .reason
+                    .as_deref()
+                    .is_some_and(|reason| STUCK_REASONS.contains(&reason))
+            });
+        if let Some(waiting) = stuck {
+            problems.push(PodProblem {
+                pod: name,
+                reason: waiting.reason.clone().unwrap_or_default(),
+                message: waiting.message.clone().unwrap_or_default(),
+            });
+            continue;
+        }
+        let unschedulable = status.conditions.iter().flatten().find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        });
+        if let Some(condition) = unschedulable {
+            problems.push(PodProblem {
+                pod: name,
+                reason: "Unschedulable".into(),
+                message: condition.message.clone().unwrap_or_default(),
+            });
+        }
+    }
+    problems
+}
+
+/// Says in the status why pods are not running: appended to the Ready and Progressing
+/// messages, and — once the cluster has been progressing for longer than
+/// [`PROGRESS_DEADLINE_SECONDS`] with such pods — `Degraded` (reason `PodsNotStarting`).
+pub fn with_pod_problems(
+    mut status: RocketMQClusterStatus,
+    cluster: &RocketMQCluster,
+    problems: &[PodProblem],
+    now: &str,
+) -> RocketMQClusterStatus {
+    if problems.is_empty() || status.phase == Some(ClusterPhase::Running) {
+        return status;
+    }
+    let mut described: Vec<String> = problems
+        .iter()
+        .take(3)
+        .map(|p| {
+            let mut text = format!("{} on {}", p.reason, p.pod);
+            if !p.message.is_empty() {
+                let message: String = p.message.chars().take(160).collect();
+                text.push_str(&format!(" ({message})"));
+            }
+            text
+        })
+        .collect();
+    if problems.len() > 3 {
+        described.push(format!("{} more", problems.len() - 3));
+    }
+    let why = described.join("; ");
+    for condition in &mut status.conditions {
+        if condition.type_ == READY || condition.type_ == PROGRESSING {
+            condition.message = format!("{}: {why}", condition.message);
+        }
+    }
+    let progressing_since = previous(cluster)
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == PROGRESSING))
+        .filter(|c| c.status == "True")
+        .and_then(|c| c.last_transition_time.as_deref())
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
+    let now_ts = now.parse::<k8s_openapi::jiff::Timestamp>().ok();
+    let past_deadline = match (progressing_since, now_ts) {
+        (Some(since), Some(now_ts)) => {
+            now_ts.as_second() - since.as_second() > PROGRESS_DEADLINE_SECONDS
+        }
+        _ => false,
+    };
+    if past_deadline {
+        status.phase = Some(ClusterPhase::Degraded);
+        if let Some(degraded) = status.conditions.iter_mut().find(|c| c.type_ == DEGRADED) {
+            let was_degraded = degraded.status == "True";
+            degraded.status = "True".into();
+            degraded.reason = "PodsNotStarting".into();
+            degraded.message = format!(
+                "pods have not started for over {} minutes: {why}",
+                PROGRESS_DEADLINE_SECONDS / 60
+            );
+            if !was_degraded {
+                degraded.last_transition_time = Some(now.to_string());
+            }
+        }
+    }
     status
 }
 
@@ -446,5 +583,88 @@ mod tests {
         let status = paused_status(&cluster, "t1");
         assert_eq!(status.observed_generation, Some(3));
         assert_eq!(find(&status, PROGRESSING).observed_generation, Some(5));
+    }
+
+    fn pod(name: &str, status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "status": status}))
+            .expect("a Pod")
+    }
+
+    #[test]
+    fn pods_that_cannot_start_are_named_with_their_reason() {
+        let pods = [
+            pod(
+                "demo-broker-0-0",
+                serde_json::json!({"phase": "Pending", "containerStatuses": [
+                {"name": "broker", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"rocketmq-rs:9\""}}}]}),
+            ),
+            pod(
+                "demo-namesrv-0",
+                serde_json::json!({"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "message": "0/1 nodes are available: insufficient memory"}]}),
+            ),
+            pod(
+                "demo-proxy-abc",
+                serde_json::json!({"phase": "Pending", "containerStatuses": [
+                {"name": "proxy", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"waiting": {"reason": "ContainerCreating"}}}]}),
+            ),
+            pod("demo-controller-0", serde_json::json!({"phase": "Running"})),
+        ];
+        let problems = pod_problems(&pods);
+        assert_eq!(
+            problems
+                .iter()
+                .map(|p| (p.pod.as_str(), p.reason.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("demo-broker-0-0", "ImagePullBackOff"),
+                ("demo-namesrv-0", "Unschedulable")
+            ]
+        );
+
+        // The status says so; past the progress deadline the cluster is Degraded.
+        let mut cluster = cluster();
+        let waiting = observed_status(
+            &cluster,
+            &[workload("demo-broker-0", 3, 0)],
+            "2026-01-01T00:00:00Z",
+        );
+        let early = with_pod_problems(waiting.clone(), &cluster, &problems, "2026-01-01T00:00:00Z");
+        let ready = find(&early, READY);
+        assert!(
+            ready
+                .message
+                .contains("ImagePullBackOff on demo-broker-0-0"),
+            "{}",
+            ready.message
+        );
+        assert_eq!(find(&early, DEGRADED).status, "False");
+        cluster.status = Some(early);
+        let later = observed_status(
+            &cluster,
+            &[workload("demo-broker-0", 3, 0)],
+            "2026-01-01T00:11:00Z",
+        );
+        let late = with_pod_problems(later, &cluster, &problems, "2026-01-01T00:11:00Z");
+        assert_eq!(late.phase, Some(ClusterPhase::Degraded));
+        let degraded = find(&late, DEGRADED);
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "PodsNotStarting")
+        );
+        assert!(
+            degraded.message.contains("Unschedulable on demo-namesrv-0"),
+            "{}",
+            degraded.message
+        );
+        // Nothing to add for a running cluster.
+        let running = observed_status(&cluster, &[workload("demo-broker-0", 3, 3)], "t");
+        assert_eq!(
+            with_pod_problems(running.clone(), &cluster, &problems, "t"),
+            running
+        );
     }
 }

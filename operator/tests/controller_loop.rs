@@ -54,6 +54,7 @@ fn list_kind(path: &str) -> &'static str {
         "deployments" => "DeploymentList",
         "poddisruptionbudgets" => "PodDisruptionBudgetList",
         "horizontalpodautoscalers" => "HorizontalPodAutoscalerList",
+        "pods" => "PodList",
         other => panic!("unexpected list of {other}"),
     }
 }

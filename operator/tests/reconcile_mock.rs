@@ -52,6 +52,8 @@ struct Behaviour {
     existing_deployment: Option<Value>,
     /// The cluster was deleted: `GET .../rocketmqclusters/demo` answers 404.
     cluster_deleted: bool,
+    /// Items of `GET .../pods?labelSelector=...`.
+    pods: Vec<Value>,
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
@@ -128,6 +130,11 @@ fn answer(request: &Recorded, behaviour: &Behaviour) -> Response<Body> {
                 )
             }
         }
+        Method::GET if request.path.ends_with("/pods") => json_response(
+            StatusCode::OK,
+            &json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {},
+                     "items": behaviour.pods }),
+        ),
         Method::GET if request.path.contains("/deployments/") => {
             match &behaviour.existing_deployment {
                 Some(deployment) => json_response(StatusCode::OK, deployment),
@@ -757,13 +764,20 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
         )],
         "rbac.yaml grants more than the operator uses"
     );
-    // Nothing may touch volumes or pods, and delete stays on the HPA only.
+    // Nothing may touch volumes; pods are only listed (the status names pods that cannot
+    // start), never written; delete stays on the HPA only.
     for (group, resource, verb) in &rules {
         assert!(
             !resource.contains("persistentvolume"),
             "no PVC rights: {resource}"
         );
-        assert!(!resource.starts_with("pods"), "no pod rights: {resource}");
+        if resource.starts_with("pods") {
+            assert_eq!(
+                (resource.as_str(), verb.as_str()),
+                ("pods", "list"),
+                "pods are only listed"
+            );
+        }
         if verb == "delete" {
             assert_eq!(
                 (group.as_str(), resource.as_str()),
@@ -796,4 +810,40 @@ async fn a_cluster_deleted_mid_pass_gets_no_more_children() {
         "no status for a deleted cluster"
     );
     assert_eq!(metrics.reconciliations("deleted"), 1);
+}
+
+#[tokio::test]
+async fn the_status_names_pods_that_cannot_start() {
+    let stuck = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "demo-broker-0-0", "namespace": "mq" },
+        "spec": { "containers": [] },
+        "status": { "phase": "Pending", "containerStatuses": [{
+            "name": "broker", "image": "rocketmq-rs:nope", "imageID": "", "ready": false,
+            "restartCount": 0,
+            "state": { "waiting": { "reason": "ImagePullBackOff",
+                                    "message": "Back-off pulling image \"rocketmq-rs:nope\"" } }
+        }]}
+    });
+    let (result, recorded, _) = reconcile_once(
+        cluster(json!({})),
+        Behaviour {
+            pods: vec![stuck],
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    result.expect("reconcile succeeds");
+    assert!(
+        recorded
+            .iter()
+            .any(|r| r.method == Method::GET && r.path.ends_with("/namespaces/mq/pods")),
+        "pods were not listed"
+    );
+    let status = status_patch(&recorded);
+    let ready = condition(status, "Ready")["message"].as_str().unwrap();
+    assert!(
+        ready.contains("ImagePullBackOff on demo-broker-0-0"),
+        "{ready}"
+    );
 }
