@@ -36,7 +36,10 @@ CASES = {
                 "nameServer": {"replicas": 1},
                 "controller": {"replicas": 1},
                 "broker": {"groups": 2, "replicasPerGroup": 1},
-                "proxy": {"replicas": 1},
+                "proxy": {
+                    "replicas": 1,
+                    "service": {"type": "LoadBalancer", "annotations": {"example.com/lb": "internal"}},
+                },
                 "pvcRetentionPolicy": "Delete",
             },
         },
@@ -58,6 +61,7 @@ REJECTED = {
         "bad-retention": {"spec": {"pvcRetentionPolicy": "Sometimes"}},
         "replicas-as-string": {"spec": {"proxy": {"replicas": "two"}}},
         "bad-monitoring": {"monitoring": {"podMonitor": {"enabled": "yes"}}},
+        "bad-service-type": {"spec": {"proxy": {"service": {"type": "Ingress"}}}},
     },
 }
 

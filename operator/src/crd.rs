@@ -252,10 +252,53 @@ pub struct ProxySpec {
     /// HorizontalPodAutoscaler settings.
     #[serde(default)]
     pub autoscaling: AutoscalingSpec,
+    /// How the proxies' client Service is exposed (RocketMQ 5 clients outside Kubernetes
+    /// reach the cluster through it).
+    #[serde(default)]
+    pub service: ProxyServiceSpec,
     /// CPU/memory requests and limits; defaults to requests of 500m CPU and 512Mi memory.
     /// The autoscaler's CPU target is a percentage of the CPU request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+}
+
+/// The proxy Service's exposure.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyServiceSpec {
+    /// Kubernetes Service type: `ClusterIP` (inside the cluster only), `NodePort` or
+    /// `LoadBalancer`.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Annotations of the Service, e.g. a cloud load balancer's settings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Kubernetes Service types the proxy Service may take.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum ServiceType {
+    /// A cluster-internal virtual IP.
+    #[default]
+    ClusterIP,
+    /// ClusterIP plus a port on every node.
+    NodePort,
+    /// NodePort plus an external load balancer.
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// The value of a Service's `spec.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
 }
 
 /// Proxy autoscaling on CPU utilisation.
@@ -529,6 +572,7 @@ impl Default for ProxySpec {
         Self {
             replicas: default_proxy_replicas(),
             autoscaling: AutoscalingSpec::default(),
+            service: ProxyServiceSpec::default(),
             resources: None,
         }
     }

@@ -8,6 +8,7 @@ use k8s_openapi::{
             CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
             MetricSpec, MetricTarget, ResourceMetricSource,
         },
+        core::v1::Service,
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
     apimachinery::pkg::util::intstr::IntOrString,
@@ -49,13 +50,15 @@ pub(super) fn build(context: &BuildContext, objects: &mut DesiredObjects) {
         CONFIG_FILE,
         config,
     ));
-    objects.services.push(client_service(
+    let mut service = client_service(
         context,
         names.component(component),
         &selector,
         selector.clone(),
         &ports(),
-    ));
+    );
+    expose(&mut service, &spec.proxy.service);
+    objects.services.push(service);
     let template = pod_template(
         context,
         PodRecipe {
@@ -134,5 +137,59 @@ pub(super) fn build(context: &BuildContext, objects: &mut DesiredObjects) {
             },
             ..HorizontalPodAutoscaler::default()
         });
+    }
+}
+
+/// Applies `spec.proxy.service`: the Service type, and annotations beside the operator's.
+fn expose(service: &mut Service, exposure: &crate::crd::ProxyServiceSpec) {
+    if let Some(spec) = service.spec.as_mut() {
+        spec.type_ = Some(exposure.type_.as_str().into());
+    }
+    if !exposure.annotations.is_empty() {
+        service
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .extend(exposure.annotations.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{ProxyServiceSpec, ServiceType};
+
+    #[test]
+    fn the_proxy_service_takes_the_requested_type_and_annotations() {
+        let mut service = Service {
+            spec: Some(k8s_openapi::api::core::v1::ServiceSpec {
+                type_: Some("ClusterIP".into()),
+                ..Default::default()
+            }),
+            ..Service::default()
+        };
+        expose(&mut service, &ProxyServiceSpec::default());
+        assert_eq!(
+            service.spec.as_ref().unwrap().type_.as_deref(),
+            Some("ClusterIP")
+        );
+        assert!(service.metadata.annotations.is_none());
+        let exposure = ProxyServiceSpec {
+            type_: ServiceType::LoadBalancer,
+            annotations: [(
+                "service.beta.kubernetes.io/aws-load-balancer-type".to_string(),
+                "nlb".to_string(),
+            )]
+            .into(),
+        };
+        expose(&mut service, &exposure);
+        assert_eq!(
+            service.spec.as_ref().unwrap().type_.as_deref(),
+            Some("LoadBalancer")
+        );
+        assert_eq!(
+            service.metadata.annotations.as_ref().unwrap()["service.beta.kubernetes.io/aws-load-balancer-type"],
+            "nlb"
+        );
     }
 }
