@@ -374,39 +374,28 @@ async fn admin_commands_against_a_real_broker() {
     assert!(sent.contains("SEND_OK"), "{sent}");
     // Straight to the broker's address, no name server at all (what a container health
     // check or a partitioned broker's shell can do).
-    let direct = Command::new(env!("CARGO_BIN_EXE_mqadmin"))
-        .env_remove("NAMESRV_ADDR")
-        .args([
-            "sendMessage",
-            "-t",
-            "AdminTopic",
-            "-p",
-            "direct",
-            "-a",
-            &addr,
-            "-i",
-            "1",
-        ])
-        .output()
-        .expect("run mqadmin");
+    let send_direct = |addr: &str, body: &str, queue: &str| {
+        Command::new(env!("CARGO_BIN_EXE_mqadmin"))
+            .env_remove("NAMESRV_ADDR")
+            .args([
+                "sendMessage",
+                "-t",
+                "AdminTopic",
+                "-p",
+                body,
+                "-a",
+                addr,
+                "-i",
+                queue,
+            ])
+            .output()
+            .expect("run mqadmin")
+    };
+    let direct = send_direct(&addr, "direct", "1");
     let direct_out = String::from_utf8_lossy(&direct.stdout);
     assert!(direct.status.success(), "{direct:?}");
     assert!(direct_out.contains("SEND_OK"), "{direct_out}");
-    let unreachable = Command::new(env!("CARGO_BIN_EXE_mqadmin"))
-        .env_remove("NAMESRV_ADDR")
-        .args([
-            "sendMessage",
-            "-t",
-            "AdminTopic",
-            "-p",
-            "x",
-            "-a",
-            "127.0.0.1:1",
-            "-i",
-            "0",
-        ])
-        .output()
-        .expect("run mqadmin");
+    let unreachable = send_direct("127.0.0.1:1", "x", "0");
     assert_eq!(unreachable.status.code(), Some(1), "{unreachable:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
