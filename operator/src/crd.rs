@@ -448,9 +448,6 @@ pub struct ClusterEndpoints {
     /// Proxy gRPC Service, `host:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
-    /// Proxy Remoting Service, `host:port`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy_remoting: Option<String>,
     /// Controller peers, `;`-separated `host:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<String>,

@@ -385,7 +385,6 @@ fn base_status(
         endpoints: Some(ClusterEndpoints {
             name_server: Some(names.namesrv_service_addr()),
             proxy: Some(names.proxy_grpc_addr()),
-            proxy_remoting: Some(names.proxy_remoting_addr()),
             controller: Some(names.controller_addr(spec.controller.replicas)),
         }),
         broker_groups: Vec::new(),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::{
     BROKER_HA_PORT, BROKER_PORT, CONTROLLER_PORT, ClusterNames, Component, METRICS_PORT,
-    NAMESRV_PORT, PROXY_GRPC_PORT, PROXY_REMOTING_PORT,
+    NAMESRV_PORT, PROXY_GRPC_PORT,
 };
 use crate::crd::RocketMQCluster;
 
@@ -120,7 +120,6 @@ pub fn proxy_config(cluster: &RocketMQCluster, names: &ClusterNames) -> String {
         "proxyMode": "cluster",
         "namesrvAddr": names.namesrv_addr(cluster.spec.name_server.replicas),
         "grpcServerPort": PROXY_GRPC_PORT,
-        "remotingListenPort": PROXY_REMOTING_PORT,
         "metricsExporterType": "PROM",
         "metricsPromExporterHost": "0.0.0.0",
         "metricsPromExporterPort": METRICS_PORT,

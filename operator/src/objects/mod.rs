@@ -49,7 +49,6 @@ pub const BROKER_HA_PORT: i32 = 10912;
 /// Proxy gRPC port (`apache.rocketmq.v2`).
 pub const PROXY_GRPC_PORT: i32 = 8081;
 /// Proxy Remoting port.
-pub const PROXY_REMOTING_PORT: i32 = 8080;
 /// Prometheus metrics port of every RocketMQ server, the port RocketMQ's own exporter uses
 /// (`metricsPromExporterPort`).
 pub const METRICS_PORT: i32 = 5557;
@@ -207,15 +206,6 @@ impl<'a> ClusterNames<'a> {
     pub fn proxy_grpc_addr(&self) -> String {
         format!(
             "{}.{}.svc:{PROXY_GRPC_PORT}",
-            self.component(Component::Proxy),
-            self.namespace
-        )
-    }
-
-    /// Remoting address of the proxy Service.
-    pub fn proxy_remoting_addr(&self) -> String {
-        format!(
-            "{}.{}.svc:{PROXY_REMOTING_PORT}",
             self.component(Component::Proxy),
             self.namespace
         )

@@ -15,7 +15,7 @@ use k8s_openapi::{
 };
 
 use super::{
-    BuildContext, Component, DesiredObjects, PROXY_GRPC_PORT, PROXY_REMOTING_PORT,
+    BuildContext, Component, DesiredObjects, PROXY_GRPC_PORT,
     config::{config_hash, proxy_config},
     pod::{NamedPort, PodRecipe, client_service, config_map, env, pod_template},
 };
@@ -30,17 +30,13 @@ pub(super) fn build(context: &BuildContext, objects: &mut DesiredObjects) {
     let selector = context.selector_labels(component);
     let config = proxy_config(context.cluster, names);
     let hash = config_hash([(CONFIG_FILE, config.as_str())]);
+    // gRPC only: mqproxy does not serve Remoting (Remoting clients use the name servers
+    // and brokers directly), so no port promises it.
     let ports = || {
-        vec![
-            NamedPort {
-                name: "grpc",
-                port: PROXY_GRPC_PORT,
-            },
-            NamedPort {
-                name: "remoting",
-                port: PROXY_REMOTING_PORT,
-            },
-        ]
+        vec![NamedPort {
+            name: "grpc",
+            port: PROXY_GRPC_PORT,
+        }]
     };
 
     objects.config_maps.push(config_map(
