@@ -14,16 +14,9 @@ use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_common::route::TopicRouteData;
 use rocketmq_namesrv::{NamesrvConfig, NamesrvServer};
+use rocketmq_testkit::free_port;
 
 const T: Duration = Duration::from_secs(5);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn start_namesrv(dir: &std::path::Path) -> NamesrvServer {
     NamesrvServer::start(NamesrvConfig {

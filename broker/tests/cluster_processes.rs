@@ -17,19 +17,12 @@ use rocketmq_common::protocol::headers::broker::*;
 use rocketmq_common::protocol::headers::namesrv::GetRouteInfoRequestHeader;
 use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
+use rocketmq_testkit::free_port;
 
 const T: Duration = Duration::from_secs(5);
 const QUEUES: i32 = 8;
 const TOPIC: &str = "E2ETopic";
 const GROUP: &str = "E2EGroup";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `mqnamesrv` from the same build; built on demand when only this package was built.
 fn namesrv_binary() -> PathBuf {

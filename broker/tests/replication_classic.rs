@@ -14,7 +14,7 @@ use rocketmq_common::protocol::headers::broker::{
 use rocketmq_common::protocol::{RemotingCommand, ResponseCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 use rocketmq_testkit::requests::{pull, read_topic, send};
-use rocketmq_testkit::{ServerProcess, binary, free_port, wait_until};
+use rocketmq_testkit::{ServerProcess, binary, free_port, free_port_pair, wait_until};
 
 const T: Duration = Duration::from_secs(5);
 const TOPIC: &str = "ReplTopic";
@@ -223,14 +223,4 @@ async fn sync_master_replicates_every_acknowledged_message_to_its_slave() {
         out
     };
     assert!(files("slave") == files("master"), "CommitLogs differ");
-}
-
-/// A port whose successor (the HA port) is free too.
-fn free_port_pair() -> u16 {
-    loop {
-        let p = free_port();
-        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
 }

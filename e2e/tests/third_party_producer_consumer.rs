@@ -34,20 +34,13 @@ use rocketmq_model::common::message::message_single::Message;
 use rocketmq_model::result::SendStatus;
 use rocketmq_namesrv::{NamesrvConfig, NamesrvServer};
 use rocketmq_runtime::{BlockingPoolPolicy, RuntimeContext};
+use rocketmq_testkit::free_port;
 
 const T: Duration = Duration::from_secs(5);
 /// Messages per scenario.
 const N: usize = 1000;
 /// Every this many messages, one body is large enough (> 4 KiB) for the producer to compress.
 const BIG_EVERY: usize = 97;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Our name server and broker, in this process, on loopback.
 struct Cluster {

@@ -6,14 +6,7 @@ use std::time::{Duration, Instant};
 
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use rocketmq_testkit::free_port;
 
 #[test]
 fn local_cluster_serves_mqbench_and_stops_on_sigterm() {

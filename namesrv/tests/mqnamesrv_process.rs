@@ -9,16 +9,9 @@ use std::time::{Duration, Instant};
 use rocketmq_common::protocol::headers::namesrv::GetRouteInfoRequestHeader;
 use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
+use rocketmq_testkit::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mqnamesrv");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn print_config_merges_file_and_flags() {

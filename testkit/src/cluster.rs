@@ -14,7 +14,7 @@ use rocketmq_common::protocol::{RemotingCommand, RequestCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 
 use crate::relay::Relay;
-use crate::{ServerProcess, binary, free_port, wait_until};
+use crate::{ServerProcess, binary, free_port, free_port_pair, wait_until};
 
 /// How to build a cluster.
 #[derive(Debug, Clone)]
@@ -46,16 +46,6 @@ impl Default for ClusterOptions {
 
 /// The group's name in every cluster this module starts.
 pub const BROKER_NAME: &str = "broker-a";
-
-/// A port whose successor (a broker's HA port) is free too.
-pub fn free_port_pair() -> u16 {
-    loop {
-        let p = free_port();
-        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-}
 
 /// One process slot: how to start it again, and the running process if any.
 struct Slot {

@@ -20,13 +20,50 @@ use std::time::{Duration, Instant};
 
 use rocketmq_common::message::{DecodedRecord, RecordEntry, decode_record};
 
-/// A TCP port nobody listens on right now.
+/// Ports handed to test servers come from below the kernel's ephemeral range (Linux:
+/// 32768-60999). A port from `bind(":0")` lies inside that range, so between the probe and the
+/// server's own bind any outgoing connection of a concurrent test could take it as its local
+/// port (CI saw exactly that: `AddrInUse`). Below the range only explicit binds compete.
+const TEST_PORTS: std::ops::Range<u32> = 20_000..32_000;
+
+/// The next candidate port, always even so that it and its successor form a block of two no
+/// other call hands out (a broker also binds its listen port + 1 for HA). Each process starts at
+/// its own offset so concurrent test binaries rarely probe the same ports, and every call moves
+/// on so one process never hands a block out twice.
+fn next_candidate() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let blocks = (TEST_PORTS.end - TEST_PORTS.start) / 2;
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let start = std::process::id().wrapping_mul(2_654_435_761) % blocks;
+        let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    (TEST_PORTS.start + (n % blocks) * 2) as u16
+}
+
+/// Whether nothing listens on `port`, on loopback nor on the wildcard address.
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+}
+
+/// A TCP port nobody listens on right now, whose successor is free as well (a broker's HA
+/// port is its listen port + 1), and that no outgoing connection will take (both lie below
+/// the ephemeral range).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    loop {
+        let p = next_candidate();
+        if port_is_free(p) && port_is_free(p + 1) {
+            return p;
+        }
+    }
+}
+
+/// A free port whose successor is free too; every [`free_port`] is such a port, this name says
+/// so where the successor matters.
+pub fn free_port_pair() -> u16 {
+    free_port()
 }
 
 /// Polls `probe` every 20 ms until it returns `Some`; panics naming `what` after `limit`.
