@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use std::sync::RwLock;
 
+use rocketmq_common::controller::{BrokerReplicasInfo, ElectMasterResponseBody};
+use rocketmq_common::json::from_slice_lenient;
 use rocketmq_common::protocol::headers::controller::{
-    GetMetaDataResponseHeader, NotLeaderResponseHeader,
+    ElectMasterRequestHeader, ElectMasterResponseHeader, GetMetaDataResponseHeader,
+    NotLeaderResponseHeader,
 };
 use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
 use rocketmq_common::remoting::{RemotingClient, RemotingError};
+
+use crate::error::{ClientError, check_success};
 
 /// How many times a request follows a leader change before giving up.
 const MAX_REDIRECTS: usize = 3;
@@ -145,4 +150,69 @@ impl ControllerClient {
         });
         futures_util::future::join_all(calls).await;
     }
+
+    /// CONTROLLER_GET_SYNC_STATE_DATA for `broker_names`: per group the master, the epochs
+    /// and the replicas in and out of the SyncStateSet (groups the controllers do not know
+    /// are absent from the answer).
+    pub async fn sync_state_data(
+        &self,
+        broker_names: &[String],
+    ) -> Result<BrokerReplicasInfo, ClientError> {
+        let request = RemotingCommand::bare_request(RequestCode::CONTROLLER_GET_SYNC_STATE_DATA)
+            .with_body(serde_json::to_vec(broker_names).expect("names serialise"));
+        let leader = self.leader().await?;
+        let resp = check_success(&leader, self.invoke(request).await?)?;
+        from_slice_lenient(&resp.body)
+            .map_err(|e| ClientError::bad_body(&leader, "SyncStateSet data", e))
+    }
+
+    /// CONTROLLER_ELECT_MASTER for group `broker_name`: with `designated`, elect exactly that
+    /// replica if it is eligible (alive and in the SyncStateSet); without, let the election
+    /// policy choose. Answers other than SUCCESS come back as [`ElectMasterAnswer::code`]
+    /// (e.g. CONTROLLER_MASTER_STILL_EXIST), since they are outcomes, not failures.
+    pub async fn elect_master(
+        &self,
+        cluster_name: &str,
+        broker_name: &str,
+        designated: Option<i64>,
+    ) -> Result<ElectMasterAnswer, ClientError> {
+        let invoke_time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let request = RemotingCommand::request(
+            RequestCode::CONTROLLER_ELECT_MASTER,
+            &ElectMasterRequestHeader {
+                cluster_name: Some(cluster_name.to_string()),
+                broker_name: Some(broker_name.to_string()),
+                broker_id: designated,
+                designate_elect: Some(designated.is_some()),
+                invoke_time: Some(invoke_time),
+            },
+        );
+        let resp = self.invoke(request).await?;
+        let from = self.leader().await.unwrap_or_default();
+        let header: ElectMasterResponseHeader = resp
+            .decode_header()
+            .map_err(|e| ClientError::bad_body(&from, "election header", e))?;
+        Ok(ElectMasterAnswer {
+            code: resp.code,
+            remark: resp.remark.clone().unwrap_or_default(),
+            header,
+            body: from_slice_lenient(&resp.body).unwrap_or_default(),
+        })
+    }
+}
+
+/// The controllers' answer to an election request.
+#[derive(Debug, Clone)]
+pub struct ElectMasterAnswer {
+    /// SUCCESS (a new master), CONTROLLER_MASTER_STILL_EXIST, CONTROLLER_MASTER_NOT_AVAILABLE,
+    /// CONTROLLER_ELECT_MASTER_FAILED, ...
+    pub code: i32,
+    /// The controllers' explanation.
+    pub remark: String,
+    /// The master after the request.
+    pub header: ElectMasterResponseHeader,
+    /// The group's members and the new SyncStateSet (empty when nothing changed).
+    pub body: ElectMasterResponseBody,
 }

@@ -3,13 +3,14 @@
 //!
 //! Entry points: [`crd`] (the resource and its schema), [`objects`] (desired child objects as
 //! pure functions of the spec), [`reconciler`] (the control loop that applies them and writes
-//! status), [`leader`] (Lease-based leader election) and [`telemetry`] (health and metrics).
+//! status), [`failover`] (follows each broker group's master), [`leader`] (Lease-based leader election) and [`telemetry`] (health and metrics).
 
 #![warn(missing_docs)]
 
 pub mod crd;
 pub mod crdgen;
 pub mod error;
+pub mod failover;
 pub mod leader;
 pub mod objects;
 pub mod process;

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use rocketmq_operator::{
+    failover::WatcherSettings,
     leader::LeaseConfig,
     process::{self, Exit, Options},
     telemetry::DEFAULT_TELEMETRY_ADDR,
@@ -35,6 +36,13 @@ struct Flags {
     /// Seconds a Lease stays valid after its last renewal.
     #[arg(long, default_value_t = 15)]
     lease_duration_seconds: u64,
+    /// Seconds between two looks of the failover watcher at each cluster's controllers.
+    #[arg(long, default_value_t = 3)]
+    failover_poll_seconds: u64,
+    /// Seconds a broker group's master pod may be gone or NotReady before the operator asks
+    /// the controllers to elect another master (when they have not already).
+    #[arg(long, default_value_t = 30)]
+    failover_grace_seconds: u64,
 }
 
 #[tokio::main]
@@ -60,7 +68,13 @@ async fn main() -> ExitCode {
         lease.retry_period = lease.lease_duration * 2 / 15;
         lease
     });
+    let failover = WatcherSettings {
+        poll_interval: Duration::from_secs(flags.failover_poll_seconds.max(1)),
+        elect_grace: Duration::from_secs(flags.failover_grace_seconds),
+        ..WatcherSettings::default()
+    };
     let options = Options {
+        failover,
         watch_namespace: Some(flags.watch_namespace).filter(|namespace| !namespace.is_empty()),
         telemetry_addr: flags.telemetry_addr,
         lease,

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use crate::{
     error::{Error, Result},
+    failover::{self, WatcherSettings},
     leader::{LeaseConfig, LeaseElector},
     reconciler::{self, Context},
     telemetry::{self, Health, Metrics},
@@ -24,6 +25,8 @@ pub struct Options {
     pub lease: Option<LeaseConfig>,
     /// Name Events are reported under (the pod name).
     pub identity: String,
+    /// How the failover watcher polls and when it asks for elections.
+    pub failover: WatcherSettings,
 }
 
 /// How the process ended.
@@ -69,21 +72,22 @@ pub async fn run(options: Options) -> Result<Exit> {
     let exit = match options.lease.clone() {
         None => {
             metrics.set_leader(true);
-            reconciler::run(
+            let stop = stop.clone();
+            reconcile_and_watch(
                 context,
                 options.watch_namespace.as_deref(),
-                stopped(stop.clone()),
+                options.failover.clone(),
+                move || stopped(stop.clone()),
             )
             .await;
             Exit::Shutdown
         }
         Some(lease) => {
-            let watch_namespace = options.watch_namespace.as_deref();
             lead_then_reconcile(
                 client,
                 lease,
                 context,
-                watch_namespace,
+                &options,
                 &metrics,
                 health.clone(),
                 stop,
@@ -105,7 +109,7 @@ async fn lead_then_reconcile(
     client: Client,
     lease: LeaseConfig,
     context: Arc<Context>,
-    watch_namespace: Option<&str>,
+    options: &Options,
     metrics: &Metrics,
     health: Arc<Health>,
     stop: watch::Receiver<bool>,
@@ -136,20 +140,26 @@ async fn lead_then_reconcile(
     metrics.set_leader(true);
     tracing::info!("leading: starting the controller");
 
-    let mut lost = leading.clone();
-    let lost_leadership = async move {
-        let _ = lost.wait_for(|leading| !*leading).await;
-    };
     let shutdown_or_lost = {
         let stop = stop.clone();
-        async move {
-            tokio::select! {
-                () = stopped(stop) => {}
-                () = lost_leadership => {}
+        move || {
+            let stop = stop.clone();
+            let mut lost = leading.clone();
+            async move {
+                tokio::select! {
+                    () = stopped(stop) => {}
+                    _ = lost.wait_for(|leading| !*leading) => {}
+                }
             }
         }
     };
-    reconciler::run(context, watch_namespace, shutdown_or_lost).await;
+    reconcile_and_watch(
+        context,
+        options.watch_namespace.as_deref(),
+        options.failover.clone(),
+        shutdown_or_lost,
+    )
+    .await;
     metrics.set_leader(false);
     if *stop.borrow() {
         // The elector sees the same stop signal and releases the Lease.
@@ -160,6 +170,21 @@ async fn lead_then_reconcile(
         elector_task.abort();
         Exit::LostLeadership
     }
+}
+
+/// The reconciler and the failover watcher side by side, both until `shutdown()` resolves.
+async fn reconcile_and_watch<F>(
+    context: Arc<Context>,
+    watch_namespace: Option<&str>,
+    failover: WatcherSettings,
+    shutdown: impl Fn() -> F,
+) where
+    F: std::future::Future<Output = ()> + Send + Sync + 'static,
+{
+    tokio::join!(
+        reconciler::run(context.clone(), watch_namespace, shutdown()),
+        failover::run(context, watch_namespace, failover, shutdown()),
+    );
 }
 
 async fn mark_ready_when_api_answers(client: Client, health: Arc<Health>) {

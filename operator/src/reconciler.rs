@@ -70,6 +70,8 @@ pub struct Context {
     pub client: Client,
     /// Publishes Events on the clusters.
     pub recorder: Recorder,
+    /// Who the Events name as their reporter.
+    pub reporter: Reporter,
     /// Reconcile metrics.
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per cluster (`namespace/name`), for the backoff.
@@ -80,7 +82,8 @@ impl Context {
     /// A context whose Events report as `reporter` (the operator's pod name).
     pub fn new(client: Client, reporter: Reporter, metrics: Arc<Metrics>) -> Self {
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             client,
             metrics,
             failures: Mutex::new(HashMap::new()),

@@ -24,20 +24,8 @@ use rocketmq_operator::{
 };
 use serde_json::{Value, json};
 
-/// One request the operator made.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: Method,
-    path: String,
-    query: String,
-    body: Value,
-}
-
-impl Recorded {
-    fn is_apply(&self) -> bool {
-        self.method == Method::PATCH && !self.path.ends_with("/status")
-    }
-}
+mod common;
+use common::{Recorded, authorization_attributes, rbac_rules};
 
 /// How the fake API server behaves.
 #[derive(Clone, Default)]
@@ -169,12 +157,7 @@ impl Harness {
             while let Some((request, send)) = handle.next_request().await {
                 let (parts, body) = request.into_parts();
                 let bytes = body.collect_bytes().await.expect("request body");
-                let entry = Recorded {
-                    method: parts.method,
-                    path: parts.uri.path().to_string(),
-                    query: parts.uri.query().unwrap_or_default().to_string(),
-                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                };
+                let entry = Recorded::new(&parts, &bytes);
                 send.send_response(answer(&entry, &behaviour));
                 recorded.push(entry);
             }
@@ -614,75 +597,6 @@ async fn invalid_spec_is_reported_without_touching_children() {
     assert_eq!(events(&recorded)[0]["reason"], "InvalidSpec");
 }
 
-/// RBAC rules from `manifests/rbac.yaml`: (apiGroup, resource, verb, namespaced-only).
-fn rbac_rules() -> Vec<(String, String, String)> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/rbac.yaml");
-    let text = std::fs::read_to_string(&path).expect("rbac.yaml readable");
-    let mut rules = Vec::new();
-    for document in serde_norway::Deserializer::from_str(&text) {
-        let document: Value = serde::Deserialize::deserialize(document).expect("rbac.yaml parses");
-        if !matches!(document["kind"].as_str(), Some("ClusterRole" | "Role")) {
-            continue;
-        }
-        for rule in document["rules"].as_array().expect("rules") {
-            let strings = |key: &str| -> Vec<String> {
-                rule[key]
-                    .as_array()
-                    .unwrap_or_else(|| panic!("rule without {key}: {rule}"))
-                    .iter()
-                    .map(|v| v.as_str().expect("string").to_string())
-                    .collect()
-            };
-            for group in strings("apiGroups") {
-                for resource in strings("resources") {
-                    for verb in strings("verbs") {
-                        assert_ne!(verb, "*", "no wildcard verbs");
-                        assert_ne!(resource, "*", "no wildcard resources");
-                        rules.push((group.clone(), resource.clone(), verb));
-                    }
-                }
-            }
-        }
-    }
-    rules
-}
-
-/// The authorization attributes kube-apiserver derives from a request.
-fn authorization_attributes(request: &Recorded) -> Vec<(String, String, String)> {
-    let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match segments.as_slice() {
-        ["api", _version, rest @ ..] => ("", rest),
-        ["apis", group, _version, rest @ ..] => (*group, rest),
-        _ => panic!("unexpected path {}", request.path),
-    };
-    let (resource, named) = match rest {
-        ["namespaces", _, resource] => (resource.to_string(), false),
-        ["namespaces", _, resource, _name] => (resource.to_string(), true),
-        ["namespaces", _, resource, _name, sub] => (format!("{resource}/{sub}"), true),
-        _ => panic!("unexpected path {}", request.path),
-    };
-    let verbs: &[&str] = match (request.method.as_str(), named) {
-        ("GET", true) => &["get"],
-        ("GET", false) if request.query.contains("watch=true") => &["watch"],
-        ("GET", false) => &["list"],
-        ("POST", _) => &["create"],
-        // A server-side apply may create the object, which is authorized as create too.
-        ("PATCH", _)
-            if request.query.contains("fieldManager") && !resource.ends_with("/status") =>
-        {
-            &["patch", "create"]
-        }
-        ("PATCH", _) => &["patch"],
-        ("PUT", _) => &["update"],
-        ("DELETE", _) => &["delete"],
-        (method, _) => panic!("unexpected method {method}"),
-    };
-    verbs
-        .iter()
-        .map(|verb| (group.to_string(), resource.clone(), verb.to_string()))
-        .collect()
-}
-
 #[tokio::test]
 async fn rbac_manifest_allows_every_call_the_operator_makes() {
     let rules = rbac_rules();
@@ -744,6 +658,16 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
     for verb in ["get", "create", "update"] {
         needed.push(("coordination.k8s.io".into(), "leases".into(), verb.into()));
     }
+    // The failover watcher (tests/failover_watcher.rs checks its calls against rbac.yaml
+    // too): it reads a master Service, repoints it, labels broker pods with their role, and
+    // lists clusters and pods and writes status like the reconciler.
+    for (resource, verb) in [
+        ("services", "get"),
+        ("services", "patch"),
+        ("pods", "patch"),
+    ] {
+        needed.push(("".into(), resource.into(), verb.into()));
+    }
     // kube-runtime's Recorder patches an Event it already published when it repeats
     // (within one process, so a single-pass harness never shows it).
     needed.push(("events.k8s.io".into(), "events".into(), "patch".into()));
@@ -764,18 +688,17 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
         )],
         "rbac.yaml grants more than the operator uses"
     );
-    // Nothing may touch volumes; pods are only listed (the status names pods that cannot
-    // start), never written; delete stays on the HPA only.
+    // Nothing may touch volumes; pods are listed and patched (role labels), never created
+    // or deleted; delete stays on the HPA only.
     for (group, resource, verb) in &rules {
         assert!(
             !resource.contains("persistentvolume"),
             "no PVC rights: {resource}"
         );
         if resource.starts_with("pods") {
-            assert_eq!(
-                (resource.as_str(), verb.as_str()),
-                ("pods", "list"),
-                "pods are only listed"
+            assert!(
+                resource == "pods" && matches!(verb.as_str(), "list" | "patch"),
+                "pods are only listed and labelled: {resource} {verb}"
             );
         }
         if verb == "delete" {

@@ -23,6 +23,8 @@ pub struct ClusterOptions {
     pub controllers: usize,
     /// Brokers of the group.
     pub brokers: usize,
+    /// The group's `brokerName`.
+    pub broker_name: String,
     /// Appended to every broker's config.
     pub broker_extra: String,
     /// Appended to every controller's config.
@@ -37,6 +39,7 @@ impl Default for ClusterOptions {
         Self {
             controllers: 3,
             brokers: 3,
+            broker_name: BROKER_NAME.to_string(),
             broker_extra: String::new(),
             controller_extra: String::new(),
             relay_controllers: false,
@@ -44,7 +47,7 @@ impl Default for ClusterOptions {
     }
 }
 
-/// The group's name in every cluster this module starts.
+/// The group's name unless [`ClusterOptions::broker_name`] says otherwise.
 pub const BROKER_NAME: &str = "broker-a";
 
 /// One process slot: how to start it again, and the running process if any.
@@ -73,6 +76,7 @@ pub struct ControllerCluster {
     broker_ports: Vec<u16>,
     relays: Vec<Vec<Relay>>,
     client: ControllerClient,
+    broker_name: String,
 }
 
 impl ControllerCluster {
@@ -96,6 +100,7 @@ impl ControllerCluster {
         let ClusterOptions {
             controllers,
             brokers,
+            broker_name,
             broker_extra,
             controller_extra,
             relay_controllers,
@@ -183,7 +188,7 @@ impl ControllerCluster {
             std::fs::write(
                 &conf,
                 format!(
-                    "brokerName={BROKER_NAME}\nbindAddress=127.0.0.1\nbrokerIP1=127.0.0.1\n\
+                    "brokerName={broker_name}\nbindAddress=127.0.0.1\nbrokerIP1=127.0.0.1\n\
                      listenPort={port}\nhaListenPort={}\nnamesrvAddr=127.0.0.1:{namesrv_port}\n\
                      storePathRootDir={}\nmetricsPort=0\nenableControllerMode=true\n\
                      controllerAddr={controller_addr}\n{broker_extra}",
@@ -219,6 +224,7 @@ impl ControllerCluster {
             broker_ports,
             relays,
             client,
+            broker_name,
         }
     }
 
@@ -308,16 +314,29 @@ impl ControllerCluster {
 
     /// The group's master as the controller sees it: (address, epoch, SyncStateSet).
     pub async fn master(&self) -> Option<(String, i32, SyncStateSet)> {
-        master_of(&self.client).await
+        master_of(&self.client, &self.broker_name).await
+    }
+
+    /// The group's `brokerName`.
+    pub fn broker_name(&self) -> &str {
+        &self.broker_name
+    }
+
+    /// Broker `i`'s Remoting port.
+    pub fn broker_port(&self, i: usize) -> u16 {
+        self.broker_ports[i]
     }
 
     /// A handle that asks the controllers for the master from another task.
     pub fn master_probe(&self) -> MasterProbe {
-        MasterProbe(ControllerClient::new(
-            RemotingClient::new(ClientConfig::default()),
-            self.client.addresses(),
-            Duration::from_secs(1),
-        ))
+        MasterProbe(
+            ControllerClient::new(
+                RemotingClient::new(ClientConfig::default()),
+                self.client.addresses(),
+                Duration::from_secs(1),
+            ),
+            self.broker_name.clone(),
+        )
     }
 
     /// Waits until a master exists whose SyncStateSet has `members` replicas.
@@ -335,31 +354,37 @@ impl ControllerCluster {
 }
 
 /// Asks the controllers for the master (see [`ControllerCluster::master_probe`]).
-pub struct MasterProbe(ControllerClient);
+pub struct MasterProbe(ControllerClient, String);
 
 impl MasterProbe {
     /// A probe of the controllers at `addresses` (group `broker-a`), for clusters this
     /// harness did not start (containers).
     pub fn new(addresses: Vec<String>) -> Self {
-        MasterProbe(ControllerClient::new(
-            RemotingClient::new(ClientConfig::default()),
-            addresses,
-            Duration::from_secs(1),
-        ))
+        MasterProbe(
+            ControllerClient::new(
+                RemotingClient::new(ClientConfig::default()),
+                addresses,
+                Duration::from_secs(1),
+            ),
+            BROKER_NAME.to_string(),
+        )
     }
 
     /// The group's master: (address, epoch, SyncStateSet).
     pub async fn master(&self) -> Option<(String, i32, SyncStateSet)> {
-        master_of(&self.0).await
+        master_of(&self.0, &self.1).await
     }
 }
 
-async fn master_of(client: &ControllerClient) -> Option<(String, i32, SyncStateSet)> {
+async fn master_of(
+    client: &ControllerClient,
+    broker_name: &str,
+) -> Option<(String, i32, SyncStateSet)> {
     let resp = client
         .invoke(RemotingCommand::request(
             RequestCode::CONTROLLER_GET_REPLICA_INFO,
             &GetReplicaInfoRequestHeader {
-                broker_name: BROKER_NAME.into(),
+                broker_name: broker_name.into(),
             },
         ))
         .await

@@ -11,7 +11,7 @@ use k8s_openapi::{
 };
 
 use super::{
-    BROKER_HA_PORT, BROKER_PORT, BuildContext, Component, DesiredObjects,
+    BROKER_HA_PORT, BROKER_PORT, BuildContext, Component, DesiredObjects, POD_NAME_LABEL,
     config::{broker_config, config_hash},
     pod::{
         NamedPort, PodRecipe, client_service, config_map, env, headless_service, pod_template,
@@ -20,9 +20,6 @@ use super::{
 };
 
 const CONFIG_FILE: &str = "broker.conf";
-/// Label Kubernetes puts on every StatefulSet pod with its name; the master Service selects
-/// on it to reach exactly one pod.
-const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 
 pub(super) fn build(context: &BuildContext, group: i32, objects: &mut DesiredObjects) {
     let names = &context.names;

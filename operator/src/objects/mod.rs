@@ -58,6 +58,9 @@ pub const FIELD_MANAGER: &str = "rocketmq-operator";
 /// Pod-template annotation holding a hash of the component's configuration, so a
 /// configuration change rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "rocketmq.rs/config-hash";
+/// Label Kubernetes puts on every StatefulSet pod with its name; a broker group's master
+/// Service selects on it to reach exactly one pod.
+pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 /// Label selecting the pods of one broker group.
 pub const BROKER_GROUP_LABEL: &str = "rocketmq.rs/broker-group";
 

@@ -10,13 +10,9 @@ use std::time::Duration;
 
 use rocketmq_client::ControllerClient;
 use rocketmq_common::config::Properties;
-use rocketmq_common::controller::{
-    BrokerReplicasInfo, ElectMasterResponseBody, EpochEntryCache, ReplicaIdentity,
-};
-use rocketmq_common::json::from_slice_lenient;
+use rocketmq_common::controller::{EpochEntryCache, ReplicaIdentity};
 use rocketmq_common::protocol::headers::controller::{
-    CleanControllerBrokerDataRequestHeader, ElectMasterRequestHeader, ElectMasterResponseHeader,
-    GetMetaDataResponseHeader,
+    CleanControllerBrokerDataRequestHeader, GetMetaDataResponseHeader,
 };
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
@@ -169,12 +165,7 @@ async fn sync_state_set(
     };
     let pause = repeat_every(&a.interval)?;
     loop {
-        let request = RemotingCommand::bare_request(RequestCode::CONTROLLER_GET_SYNC_STATE_DATA)
-            .with_body(serde_json::to_vec(&names).expect("names serialise"));
-        let leader = ctl.leader().await?;
-        let resp = check(&leader, ctl.invoke(request).await?)?;
-        let info: BrokerReplicasInfo = from_slice_lenient(&resp.body)
-            .map_err(|e| AdminError::bad_body(&leader, "SyncStateSet data", e))?;
+        let info = ctl.sync_state_data(&names).await?;
         for (name, g) in &info.replicas_info_table {
             write!(
                 out,
@@ -268,22 +259,23 @@ async fn elect_master(
         controller_addrs(&a.controller_address)?,
         timeout,
     );
-    let request = RemotingCommand::request(
-        RequestCode::CONTROLLER_ELECT_MASTER,
-        &ElectMasterRequestHeader {
-            cluster_name: Some(a.cluster_name.trim().to_string()),
-            broker_name: Some(a.broker_name.trim().to_string()),
-            broker_id: Some(a.broker_id),
-            designate_elect: Some(true),
-            invoke_time: Some(now_millis()),
-        },
-    );
-    let leader = ctl.leader().await?;
-    let resp = check(&leader, ctl.invoke(request).await?)?;
-    let h: ElectMasterResponseHeader = resp
-        .decode_header()
-        .map_err(|e| AdminError::bad_body(&leader, "election header", e))?;
-    let body: ElectMasterResponseBody = from_slice_lenient(&resp.body).unwrap_or_default();
+    let answer = ctl
+        .elect_master(
+            a.cluster_name.trim(),
+            a.broker_name.trim(),
+            Some(a.broker_id),
+        )
+        .await?;
+    if answer.code != 0 {
+        let leader = ctl.leader().await.unwrap_or_default();
+        return Err(rocketmq_common::remoting::RemotingError::Response {
+            addr: leader,
+            code: answer.code,
+            remark: answer.remark,
+        }
+        .into());
+    }
+    let (h, body) = (answer.header, answer.body);
     write!(out, "\n#ClusterName\t{}", a.cluster_name.trim())?;
     write!(out, "\n#BrokerName\t{}", a.broker_name.trim())?;
     write!(out, "\n#BrokerMasterAddr\t{}", or_null(h.master_address))?;

@@ -1,0 +1,973 @@
+//! The failover watcher: follows each broker group's master as the controllers see it and
+//! makes Kubernetes agree.
+//!
+//! Every [`WatcherSettings::poll_interval`] the watcher asks each cluster's controllers
+//! (CONTROLLER_GET_SYNC_STATE_DATA through the shared [`ControllerClient`], which finds the
+//! leader and follows CONTROLLER_NOT_LEADER answers) for every group's master, epoch and
+//! SyncStateSet, maps the brokers' addresses to pods (pod IP + the pod's `remoting` port),
+//! and then:
+//! - writes `status.brokerGroups[].{master,epoch,syncStateSet}` and the `ControllerQuorum`
+//!   condition under its own field manager ([`FAILOVER_FIELD_MANAGER`]), so the reconciler
+//!   (which builds the master Service from that status) never undoes a failover;
+//! - points the group's master Service at the master pod by pod name, so the Service never
+//!   selects two pods;
+//! - labels each broker pod with its role ([`ROLE_LABEL`]);
+//! - publishes an Event when a group's master changes;
+//! - asks the controllers to elect (CONTROLLER_ELECT_MASTER, designating a ready in-sync
+//!   replica) when the master pod has been gone, terminating or NotReady for longer than
+//!   [`WatcherSettings::elect_grace`] and the controllers have not acted — e.g. a master
+//!   whose process still heartbeats but whose pod fails readiness.
+//!
+//! Decisions are pure functions ([`plan_group`]); [`watch_once`] does the I/O for one
+//! cluster and [`run`] repeats it for every cluster, holding per-cluster state in its own
+//! task only.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    future::Future,
+    sync::Arc,
+    time::Duration,
+};
+
+use k8s_openapi::{
+    api::core::v1::{Pod, Service},
+    jiff::{SignedDuration, Timestamp},
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{ListParams, Patch, PatchParams},
+    runtime::events::{Event, EventType, Recorder},
+};
+use rocketmq_client::ControllerClient;
+use rocketmq_common::controller::{GroupReplicasInfo, ReplicaIdentity};
+use rocketmq_common::protocol::ResponseCode;
+use rocketmq_common::remoting::{ClientConfig, RemotingClient};
+
+use crate::{
+    crd::{BrokerGroupStatus, ClusterCondition, RocketMQCluster},
+    error::{Error, Result},
+    objects::{BROKER_GROUP_LABEL, ClusterNames, POD_NAME_LABEL},
+    reconciler::Context,
+};
+
+/// Field manager of everything the watcher writes to the cluster's status.
+pub const FAILOVER_FIELD_MANAGER: &str = "rocketmq-operator-failover";
+/// Pod label naming a broker pod's role: [`MASTER`] or [`SLAVE`].
+pub const ROLE_LABEL: &str = "rocketmq.rs/role";
+/// [`ROLE_LABEL`] value of a group's master.
+pub const MASTER: &str = "master";
+/// [`ROLE_LABEL`] value of the other replicas.
+pub const SLAVE: &str = "slave";
+/// Condition type the watcher owns: whether the controllers answer with a leader.
+pub const CONTROLLER_QUORUM: &str = "ControllerQuorum";
+/// Name of the broker container port the brokers advertise (`listenPort`).
+const REMOTING_PORT_NAME: &str = "remoting";
+
+/// How the watcher runs.
+#[derive(Clone)]
+pub struct WatcherSettings {
+    /// Pause between two looks at every cluster.
+    pub poll_interval: Duration,
+    /// How long a master pod may be gone, terminating or NotReady before the watcher asks
+    /// the controllers to elect; also the least time between two such requests per group.
+    pub elect_grace: Duration,
+    /// Timeout of each controller request.
+    pub controller_timeout: Duration,
+    /// The controllers of a cluster (`host:port`). The default is the stable DNS name of
+    /// each controller pod; tests point it at processes of their own.
+    pub controller_addresses: ControllerAddresses,
+}
+
+/// Where a cluster's controllers are (`host:port` each).
+pub type ControllerAddresses = Arc<dyn Fn(&RocketMQCluster) -> Vec<String> + Send + Sync>;
+
+impl Default for WatcherSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(3),
+            elect_grace: Duration::from_secs(30),
+            controller_timeout: Duration::from_secs(3),
+            controller_addresses: Arc::new(controller_addresses),
+        }
+    }
+}
+
+impl std::fmt::Debug for WatcherSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatcherSettings")
+            .field("poll_interval", &self.poll_interval)
+            .field("elect_grace", &self.elect_grace)
+            .field("controller_timeout", &self.controller_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every controller pod of `cluster`, by its stable DNS name.
+pub fn controller_addresses(cluster: &RocketMQCluster) -> Vec<String> {
+    let names = ClusterNames::new(
+        cluster.metadata.name.as_deref().unwrap_or_default(),
+        cluster.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    names
+        .controller_addr(cluster.spec.controller.replicas)
+        .split(';')
+        .map(str::to_string)
+        .collect()
+}
+
+/// A broker pod as the watcher needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerPod {
+    /// Pod name.
+    pub name: String,
+    /// Broker group (= `brokerName`), from the group label.
+    pub group: String,
+    /// `podIP:remotingPort`, the address the broker registers with the controllers; `None`
+    /// until the pod has an IP.
+    pub address: Option<String>,
+    /// Whether the pod is Ready and not being deleted.
+    pub serving: bool,
+    /// Current [`ROLE_LABEL`] value.
+    pub role: Option<String>,
+}
+
+impl BrokerPod {
+    /// The broker view of `pod`; `None` for a pod without the group label.
+    pub fn from_pod(pod: &Pod) -> Option<Self> {
+        let labels = pod.metadata.labels.as_ref();
+        let group = labels?.get(BROKER_GROUP_LABEL)?.clone();
+        let status = pod.status.as_ref();
+        let port = pod
+            .spec
+            .as_ref()
+            .and_then(|spec| {
+                spec.containers
+                    .iter()
+                    .flat_map(|c| c.ports.iter().flatten())
+                    .find(|p| p.name.as_deref() == Some(REMOTING_PORT_NAME))
+            })
+            .map_or(crate::objects::BROKER_PORT, |p| p.container_port);
+        let address = status
+            .and_then(|s| s.pod_ip.as_deref())
+            .filter(|ip| !ip.is_empty())
+            .map(|ip| format!("{ip}:{port}"));
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|conditions| {
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
+        Some(Self {
+            name: pod.name_any(),
+            group,
+            address,
+            serving: ready && pod.metadata.deletion_timestamp.is_none(),
+            role: labels.and_then(|l| l.get(ROLE_LABEL)).cloned(),
+        })
+    }
+}
+
+/// An election the watcher asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Election {
+    /// The replica to elect (its controller id), or `None` to let the election policy pick
+    /// among the live in-sync replicas.
+    pub designated: Option<i64>,
+    /// Pod of the designated replica.
+    pub candidate_pod: Option<String>,
+}
+
+/// What the watcher concludes for one broker group.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupPlan {
+    /// The status the watcher owns (`None` when the controllers do not know the group yet).
+    pub status: Option<BrokerGroupStatus>,
+    /// The pod the master Service must select (`None`: leave it as it is).
+    pub master_pod: Option<String>,
+    /// Pods whose role label must change, with the new role.
+    pub role_labels: Vec<(String, &'static str)>,
+    /// Why the group's master is not serving, if it is not.
+    pub master_problem: Option<String>,
+    /// The replica that could take over now (a live in-sync replica with a serving pod).
+    pub takeover: Option<Election>,
+}
+
+/// Plans one group from the controllers' view (`None`: the controllers do not know it) and
+/// the group's pods.
+pub fn plan_group(name: &str, view: Option<&GroupReplicasInfo>, pods: &[BrokerPod]) -> GroupPlan {
+    let Some(view) = view else {
+        return GroupPlan::default();
+    };
+    let pod_at = |address: &str| pods.iter().find(|p| p.address.as_deref() == Some(address));
+    let master = view
+        .master_address
+        .as_deref()
+        .filter(|address| !address.is_empty());
+    let master_pod = master.and_then(pod_at);
+    let in_sync: Vec<String> = view
+        .in_sync_replicas
+        .iter()
+        .map(|r| {
+            pod_at(&r.broker_address).map_or_else(|| r.broker_address.clone(), |p| p.name.clone())
+        })
+        .collect();
+    let status = BrokerGroupStatus {
+        name: name.to_string(),
+        master: master_pod.map(|p| p.name.clone()),
+        epoch: master.map(|_| i64::from(view.master_epoch)),
+        sync_state_set: Some(in_sync),
+        ..BrokerGroupStatus::default()
+    };
+    let role_labels = match master_pod {
+        Some(master_pod) => pods
+            .iter()
+            .filter_map(|p| {
+                let role = if p.name == master_pod.name {
+                    MASTER
+                } else {
+                    SLAVE
+                };
+                (p.role.as_deref() != Some(role)).then(|| (p.name.clone(), role))
+            })
+            .collect(),
+        // No master at all: nobody may carry the master label.
+        None if master.is_none() => pods
+            .iter()
+            .filter(|p| p.role.as_deref() == Some(MASTER))
+            .map(|p| (p.name.clone(), SLAVE))
+            .collect(),
+        // A master whose pod is unknown (restarting with a new IP): wait for it.
+        None => Vec::new(),
+    };
+    let master_problem = match (master, master_pod) {
+        (None, _) => Some("the controllers know no master".to_string()),
+        (Some(address), None) => Some(format!("no pod serves the master address {address}")),
+        (Some(_), Some(pod)) if !pod.serving => {
+            Some(format!("master pod {} is not ready", pod.name))
+        }
+        _ => None,
+    };
+    let master_id = view.master_broker_id;
+    let takeover = if master.is_none() {
+        // The policy picks the best live in-sync replica (epoch, then offset).
+        Some(Election {
+            designated: None,
+            candidate_pod: None,
+        })
+    } else {
+        candidate(&view.in_sync_replicas, master_id, pods)
+    };
+    GroupPlan {
+        status: Some(status),
+        master_pod: master_pod.map(|p| p.name.clone()),
+        role_labels,
+        master_problem,
+        takeover,
+    }
+}
+
+/// The live in-sync replica other than the master whose pod serves (lowest pod name first,
+/// so the choice is stable).
+fn candidate(
+    in_sync: &[ReplicaIdentity],
+    master_id: Option<i64>,
+    pods: &[BrokerPod],
+) -> Option<Election> {
+    in_sync
+        .iter()
+        .filter(|r| r.alive && Some(r.broker_id) != master_id)
+        .filter_map(|r| {
+            let pod = pods
+                .iter()
+                .find(|p| p.serving && p.address.as_deref() == Some(r.broker_address.as_str()))?;
+            Some(Election {
+                designated: Some(r.broker_id),
+                candidate_pod: Some(pod.name.clone()),
+            })
+        })
+        .min_by(|a, b| a.candidate_pod.cmp(&b.candidate_pod))
+}
+
+/// Per-cluster memory of the watcher, kept by the task that watches the cluster.
+pub struct ClusterWatch {
+    controllers: ControllerClient,
+    /// Since when each group's master has not been serving.
+    problem_since: HashMap<String, Timestamp>,
+    /// When the watcher last asked for an election, per group.
+    last_election: HashMap<String, Timestamp>,
+}
+
+impl ClusterWatch {
+    /// Fresh state for `cluster`.
+    pub fn new(cluster: &RocketMQCluster, settings: &WatcherSettings) -> Self {
+        let remoting = RemotingClient::new(ClientConfig {
+            connect_timeout: settings.controller_timeout,
+            ..ClientConfig::default()
+        });
+        Self {
+            controllers: ControllerClient::new(
+                remoting,
+                (settings.controller_addresses)(cluster),
+                settings.controller_timeout,
+            ),
+            problem_since: HashMap::new(),
+            last_election: HashMap::new(),
+        }
+    }
+}
+
+/// Whether the watcher should ask for an election now: the master has not been serving for
+/// `grace`, and no request was made within `grace`.
+pub fn election_due(
+    problem_since: Option<Timestamp>,
+    last_election: Option<Timestamp>,
+    now: Timestamp,
+    grace: Duration,
+) -> bool {
+    let grace = SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX);
+    let elapsed = |since: Timestamp| now.duration_since(since) >= grace;
+    problem_since.is_some_and(elapsed) && last_election.is_none_or(elapsed)
+}
+
+/// One look at `cluster`: ask its controllers, then bring the master Services, pod labels,
+/// status and Events in line, and ask for elections that are due.
+pub async fn watch_once(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    state: &mut ClusterWatch,
+    settings: &WatcherSettings,
+) -> Result<()> {
+    let namespace = cluster
+        .namespace()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let name = cluster.name_any();
+    let names = ClusterNames::new(&name, &namespace);
+    let groups: Vec<String> = (0..cluster.spec.broker.groups)
+        .map(|g| names.broker_group(g))
+        .collect();
+    let now = Timestamp::now();
+    let view = state.controllers.sync_state_data(&groups).await;
+    let quorum = quorum_condition(cluster, &view, &now.to_string());
+    let Ok(view) = view else {
+        // Without the controllers nothing else can be known: only say so.
+        tracing::warn!(cluster = %name, message = %quorum.message, "controllers unreachable");
+        patch_watcher_status(cluster, context, &namespace, None, quorum).await?;
+        return Ok(());
+    };
+    let pods = broker_pods(context, &namespace, &name).await?;
+    let plans: Vec<(i32, GroupPlan)> = (0..cluster.spec.broker.groups)
+        .map(|g| {
+            let group = names.broker_group(g);
+            let group_pods: Vec<BrokerPod> =
+                pods.iter().filter(|p| p.group == group).cloned().collect();
+            (
+                g,
+                plan_group(&group, view.replicas_info_table.get(&group), &group_pods),
+            )
+        })
+        .collect();
+    // Status first: the reconciler builds the master Services from it, so a pass that runs
+    // in between already agrees with the Service patches below.
+    let statuses = plans
+        .iter()
+        .filter_map(|(_, plan)| plan.status.clone())
+        .collect();
+    patch_watcher_status(cluster, context, &namespace, Some(statuses), quorum).await?;
+    for (g, plan) in &plans {
+        let target = GroupTarget {
+            group: names.broker_group(*g),
+            master_service: names.broker_group_master(*g),
+        };
+        act_on_group(
+            cluster, context, state, settings, &namespace, &target, plan, now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Names of one group's objects.
+struct GroupTarget {
+    group: String,
+    master_service: String,
+}
+
+/// Repoints the Service, relabels pods, tells about a new master and asks for an election
+/// when one is due.
+#[allow(clippy::too_many_arguments)]
+async fn act_on_group(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    state: &mut ClusterWatch,
+    settings: &WatcherSettings,
+    namespace: &str,
+    target: &GroupTarget,
+    plan: &GroupPlan,
+    now: Timestamp,
+) -> Result<()> {
+    let client = &context.client;
+    let group = target.group.as_str();
+    let params = PatchParams {
+        field_manager: Some(FAILOVER_FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    if let Some(master_pod) = &plan.master_pod {
+        let service_name = target.master_service.clone();
+        let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+        let current = services
+            .get_opt(&service_name)
+            .await
+            .map_err(|source| Error::Apply {
+                kind: "Service".into(),
+                name: service_name.clone(),
+                source,
+            })?;
+        let selected = current.as_ref().and_then(|s| {
+            s.spec
+                .as_ref()?
+                .selector
+                .as_ref()?
+                .get(POD_NAME_LABEL)
+                .cloned()
+        });
+        if current.is_some() && selected.as_deref() != Some(master_pod.as_str()) {
+            tracing::info!(service = %service_name, pod = %master_pod, "pointing the master Service at the master");
+            let patch = serde_json::json!({"spec": {"selector": {POD_NAME_LABEL: master_pod}}});
+            services
+                .patch(&service_name, &params, &Patch::Merge(&patch))
+                .await
+                .map_err(|source| Error::Apply {
+                    kind: "Service".into(),
+                    name: service_name.clone(),
+                    source,
+                })?;
+        }
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    for (pod, role) in &plan.role_labels {
+        let patch = serde_json::json!({"metadata": {"labels": {ROLE_LABEL: role}}});
+        let result = pods.patch(pod, &params, &Patch::Merge(&patch)).await;
+        match result {
+            Ok(_) => {}
+            // The pod went away meanwhile; its replacement is labelled next time.
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(source) => {
+                return Err(Error::Apply {
+                    kind: "Pod".into(),
+                    name: pod.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    announce_master_change(cluster, context, group, plan).await;
+
+    let Some(problem) = &plan.master_problem else {
+        state.problem_since.remove(group);
+        return Ok(());
+    };
+    let since = *state.problem_since.entry(group.to_string()).or_insert(now);
+    if !election_due(
+        Some(since),
+        state.last_election.get(group).copied(),
+        now,
+        settings.elect_grace,
+    ) {
+        return Ok(());
+    }
+    let waited = now.duration_since(since).as_secs();
+    let Some(election) = &plan.takeover else {
+        state.last_election.insert(group.to_string(), now);
+        publish(
+            cluster,
+            context,
+            EventType::Warning,
+            "NoFailoverCandidate",
+            format!(
+                "broker group {group}: {problem} for {waited}s and no in-sync replica with a \
+                 ready pod can take over"
+            ),
+        )
+        .await;
+        return Ok(());
+    };
+    state.last_election.insert(group.to_string(), now);
+    let target = election.candidate_pod.as_deref().map_or_else(
+        || "the best in-sync replica".to_string(),
+        |p| format!("pod {p}"),
+    );
+    tracing::warn!(%group, %problem, %target, "asking the controllers to elect a new master");
+    let cluster_name = cluster.name_any();
+    let answer = state
+        .controllers
+        .elect_master(&cluster_name, group, election.designated)
+        .await;
+    let (type_, note) = match answer {
+        Ok(answer) if answer.code == ResponseCode::Success.as_i32() => (
+            EventType::Normal,
+            format!(
+                "broker group {group}: {problem} for {waited}s; the controllers elected {target} \
+                 (epoch {})",
+                answer.header.master_epoch.unwrap_or_default()
+            ),
+        ),
+        Ok(answer) => (
+            EventType::Warning,
+            format!(
+                "broker group {group}: {problem} for {waited}s; asked to elect {target}, the \
+                 controllers answered {}: {}",
+                answer.code, answer.remark
+            ),
+        ),
+        Err(error) => (
+            EventType::Warning,
+            format!("broker group {group}: {problem}; asking for an election failed: {error}"),
+        ),
+    };
+    publish(cluster, context, type_, "ElectMaster", note).await;
+    Ok(())
+}
+
+/// A Normal Event when a group's master pod or epoch differs from the recorded one.
+async fn announce_master_change(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    group: &str,
+    plan: &GroupPlan,
+) {
+    let Some(status) = &plan.status else { return };
+    let Some(master) = &status.master else { return };
+    let recorded = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.broker_groups.iter().find(|g| g.name == group));
+    let before = recorded.and_then(|g| g.master.as_deref().map(|m| (m, g.epoch)));
+    if before == Some((master.as_str(), status.epoch)) {
+        return;
+    }
+    let epoch = status.epoch.unwrap_or_default();
+    let note = match before {
+        Some((old, _)) if old != master => {
+            format!("broker group {group}: master is now {master} (epoch {epoch}), was {old}")
+        }
+        Some(_) => format!("broker group {group}: {master} is master again, epoch {epoch}"),
+        None => format!("broker group {group}: master is {master} (epoch {epoch})"),
+    };
+    publish(cluster, context, EventType::Normal, "MasterChanged", note).await;
+}
+
+async fn publish(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Failover".into(),
+        secondary: None,
+    };
+    // A fresh recorder: a shared one folds Events of the same reason within minutes into a
+    // series that keeps the first note, and each failover has its own story to tell.
+    let recorder = Recorder::new(context.client.clone(), context.reporter.clone());
+    if let Err(error) = recorder.publish(&event, &cluster.object_ref(&())).await {
+        tracing::warn!(cluster = %cluster.name_any(), %error, "cannot publish Event");
+    }
+}
+
+/// The broker pods of cluster `name`.
+async fn broker_pods(context: &Context, namespace: &str, name: &str) -> Result<Vec<BrokerPod>> {
+    let api: Api<Pod> = Api::namespaced(context.client.clone(), namespace);
+    let selector = format!(
+        "app.kubernetes.io/name=rocketmq,app.kubernetes.io/instance={name},\
+         app.kubernetes.io/component=broker"
+    );
+    let list = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::Apply {
+            kind: "PodList".into(),
+            name: name.to_string(),
+            source,
+        })?;
+    Ok(list.items.iter().filter_map(BrokerPod::from_pod).collect())
+}
+
+/// The `ControllerQuorum` condition from the outcome of asking the controllers; the
+/// transition time moves only when the status flips.
+pub fn quorum_condition<T, E: std::fmt::Display>(
+    cluster: &RocketMQCluster,
+    answer: &std::result::Result<T, E>,
+    now: &str,
+) -> ClusterCondition {
+    let (status, reason, message) = match answer {
+        Ok(_) => (
+            "True",
+            "LeaderAnswers",
+            "the controller leader answers".to_string(),
+        ),
+        Err(error) => (
+            "False",
+            "NoControllerLeader",
+            format!("no controller leader answers: {error}"),
+        ),
+    };
+    let before = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONTROLLER_QUORUM));
+    let last_transition_time = match before {
+        Some(before) if before.status == status => before.last_transition_time.clone(),
+        _ => None,
+    }
+    .or_else(|| Some(now.to_string()));
+    ClusterCondition {
+        type_: CONTROLLER_QUORUM.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time,
+        observed_generation: cluster.metadata.generation,
+    }
+}
+
+/// Applies the watcher's part of the status, when it differs from what is recorded.
+/// `groups: None` leaves the groups as recorded (the controllers did not answer).
+async fn patch_watcher_status(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    namespace: &str,
+    groups: Option<Vec<BrokerGroupStatus>>,
+    quorum: ClusterCondition,
+) -> Result<()> {
+    let recorded = cluster.status.clone().unwrap_or_default();
+    let groups = groups.unwrap_or_else(|| {
+        recorded
+            .broker_groups
+            .iter()
+            .filter(|g| g.master.is_some() || g.sync_state_set.is_some())
+            .map(watcher_fields)
+            .collect()
+    });
+    let recorded_groups: BTreeMap<&str, BrokerGroupStatus> = recorded
+        .broker_groups
+        .iter()
+        .map(|g| (g.name.as_str(), watcher_fields(g)))
+        .collect();
+    let groups_unchanged = groups
+        .iter()
+        .all(|g| recorded_groups.get(g.name.as_str()) == Some(g));
+    let quorum_unchanged = recorded.conditions.iter().any(|c| {
+        c.type_ == quorum.type_ && c.status == quorum.status && c.message == quorum.message
+    });
+    if groups_unchanged && quorum_unchanged {
+        return Ok(());
+    }
+    let name = cluster.name_any();
+    let patch = serde_json::json!({
+        "apiVersion": RocketMQCluster::api_version(&()),
+        "kind": RocketMQCluster::kind(&()),
+        "status": { "brokerGroups": groups, "conditions": [quorum] },
+    });
+    let api: Api<RocketMQCluster> = Api::namespaced(context.client.clone(), namespace);
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FAILOVER_FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::PatchStatus { name, source })?;
+    Ok(())
+}
+
+/// Only the fields the watcher owns.
+fn watcher_fields(group: &BrokerGroupStatus) -> BrokerGroupStatus {
+    BrokerGroupStatus {
+        name: group.name.clone(),
+        master: group.master.clone(),
+        epoch: group.epoch,
+        sync_state_set: group.sync_state_set.clone(),
+        ..BrokerGroupStatus::default()
+    }
+}
+
+/// Watches every cluster in `namespace` (or everywhere) until `shutdown` resolves: one look
+/// per cluster per poll interval, clusters looked at concurrently so a cluster whose
+/// controllers time out never delays the others.
+pub async fn run(
+    context: Arc<Context>,
+    namespace: Option<&str>,
+    settings: WatcherSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    let api: Api<RocketMQCluster> = match namespace {
+        Some(namespace) => Api::namespaced(context.client.clone(), namespace),
+        None => Api::all(context.client.clone()),
+    };
+    let mut watches: HashMap<String, ClusterWatch> = HashMap::new();
+    let looking = async {
+        loop {
+            tokio::time::sleep(settings.poll_interval).await;
+            let clusters = match api.list(&ListParams::default()).await {
+                Ok(list) => list.items,
+                Err(error) => {
+                    tracing::warn!(%error, "failover watcher cannot list clusters");
+                    continue;
+                }
+            };
+            let live: Vec<String> = clusters.iter().filter_map(|c| c.uid()).collect();
+            watches.retain(|uid, _| live.contains(uid));
+            let mut looks = Vec::new();
+            for cluster in &clusters {
+                if cluster.is_paused() || cluster.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                let Some(uid) = cluster.uid() else { continue };
+                // Taken out of the map while its look runs; put back afterwards.
+                let state = watches
+                    .remove(&uid)
+                    .unwrap_or_else(|| ClusterWatch::new(cluster, &settings));
+                let (context, settings) = (&context, &settings);
+                looks.push(async move {
+                    let mut state = state;
+                    if let Err(error) = watch_once(cluster, context, &mut state, settings).await {
+                        tracing::warn!(cluster = %cluster.name_any(), %error, "failover watcher pass failed");
+                    }
+                    (uid, state)
+                });
+            }
+            for (uid, state) in futures_util::future::join_all(looks).await {
+                watches.insert(uid, state);
+            }
+        }
+    };
+    tokio::select! {
+        () = looking => {}
+        () = shutdown => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(id: i64, address: &str, alive: bool) -> ReplicaIdentity {
+        ReplicaIdentity {
+            broker_name: "demo-broker-0".into(),
+            broker_id: id,
+            broker_address: address.into(),
+            alive,
+        }
+    }
+
+    fn pod(name: &str, ip: &str, serving: bool, role: Option<&str>) -> BrokerPod {
+        BrokerPod {
+            name: name.into(),
+            group: "demo-broker-0".into(),
+            address: Some(format!("{ip}:10911")),
+            serving,
+            role: role.map(str::to_string),
+        }
+    }
+
+    fn view(master: Option<(i64, &str)>, in_sync: Vec<ReplicaIdentity>) -> GroupReplicasInfo {
+        GroupReplicasInfo {
+            master_broker_id: master.map(|m| m.0),
+            master_address: master.map(|m| m.1.to_string()),
+            master_epoch: 4,
+            sync_state_set_epoch: 7,
+            in_sync_replicas: in_sync,
+            not_in_sync_replicas: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_master_is_found_by_address_and_every_other_pod_is_a_slave() {
+        let pods = [
+            pod("demo-broker-0-0", "10.0.0.1", true, Some(MASTER)),
+            pod("demo-broker-0-1", "10.0.0.2", true, None),
+            pod("demo-broker-0-2", "10.0.0.3", true, Some(SLAVE)),
+        ];
+        let in_sync = vec![
+            replica(2, "10.0.0.2:10911", true),
+            replica(3, "10.0.0.3:10911", true),
+            replica(9, "10.9.9.9:10911", true),
+        ];
+        let plan = plan_group(
+            "demo-broker-0",
+            Some(&view(Some((2, "10.0.0.2:10911")), in_sync)),
+            &pods,
+        );
+        assert_eq!(plan.master_pod.as_deref(), Some("demo-broker-0-1"));
+        let status = plan.status.expect("status");
+        assert_eq!(status.master.as_deref(), Some("demo-broker-0-1"));
+        assert_eq!(status.epoch, Some(4));
+        assert_eq!(
+            status.sync_state_set,
+            Some(vec![
+                "demo-broker-0-1".to_string(),
+                "demo-broker-0-2".to_string(),
+                "10.9.9.9:10911".to_string()
+            ]),
+            "an address without a pod is still shown"
+        );
+        assert_eq!(
+            plan.role_labels,
+            vec![
+                ("demo-broker-0-0".to_string(), SLAVE),
+                ("demo-broker-0-1".to_string(), MASTER)
+            ],
+            "only labels that change are written"
+        );
+        assert_eq!(plan.master_problem, None);
+    }
+
+    #[test]
+    fn a_not_ready_master_has_a_problem_and_a_ready_in_sync_replica_can_take_over() {
+        let pods = [
+            pod("demo-broker-0-0", "10.0.0.1", false, Some(MASTER)),
+            pod("demo-broker-0-1", "10.0.0.2", false, Some(SLAVE)),
+            pod("demo-broker-0-2", "10.0.0.3", true, Some(SLAVE)),
+        ];
+        let in_sync = vec![
+            replica(1, "10.0.0.1:10911", true),
+            replica(2, "10.0.0.2:10911", true),
+            replica(3, "10.0.0.3:10911", true),
+        ];
+        let plan = plan_group(
+            "demo-broker-0",
+            Some(&view(Some((1, "10.0.0.1:10911")), in_sync)),
+            &pods,
+        );
+        assert_eq!(
+            plan.master_problem.as_deref(),
+            Some("master pod demo-broker-0-0 is not ready")
+        );
+        assert_eq!(
+            plan.takeover,
+            Some(Election {
+                designated: Some(3),
+                candidate_pod: Some("demo-broker-0-2".into())
+            }),
+            "the not-ready replica is passed over"
+        );
+        // The Service keeps pointing at the recorded master until the controllers move it.
+        assert_eq!(plan.master_pod.as_deref(), Some("demo-broker-0-0"));
+    }
+
+    #[test]
+    fn no_takeover_without_a_live_in_sync_replica_with_a_ready_pod() {
+        let pods = [
+            pod("demo-broker-0-0", "10.0.0.1", false, Some(MASTER)),
+            pod("demo-broker-0-1", "10.0.0.2", true, Some(SLAVE)),
+        ];
+        // Replica 2 is ready but out of the SyncStateSet: electing it could lose messages.
+        let in_sync = vec![replica(1, "10.0.0.1:10911", true)];
+        let plan = plan_group(
+            "demo-broker-0",
+            Some(&view(Some((1, "10.0.0.1:10911")), in_sync)),
+            &pods,
+        );
+        assert!(plan.master_problem.is_some());
+        assert_eq!(plan.takeover, None);
+    }
+
+    #[test]
+    fn a_master_pod_restarting_with_a_new_ip_keeps_the_labels_and_the_service() {
+        let pods = [
+            pod("demo-broker-0-0", "10.0.0.7", false, Some(MASTER)),
+            pod("demo-broker-0-1", "10.0.0.2", true, Some(SLAVE)),
+        ];
+        let in_sync = vec![replica(1, "10.0.0.1:10911", false)];
+        let plan = plan_group(
+            "demo-broker-0",
+            Some(&view(Some((1, "10.0.0.1:10911")), in_sync)),
+            &pods,
+        );
+        assert_eq!(plan.master_pod, None, "the Service is left alone");
+        assert!(plan.role_labels.is_empty());
+        assert_eq!(
+            plan.master_problem.as_deref(),
+            Some("no pod serves the master address 10.0.0.1:10911")
+        );
+        assert_eq!(plan.status.expect("status").master, None);
+    }
+
+    #[test]
+    fn without_a_master_nobody_is_labelled_master_and_the_policy_picks() {
+        let pods = [
+            pod("demo-broker-0-0", "10.0.0.1", true, Some(MASTER)),
+            pod("demo-broker-0-1", "10.0.0.2", true, Some(SLAVE)),
+        ];
+        let plan = plan_group("demo-broker-0", Some(&view(None, Vec::new())), &pods);
+        assert_eq!(
+            plan.role_labels,
+            vec![("demo-broker-0-0".to_string(), SLAVE)]
+        );
+        assert_eq!(
+            plan.takeover,
+            Some(Election {
+                designated: None,
+                candidate_pod: None
+            })
+        );
+        let status = plan.status.expect("status");
+        assert_eq!((status.master, status.epoch), (None, None));
+    }
+
+    #[test]
+    fn a_group_the_controllers_do_not_know_is_left_alone() {
+        let pods = [pod("demo-broker-0-0", "10.0.0.1", true, None)];
+        assert_eq!(
+            plan_group("demo-broker-0", None, &pods),
+            GroupPlan::default()
+        );
+    }
+
+    #[test]
+    fn elections_wait_for_the_grace_period_and_are_not_repeated_within_it() {
+        let t0: Timestamp = "2026-12-07T00:00:00Z".parse().unwrap();
+        let at = |s: i64| t0 + SignedDuration::from_secs(s);
+        let grace = Duration::from_secs(30);
+        assert!(!election_due(None, None, at(100), grace), "no problem");
+        assert!(!election_due(Some(t0), None, at(29), grace));
+        assert!(election_due(Some(t0), None, at(30), grace));
+        assert!(!election_due(Some(t0), Some(at(30)), at(45), grace));
+        assert!(election_due(Some(t0), Some(at(30)), at(60), grace));
+    }
+
+    #[test]
+    fn broker_pods_read_address_readiness_group_and_role() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "demo-broker-0-1", "labels": {
+                BROKER_GROUP_LABEL: "demo-broker-0", ROLE_LABEL: "slave"}},
+            "spec": {"containers": [{"name": "broker", "ports": [
+                {"name": "ha", "containerPort": 10912},
+                {"name": "remoting", "containerPort": 10911}]}]},
+            "status": {"podIP": "10.1.2.3", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            BrokerPod::from_pod(&pod),
+            Some(BrokerPod {
+                name: "demo-broker-0-1".into(),
+                group: "demo-broker-0".into(),
+                address: Some("10.1.2.3:10911".into()),
+                serving: true,
+                role: Some("slave".into()),
+            })
+        );
+        let mut terminating = pod.clone();
+        terminating.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+        );
+        assert!(!BrokerPod::from_pod(&terminating).unwrap().serving);
+        let mut other = pod;
+        other.metadata.labels = None;
+        assert_eq!(BrokerPod::from_pod(&other), None);
+    }
+}

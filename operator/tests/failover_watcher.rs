@@ -1,0 +1,506 @@
+//! The failover watcher against real `mqcontroller` and `mqbroker` processes (a broker
+//! group of three on loopback) and a fake Kubernetes API that keeps state: the cluster with
+//! its status, the group's pods and its master Service.
+//!
+//! Each pod stands for one broker process: its IP is 127.0.0.1 and its `remoting` container
+//! port is that broker's port, so the watcher maps the controllers' broker addresses to pods
+//! exactly as in a cluster. The test plays the kubelet (pod readiness) and checks after every
+//! look that the master Service selects one pod, that at most one pod is labelled master, and
+//! that both agree with the status.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use http::{Method, Request, Response, StatusCode};
+use kube::{Client, client::Body, runtime::events::Reporter};
+use rocketmq_operator::{
+    crd::RocketMQCluster,
+    failover::{ClusterWatch, WatcherSettings, watch_once},
+    reconciler::Context,
+    telemetry::Metrics,
+};
+use rocketmq_testkit::cluster::{ClusterOptions, ControllerCluster};
+use serde_json::{Value, json};
+
+mod common;
+use common::{Recorded, authorization_attributes, rbac_rules};
+
+const GROUP: &str = "demo-broker-0";
+const MASTER_SERVICE: &str = "demo-broker-0-master";
+const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
+const ROLE_LABEL: &str = "rocketmq.rs/role";
+
+/// What the fake API server holds.
+struct World {
+    cluster: Value,
+    pods: Vec<Value>,
+    service: Value,
+    recorded: Vec<Recorded>,
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(body).expect("JSON")))
+        .expect("valid response")
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(target), Some(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+/// Server-side apply of the watcher's status fields: map-lists keyed by `name` (groups) and
+/// `type` (conditions); the watcher's fields of groups it no longer lists are dropped, as the
+/// API server drops fields a manager stops applying.
+fn apply_watcher_status(cluster: &mut Value, applied: &Value) {
+    let status = cluster["status"].as_object_mut().expect("status object");
+    let groups = status
+        .entry("brokerGroups")
+        .or_insert(json!([]))
+        .as_array_mut()
+        .expect("groups");
+    for group in groups.iter_mut() {
+        for field in ["master", "epoch", "syncStateSet"] {
+            group.as_object_mut().expect("group").remove(field);
+        }
+    }
+    for new in applied["brokerGroups"].as_array().expect("groups applied") {
+        match groups.iter_mut().find(|g| g["name"] == new["name"]) {
+            Some(group) => merge(group, new),
+            None => groups.push(new.clone()),
+        }
+    }
+    let conditions = status
+        .entry("conditions")
+        .or_insert(json!([]))
+        .as_array_mut()
+        .expect("conditions");
+    for new in applied["conditions"]
+        .as_array()
+        .expect("conditions applied")
+    {
+        conditions.retain(|c| c["type"] != new["type"]);
+        conditions.push(new.clone());
+    }
+}
+
+fn answer(world: &mut World, request: &Recorded) -> Response<Body> {
+    let path = request.path.as_str();
+    let name = path.rsplit('/').next().unwrap_or_default();
+    match (&request.method, path) {
+        (&Method::GET, "/apis/rocketmq.rs/v1alpha1/namespaces/mq/rocketmqclusters/demo") => {
+            json_response(StatusCode::OK, &world.cluster)
+        }
+        (
+            &Method::PATCH,
+            "/apis/rocketmq.rs/v1alpha1/namespaces/mq/rocketmqclusters/demo/status",
+        ) => {
+            assert!(
+                request.is_server_side_apply(),
+                "status goes by server-side apply"
+            );
+            assert!(
+                request
+                    .query
+                    .contains("fieldManager=rocketmq-operator-failover"),
+                "the watcher's own field manager: {}",
+                request.query
+            );
+            apply_watcher_status(&mut world.cluster, &request.body["status"]);
+            json_response(StatusCode::OK, &world.cluster)
+        }
+        (&Method::GET, "/api/v1/namespaces/mq/pods") => json_response(
+            StatusCode::OK,
+            &json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": world.pods}),
+        ),
+        (&Method::PATCH, _) if path.starts_with("/api/v1/namespaces/mq/pods/") => {
+            assert_eq!(request.content_type, "application/merge-patch+json");
+            match world
+                .pods
+                .iter_mut()
+                .find(|p| p["metadata"]["name"] == name)
+            {
+                Some(pod) => {
+                    merge(pod, &request.body);
+                    json_response(StatusCode::OK, pod)
+                }
+                None => json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                            "code": 404, "reason": "NotFound", "message": "pod not found"}),
+                ),
+            }
+        }
+        (&Method::GET, "/api/v1/namespaces/mq/services/demo-broker-0-master") => {
+            json_response(StatusCode::OK, &world.service)
+        }
+        (&Method::PATCH, "/api/v1/namespaces/mq/services/demo-broker-0-master") => {
+            assert_eq!(request.content_type, "application/merge-patch+json");
+            merge(&mut world.service, &request.body);
+            json_response(StatusCode::OK, &world.service)
+        }
+        (&Method::POST | &Method::PATCH, _) if path.contains("/events") => {
+            json_response(StatusCode::CREATED, &request.body)
+        }
+        _ => panic!("the watcher made an unexpected call: {request:?}"),
+    }
+}
+
+struct Harness {
+    world: Arc<Mutex<World>>,
+    context: Arc<Context>,
+    state: Option<ClusterWatch>,
+    settings: WatcherSettings,
+    brokers: ControllerCluster,
+}
+
+fn pod(name: &str, port: u16) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "mq", "labels": {
+            "app.kubernetes.io/name": "rocketmq", "app.kubernetes.io/instance": "demo",
+            "app.kubernetes.io/component": "broker", "rocketmq.rs/broker-group": GROUP,
+            POD_NAME_LABEL: name}},
+        "spec": {"containers": [{"name": "broker", "ports": [
+            {"name": "remoting", "containerPort": port},
+            {"name": "ha", "containerPort": port + 1}]}]},
+        "status": {"podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}
+    })
+}
+
+impl Harness {
+    async fn start(dir: &std::path::Path) -> Self {
+        let brokers = ControllerCluster::start_with(
+            dir,
+            ClusterOptions {
+                broker_name: GROUP.into(),
+                ..ClusterOptions::default()
+            },
+        )
+        .await;
+        brokers.wait_for_master(3, Duration::from_secs(60)).await;
+        let pods = (0..3)
+            .map(|i| pod(&format!("{GROUP}-{i}"), brokers.broker_port(i)))
+            .collect();
+        let world = Arc::new(Mutex::new(World {
+            cluster: json!({
+                "apiVersion": "rocketmq.rs/v1alpha1", "kind": "RocketMQCluster",
+                "metadata": {"name": "demo", "namespace": "mq", "generation": 1,
+                             "uid": "6f1c2a8e-0000-4000-8000-0000000000cc"},
+                "spec": {"broker": {"groups": 1, "replicasPerGroup": 3}},
+                "status": {"brokerGroups": [{"name": GROUP, "replicas": 3, "readyReplicas": 3}]}
+            }),
+            pods,
+            service: json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": MASTER_SERVICE, "namespace": "mq"},
+                "spec": {"selector": {"app.kubernetes.io/instance": "demo",
+                                      "rocketmq.rs/broker-group": GROUP,
+                                      POD_NAME_LABEL: format!("{GROUP}-0")}}
+            }),
+            recorded: Vec::new(),
+        }));
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let server_world = world.clone();
+        tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                let (parts, body) = request.into_parts();
+                let bytes = body.collect_bytes().await.expect("request body");
+                let entry = Recorded::new(&parts, &bytes);
+                let mut world = server_world.lock().expect("world lock");
+                let response = answer(&mut world, &entry);
+                world.recorded.push(entry);
+                send.send_response(response);
+            }
+        });
+        let reporter = Reporter {
+            controller: "rocketmq-operator".into(),
+            instance: Some("test".into()),
+        };
+        let context = Arc::new(Context::new(
+            Client::new(service, "mq"),
+            reporter,
+            Arc::new(Metrics::new()),
+        ));
+        let addresses: Vec<String> = (0..3).map(|i| brokers.controller_addr(i)).collect();
+        let settings = WatcherSettings {
+            poll_interval: Duration::from_millis(200),
+            elect_grace: Duration::from_secs(600),
+            controller_timeout: Duration::from_secs(2),
+            controller_addresses: Arc::new(move |_| addresses.clone()),
+        };
+        Self {
+            world,
+            context,
+            state: None,
+            settings,
+            brokers,
+        }
+    }
+
+    fn cluster(&self) -> RocketMQCluster {
+        serde_json::from_value(self.world.lock().unwrap().cluster.clone()).expect("cluster")
+    }
+
+    /// One look of the watcher, then the invariants.
+    async fn look(&mut self) {
+        let cluster = self.cluster();
+        let state = self
+            .state
+            .get_or_insert_with(|| ClusterWatch::new(&cluster, &self.settings));
+        watch_once(&cluster, &self.context, state, &self.settings)
+            .await
+            .expect("a look succeeds");
+        self.check_invariants();
+    }
+
+    /// Looks until `done` holds (every 200 ms, up to `limit`).
+    async fn look_until(&mut self, what: &str, limit: Duration, done: impl Fn(&World) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.look().await;
+            if done(&self.world.lock().unwrap()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+    }
+
+    fn check_invariants(&self) {
+        let world = self.world.lock().unwrap();
+        let selected = world.service["spec"]["selector"][POD_NAME_LABEL]
+            .as_str()
+            .expect("the master Service selects one pod by name")
+            .to_string();
+        let masters: Vec<&str> = world
+            .pods
+            .iter()
+            .filter(|p| p["metadata"]["labels"][ROLE_LABEL] == "master")
+            .map(|p| p["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert!(masters.len() <= 1, "two pods labelled master: {masters:?}");
+        if let Some(master) = recorded_master(&world) {
+            assert_eq!(selected, master, "the Service follows the recorded master");
+            assert_eq!(
+                masters,
+                [master.as_str()],
+                "the master pod carries the label"
+            );
+        }
+    }
+
+    fn set_ready(&self, pod: &str, ready: bool) {
+        let mut world = self.world.lock().unwrap();
+        let pod = world
+            .pods
+            .iter_mut()
+            .find(|p| p["metadata"]["name"] == pod)
+            .expect("pod");
+        pod["status"]["conditions"] =
+            json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
+    }
+
+    /// The pod of the broker the controllers call master.
+    async fn controllers_master_pod(&self) -> String {
+        let (address, _, _) = self.brokers.master().await.expect("a master");
+        let index = self
+            .brokers
+            .broker_index(&address)
+            .expect("a broker of ours");
+        format!("{GROUP}-{index}")
+    }
+
+    fn events(&self, reason: &str) -> Vec<String> {
+        self.world
+            .lock()
+            .unwrap()
+            .recorded
+            .iter()
+            .filter(|r| r.method == Method::POST && r.body["reason"] == reason)
+            .map(|r| r.body["note"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+fn recorded_master(world: &World) -> Option<String> {
+    world.cluster["status"]["brokerGroups"]
+        .as_array()?
+        .iter()
+        .find(|g| g["name"] == GROUP)?["master"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn group_status(world: &World) -> Value {
+    world.cluster["status"]["brokerGroups"]
+        .as_array()
+        .and_then(|groups| groups.iter().find(|g| g["name"] == GROUP).cloned())
+        .expect("group status")
+}
+
+fn pod_index(pod: &str) -> usize {
+    pod.rsplit('-').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_follows_failovers_and_asks_for_one_when_the_master_pod_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::start(dir.path()).await;
+
+    // First look: the status, the Service and the labels take the controllers' master.
+    let first = h.controllers_master_pod().await;
+    h.look().await;
+    {
+        let world = h.world.lock().unwrap();
+        let group = group_status(&world);
+        assert_eq!(group["master"], first.as_str());
+        assert_eq!(group["replicas"], 3, "the reconciler's fields stay");
+        assert!(group["epoch"].as_i64().unwrap() >= 1);
+        let mut in_sync: Vec<&str> = group["syncStateSet"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        in_sync.sort_unstable();
+        assert_eq!(
+            in_sync,
+            ["demo-broker-0-0", "demo-broker-0-1", "demo-broker-0-2"]
+        );
+        let quorum = world.cluster["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "ControllerQuorum")
+            .cloned()
+            .expect("ControllerQuorum condition");
+        assert_eq!(quorum["status"], "True");
+        for pod in &world.pods {
+            let name = pod["metadata"]["name"].as_str().unwrap();
+            let role = if name == first { "master" } else { "slave" };
+            assert_eq!(pod["metadata"]["labels"][ROLE_LABEL], role, "{name}");
+        }
+    }
+    assert_eq!(h.events("MasterChanged").len(), 1);
+    // A second look with nothing changed writes nothing.
+    let writes = |h: &Harness| {
+        h.world
+            .lock()
+            .unwrap()
+            .recorded
+            .iter()
+            .filter(|r| r.method != Method::GET)
+            .count()
+    };
+    let before = writes(&h);
+    h.look().await;
+    assert_eq!(writes(&h), before, "an unchanged cluster gets no writes");
+
+    // The master process dies (its pod turns NotReady): the controllers elect by themselves,
+    // and the watcher follows without asking for an election (the grace is long here).
+    h.brokers.kill_broker(pod_index(&first));
+    h.set_ready(&first, false);
+    h.look_until("a new master in the status", Duration::from_secs(30), |w| {
+        recorded_master(w).is_some_and(|m| m != first)
+    })
+    .await;
+    let second = recorded_master(&h.world.lock().unwrap()).unwrap();
+    assert_eq!(second, h.controllers_master_pod().await);
+    assert!(
+        h.events("ElectMaster").is_empty(),
+        "the controllers acted alone"
+    );
+    let changes = h.events("MasterChanged");
+    assert!(
+        changes
+            .last()
+            .unwrap()
+            .contains(&format!("master is now {second}")),
+        "{changes:?}"
+    );
+
+    // The old master comes back as a replica and catches up.
+    h.brokers.start_broker(pod_index(&first));
+    h.set_ready(&first, true);
+    h.brokers.wait_for_master(3, Duration::from_secs(60)).await;
+
+    // Now the master's process lives on but its pod fails readiness: the controllers see a
+    // live master and do nothing, so after the grace the watcher designates a ready in-sync
+    // replica, and then follows the election it asked for.
+    h.settings.elect_grace = Duration::from_secs(1);
+    h.set_ready(&second, false);
+    h.look_until(
+        "an election asked by the watcher",
+        Duration::from_secs(30),
+        |w| recorded_master(w).is_some_and(|m| m != second),
+    )
+    .await;
+    let third = recorded_master(&h.world.lock().unwrap()).unwrap();
+    assert_eq!(third, h.controllers_master_pod().await);
+    let elections = h.events("ElectMaster");
+    assert_eq!(elections.len(), 1, "{elections:?}");
+    assert!(
+        elections[0].contains(&format!("master pod {second} is not ready"))
+            && elections[0].contains(&format!("elected pod {third}")),
+        "{elections:?}"
+    );
+
+    // The controllers all stop: the status says so and nothing else is touched.
+    for i in 0..3 {
+        h.brokers.kill_controller(i);
+    }
+    let before = h.world.lock().unwrap().recorded.len();
+    h.look().await;
+    {
+        let world = h.world.lock().unwrap();
+        let new_writes: Vec<&Recorded> = world.recorded[before..]
+            .iter()
+            .filter(|r| r.method != Method::GET)
+            .collect();
+        assert_eq!(new_writes.len(), 1, "{new_writes:#?}");
+        assert!(new_writes[0].path.ends_with("/status"));
+        let quorum = world.cluster["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "ControllerQuorum")
+            .cloned()
+            .unwrap();
+        assert_eq!(quorum["status"], "False");
+        assert_eq!(quorum["reason"], "NoControllerLeader");
+        assert_eq!(
+            recorded_master(&world).as_deref(),
+            Some(third.as_str()),
+            "groups stay"
+        );
+    }
+
+    // Every call the watcher made is allowed by rbac.yaml.
+    let rules = rbac_rules();
+    let world = h.world.lock().unwrap();
+    let mut needed: BTreeMap<(String, String, String), ()> = BTreeMap::new();
+    for request in &world.recorded {
+        for attribute in authorization_attributes(request) {
+            needed.insert(attribute, ());
+        }
+    }
+    let missing: Vec<_> = needed.keys().filter(|n| !rules.contains(n)).collect();
+    assert!(missing.is_empty(), "rbac.yaml lacks {missing:#?}");
+}
