@@ -24,6 +24,10 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 /// Condition type: the operator cannot bring the cluster to its spec.
 pub const DEGRADED: &str = "Degraded";
+/// Condition type: every broker group has all its pods ready and a master.
+pub const BROKERS_READY: &str = "BrokersReady";
+/// Condition type: every proxy pod is ready.
+pub const PROXIES_READY: &str = "ProxiesReady";
 
 /// Readiness of one workload as its controller reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,18 +105,31 @@ pub fn observed_status(
         .collect();
     let ready_count = workloads.len() - not_ready.len();
     let anything_ready = workloads.iter().any(|workload| workload.ready > 0);
-    let phase = match (not_ready.is_empty(), anything_ready) {
+    let brokers = brokers_condition(cluster, workloads);
+    let proxies = proxies_condition(cluster, workloads);
+    // Pods alone do not make a cluster: every group needs a master and the controllers a
+    // leader, or sends fail and failover cannot happen.
+    let mut waiting_for = not_ready.clone();
+    waiting_for.extend(
+        masterless_groups(cluster)
+            .into_iter()
+            .map(|g| format!("a master in {g}")),
+    );
+    if let Some(quorum) = lost_quorum(cluster) {
+        waiting_for.push(format!("a controller leader ({})", quorum.message));
+    }
+    let phase = match (waiting_for.is_empty(), anything_ready) {
         (true, _) => ClusterPhase::Running,
         (false, true) => ClusterPhase::Progressing,
         (false, false) => ClusterPhase::Pending,
     };
-    let conditions = if not_ready.is_empty() {
-        [
+    let mut conditions = if waiting_for.is_empty() {
+        vec![
             condition(
                 READY,
                 true,
                 "AllComponentsReady",
-                "every component is ready",
+                "every component is ready and every broker group has a master",
             ),
             condition(
                 PROGRESSING,
@@ -123,17 +140,130 @@ pub fn observed_status(
             condition(DEGRADED, false, "AsExpected", ""),
         ]
     } else {
-        let message = format!("waiting for {}", not_ready.join(", "));
-        [
-            condition(READY, false, "ComponentsNotReady", &message),
+        let message = format!("waiting for {}", waiting_for.join(", "));
+        let reason = if not_ready.is_empty() {
+            "ClusterNotServing"
+        } else {
+            "ComponentsNotReady"
+        };
+        vec![
+            condition(READY, false, reason, &message),
             condition(PROGRESSING, true, "RollingOut", &message),
             condition(DEGRADED, false, "AsExpected", ""),
         ]
     };
-    let mut status = base_status(cluster, phase, conditions.to_vec(), now);
+    conditions.push(brokers);
+    conditions.push(proxies);
+    let mut status = base_status(cluster, phase, conditions, now);
     status.ready_components = Some(format!("{ready_count}/{}", workloads.len()));
     status.broker_groups = broker_groups(cluster, workloads);
     status
+}
+
+/// The cluster's broker group names, in order.
+fn group_names(cluster: &RocketMQCluster) -> Vec<String> {
+    let name = cluster.metadata.name.as_deref().unwrap_or_default();
+    let namespace = cluster.metadata.namespace.as_deref().unwrap_or_default();
+    let names = ClusterNames::new(name, namespace);
+    (0..cluster.spec.broker.groups)
+        .map(|g| names.broker_group(g))
+        .collect()
+}
+
+/// Groups of the spec without a master recorded by the failover watcher.
+fn masterless_groups(cluster: &RocketMQCluster) -> Vec<String> {
+    let recorded = previous(cluster)
+        .map(|s| s.broker_groups.as_slice())
+        .unwrap_or_default();
+    group_names(cluster)
+        .into_iter()
+        .filter(|g| !recorded.iter().any(|r| &r.name == g && r.master.is_some()))
+        .collect()
+}
+
+/// The failover watcher's `ControllerQuorum` condition when it says no leader answers.
+fn lost_quorum(cluster: &RocketMQCluster) -> Option<&ClusterCondition> {
+    previous(cluster)?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::failover::CONTROLLER_QUORUM && c.status == "False")
+}
+
+/// `BrokersReady`: every group's pods ready and a master recorded, or which are not.
+fn brokers_condition(
+    cluster: &RocketMQCluster,
+    workloads: &[WorkloadReadiness],
+) -> ClusterCondition {
+    let groups = group_names(cluster);
+    let masterless = masterless_groups(cluster);
+    let problems: Vec<String> = groups
+        .iter()
+        .filter_map(|g| {
+            let mut problem = Vec::new();
+            match workloads.iter().find(|w| &w.name == g) {
+                Some(w) if w.is_ready() => {}
+                Some(w) => problem.push(format!("{}/{} pods ready", w.ready, w.desired)),
+                None => problem.push("not created".to_string()),
+            }
+            if masterless.contains(g) {
+                problem.push("no master yet".to_string());
+            }
+            (!problem.is_empty()).then(|| format!("{g}: {}", problem.join(", ")))
+        })
+        .collect();
+    if problems.is_empty() {
+        condition(
+            BROKERS_READY,
+            true,
+            "AllGroupsServing",
+            &format!(
+                "{n}/{n} broker groups have every pod ready and a master",
+                n = groups.len()
+            ),
+        )
+    } else {
+        condition(
+            BROKERS_READY,
+            false,
+            "GroupsNotServing",
+            &format!(
+                "{}/{} broker groups serving; {}",
+                groups.len() - problems.len(),
+                groups.len(),
+                problems.join("; ")
+            ),
+        )
+    }
+}
+
+/// `ProxiesReady`: the proxy Deployment's ready pods.
+fn proxies_condition(
+    cluster: &RocketMQCluster,
+    workloads: &[WorkloadReadiness],
+) -> ClusterCondition {
+    let name = cluster.metadata.name.as_deref().unwrap_or_default();
+    let namespace = cluster.metadata.namespace.as_deref().unwrap_or_default();
+    let proxy = ClusterNames::new(name, namespace).component(crate::objects::Component::Proxy);
+    match workloads.iter().find(|w| w.name == proxy) {
+        Some(w) if w.is_ready() => condition(
+            PROXIES_READY,
+            true,
+            "AllProxiesReady",
+            &format!("{}/{} proxies ready", w.ready, w.desired),
+        ),
+        Some(w) => condition(
+            PROXIES_READY,
+            false,
+            "ProxiesNotReady",
+            &format!("{}/{} proxies ready", w.ready, w.desired),
+        ),
+        None => condition(
+            PROXIES_READY,
+            false,
+            "ProxiesNotReady",
+            "no proxy Deployment yet",
+        ),
+    }
 }
 
 /// How long a cluster may keep pods that cannot start before it is `Degraded`.
@@ -276,7 +406,7 @@ pub fn failed_status(
     failure: &Failure,
     now: &str,
 ) -> RocketMQClusterStatus {
-    let mut conditions = carried_over(cluster, &[READY, PROGRESSING]);
+    let mut conditions = carried_over(cluster, &[READY, PROGRESSING, BROKERS_READY, PROXIES_READY]);
     conditions.push(condition(DEGRADED, true, &failure.reason, &failure.message));
     let mut status = base_status(cluster, ClusterPhase::Degraded, conditions, now);
     status.ready_components = previous(cluster).and_then(|s| s.ready_components.clone());
@@ -286,7 +416,7 @@ pub fn failed_status(
 /// Status while reconciliation is paused: nothing is touched, so only the phase and the
 /// Progressing condition change.
 pub fn paused_status(cluster: &RocketMQCluster, now: &str) -> RocketMQClusterStatus {
-    let mut conditions = carried_over(cluster, &[READY, DEGRADED]);
+    let mut conditions = carried_over(cluster, &[READY, DEGRADED, BROKERS_READY, PROXIES_READY]);
     conditions.push(condition(
         PROGRESSING,
         false,
@@ -419,12 +549,31 @@ mod tests {
     use super::*;
     use crate::crd::RocketMQClusterSpec;
 
+    /// A cluster of two broker groups whose masters the failover watcher has recorded.
     fn cluster() -> RocketMQCluster {
         let mut cluster = RocketMQCluster::new("demo", RocketMQClusterSpec::default());
         cluster.metadata.namespace = Some("mq".into());
         cluster.metadata.generation = Some(4);
         cluster.spec.broker.groups = 2;
+        cluster.status = Some(with_masters(RocketMQClusterStatus::default()));
         cluster
+    }
+
+    /// `status` as the API server holds it after the reconciler's apply: the failover
+    /// watcher's fields (here: both groups' masters) stay beside it.
+    fn with_masters(mut status: RocketMQClusterStatus) -> RocketMQClusterStatus {
+        for g in 0..2 {
+            let name = format!("demo-broker-{g}");
+            match status.broker_groups.iter_mut().find(|b| b.name == name) {
+                Some(group) => group.master = Some(format!("{name}-0")),
+                None => status.broker_groups.push(BrokerGroupStatus {
+                    master: Some(format!("{name}-0")),
+                    name,
+                    ..BrokerGroupStatus::default()
+                }),
+            }
+        }
+        status
     }
 
     fn workload(name: &str, desired: i32, ready: i32) -> WorkloadReadiness {
@@ -500,13 +649,13 @@ mod tests {
     fn transition_time_moves_only_when_status_flips() {
         let mut cluster = cluster();
         let first = observed_status(&cluster, &[workload("demo-namesrv", 1, 0)], "t1");
-        cluster.status = Some(first);
+        cluster.status = Some(with_masters(first));
         let same = observed_status(&cluster, &[workload("demo-namesrv", 1, 0)], "t2");
         assert_eq!(
             find(&same, READY).last_transition_time.as_deref(),
             Some("t1")
         );
-        cluster.status = Some(same);
+        cluster.status = Some(with_masters(same));
         let flipped = observed_status(&cluster, &[workload("demo-namesrv", 1, 1)], "t3");
         assert_eq!(
             find(&flipped, READY).last_transition_time.as_deref(),
@@ -517,11 +666,11 @@ mod tests {
     #[test]
     fn failure_keeps_readiness_and_sets_degraded() {
         let mut cluster = cluster();
-        cluster.status = Some(observed_status(
+        cluster.status = Some(with_masters(observed_status(
             &cluster,
             &[workload("demo-namesrv", 1, 1)],
             "t1",
-        ));
+        )));
         let failure = Failure {
             reason: "ApplyFailed".into(),
             message: "applying StatefulSet demo-broker-0 failed".into(),
@@ -641,7 +790,7 @@ mod tests {
             ready.message
         );
         assert_eq!(find(&early, DEGRADED).status, "False");
-        cluster.status = Some(early);
+        cluster.status = Some(with_masters(early));
         let later = observed_status(
             &cluster,
             &[workload("demo-broker-0", 3, 0)],
@@ -664,6 +813,87 @@ mod tests {
         assert_eq!(
             with_pod_problems(running.clone(), &cluster, &problems, "t"),
             running
+        );
+    }
+
+    #[test]
+    fn ready_pods_without_masters_or_a_controller_leader_are_not_running() {
+        let workloads = [
+            workload("demo-namesrv", 2, 2),
+            workload("demo-controller", 3, 3),
+            workload("demo-broker-0", 3, 3),
+            workload("demo-broker-1", 3, 2),
+            workload("demo-proxy", 2, 1),
+        ];
+        let mut cluster = cluster();
+        cluster.status = Some(RocketMQClusterStatus {
+            broker_groups: vec![BrokerGroupStatus {
+                name: "demo-broker-1".into(),
+                master: Some("demo-broker-1-2".into()),
+                ..BrokerGroupStatus::default()
+            }],
+            ..RocketMQClusterStatus::default()
+        });
+        let status = observed_status(&cluster, &workloads, "t1");
+        assert_eq!(status.phase, Some(ClusterPhase::Progressing));
+        let ready = find(&status, READY);
+        assert_eq!(ready.status, "False");
+        assert!(
+            ready.message.contains("a master in demo-broker-0"),
+            "{}",
+            ready.message
+        );
+        let brokers = find(&status, BROKERS_READY);
+        assert_eq!(
+            (brokers.status.as_str(), brokers.message.as_str()),
+            (
+                "False",
+                "0/2 broker groups serving; demo-broker-0: no master yet; \
+                 demo-broker-1: 2/3 pods ready"
+            )
+        );
+        let proxies = find(&status, PROXIES_READY);
+        assert_eq!(
+            (proxies.status.as_str(), proxies.message.as_str()),
+            ("False", "1/2 proxies ready")
+        );
+
+        // Every pod ready and every master known, but the controllers lost their leader.
+        let all_ready = [
+            workload("demo-broker-0", 3, 3),
+            workload("demo-broker-1", 3, 3),
+            workload("demo-proxy", 2, 2),
+        ];
+        let mut cluster = super::tests::cluster();
+        let mut recorded = with_masters(RocketMQClusterStatus::default());
+        recorded.conditions.push(ClusterCondition {
+            type_: crate::failover::CONTROLLER_QUORUM.into(),
+            status: "False".into(),
+            reason: "NoControllerLeader".into(),
+            message: "no controller leader answers: connection refused".into(),
+            last_transition_time: None,
+            observed_generation: None,
+        });
+        cluster.status = Some(recorded);
+        let status = observed_status(&cluster, &all_ready, "t1");
+        assert_eq!(status.phase, Some(ClusterPhase::Progressing));
+        let ready = find(&status, READY);
+        assert_eq!(ready.reason, "ClusterNotServing");
+        assert!(
+            ready
+                .message
+                .contains("a controller leader (no controller leader answers: connection refused)"),
+            "{}",
+            ready.message
+        );
+        assert_eq!(find(&status, BROKERS_READY).status, "True");
+        assert_eq!(find(&status, PROXIES_READY).message, "2/2 proxies ready");
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.type_ != crate::failover::CONTROLLER_QUORUM),
+            "the reconciler never writes the watcher's condition"
         );
     }
 }

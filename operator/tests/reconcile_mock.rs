@@ -349,7 +349,33 @@ async fn ready_workloads_make_the_cluster_running() {
         workloads_ready: true,
         ..Behaviour::default()
     };
-    let (result, recorded, _) = reconcile_once(cluster(json!({})), behaviour).await;
+    // Ready pods but no master recorded yet: not running.
+    let (result, recorded, _) = reconcile_once(cluster(json!({})), behaviour.clone()).await;
+    assert_eq!(
+        result.expect("reconcile succeeds"),
+        Action::requeue(PROGRESS_INTERVAL)
+    );
+    let status = status_patch(&recorded);
+    assert_eq!(status["phase"], "Progressing");
+    assert_eq!(condition(status, "BrokersReady")["status"], "False");
+    assert!(
+        condition(status, "Ready")["message"]
+            .as_str()
+            .unwrap()
+            .contains("a master in demo-broker-0")
+    );
+
+    // With the failover watcher's master in the status.
+    let mut serving = (*cluster(json!({}))).clone();
+    serving.status = Some(
+        serde_json::from_value(json!({
+            "brokerGroups": [{"name": "demo-broker-0", "master": "demo-broker-0-1", "epoch": 2}],
+            "conditions": [{"type": "ControllerQuorum", "status": "True",
+                            "reason": "LeaderAnswers", "message": ""}]
+        }))
+        .expect("status"),
+    );
+    let (result, recorded, _) = reconcile_once(Arc::new(serving), behaviour).await;
     assert_eq!(
         result.expect("reconcile succeeds"),
         Action::requeue(RESYNC_INTERVAL)
@@ -357,9 +383,24 @@ async fn ready_workloads_make_the_cluster_running() {
     let status = status_patch(&recorded);
     assert_eq!(status["phase"], "Running");
     assert_eq!(status["readyComponents"], "4/4");
+    assert_eq!(status["masters"], 1);
     assert_eq!(condition(status, "Ready")["reason"], "AllComponentsReady");
     assert_eq!(condition(status, "Degraded")["status"], "False");
+    assert_eq!(condition(status, "BrokersReady")["status"], "True");
+    assert_eq!(condition(status, "ProxiesReady")["status"], "True");
     assert_eq!(status["brokerGroups"][0]["readyReplicas"], 3);
+    assert!(
+        status["brokerGroups"][0].get("master").is_none(),
+        "master belongs to the failover watcher"
+    );
+    assert!(
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["type"] != "ControllerQuorum"),
+        "ControllerQuorum belongs to the failover watcher"
+    );
 }
 
 #[tokio::test]
