@@ -30,12 +30,15 @@ use std::{
 };
 
 use k8s_openapi::{
-    api::core::v1::{Pod, Service},
+    api::{
+        apps::v1::StatefulSet,
+        core::v1::{Pod, Service},
+    },
     jiff::{SignedDuration, Timestamp},
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{ListParams, Patch, PatchParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions},
     runtime::events::{Event, EventType, Recorder},
 };
 use rocketmq_client::ControllerClient;
@@ -48,6 +51,7 @@ use crate::{
     error::{Error, Result},
     objects::{BROKER_GROUP_LABEL, ClusterNames, POD_NAME_LABEL},
     reconciler::Context,
+    rollout::{RolloutStep, plan_rollout},
 };
 
 /// Field manager of everything the watcher writes to the cluster's status.
@@ -129,7 +133,19 @@ pub struct BrokerPod {
     pub serving: bool,
     /// Current [`ROLE_LABEL`] value.
     pub role: Option<String>,
+    /// The StatefulSet revision the pod runs (`controller-revision-hash`).
+    pub revision: Option<String>,
+    /// Whether someone asked for a restart with [`MANUAL_ROLLING_UPDATE_ANNOTATION`].
+    pub restart_requested: bool,
+    /// The pod's uid (deletes are guarded by it).
+    pub uid: Option<String>,
 }
+
+/// Pod annotation (`"true"`) asking the operator to restart that broker pod the safe way:
+/// one pod at a time, handing mastership over first if it is the master.
+pub const MANUAL_ROLLING_UPDATE_ANNOTATION: &str = "rocketmq.rs/manual-rolling-update";
+/// Label the StatefulSet controller puts on each pod with the revision it was created from.
+const REVISION_LABEL: &str = "controller-revision-hash";
 
 impl BrokerPod {
     /// The broker view of `pod`; `None` for a pod without the group label.
@@ -158,12 +174,21 @@ impl BrokerPod {
                     .iter()
                     .any(|c| c.type_ == "Ready" && c.status == "True")
             });
+        let restart_requested = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(MANUAL_ROLLING_UPDATE_ANNOTATION))
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         Some(Self {
             name: pod.name_any(),
             group,
             address,
             serving: ready && pod.metadata.deletion_timestamp.is_none(),
             role: labels.and_then(|l| l.get(ROLE_LABEL)).cloned(),
+            revision: labels.and_then(|l| l.get(REVISION_LABEL)).cloned(),
+            restart_requested,
+            uid: pod.metadata.uid.clone(),
         })
     }
 }
@@ -383,6 +408,124 @@ pub async fn watch_once(
             cluster, context, state, settings, &namespace, &target, plan, now,
         )
         .await?;
+        // Restarts only in a group whose master serves: a failover comes first.
+        if plan.master_problem.is_none()
+            && let Some(group_view) = view.replicas_info_table.get(&target.group)
+        {
+            let group_pods: Vec<BrokerPod> = pods
+                .iter()
+                .filter(|p| p.group == target.group)
+                .cloned()
+                .collect();
+            roll_group(
+                cluster,
+                context,
+                state,
+                &namespace,
+                &target.group,
+                group_view,
+                &group_pods,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes the group's next rolling-restart step, if one is due.
+async fn roll_group(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    state: &ClusterWatch,
+    namespace: &str,
+    group: &str,
+    view: &GroupReplicasInfo,
+    pods: &[BrokerPod],
+) -> Result<()> {
+    let stateful_sets: Api<StatefulSet> = Api::namespaced(context.client.clone(), namespace);
+    let update_revision = stateful_sets
+        .get_opt(group)
+        .await
+        .map_err(|source| Error::Apply {
+            kind: "StatefulSet".into(),
+            name: group.to_string(),
+            source,
+        })?
+        .and_then(|s| s.status?.update_revision);
+    let desired = cluster.spec.broker.replicas_per_group;
+    match plan_rollout(view, pods, desired, update_revision.as_deref()) {
+        RolloutStep::Done => {}
+        RolloutStep::Wait(why) => {
+            tracing::info!(%group, %why, "rolling restart waits");
+        }
+        RolloutStep::Restart { pod, why } => {
+            let uid = pods
+                .iter()
+                .find(|p| p.name == pod)
+                .and_then(|p| p.uid.clone());
+            let api: Api<Pod> = Api::namespaced(context.client.clone(), namespace);
+            // Guarded by uid: never delete a replacement that appeared meanwhile.
+            let params = DeleteParams {
+                preconditions: uid.map(|uid| Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            tracing::info!(%group, %pod, %why, "restarting broker pod");
+            match api.delete(&pod, &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => return Ok(()),
+                Err(source) => {
+                    return Err(Error::Delete {
+                        kind: "Pod".into(),
+                        name: pod,
+                        source,
+                    });
+                }
+            }
+            publish(
+                cluster,
+                context,
+                EventType::Normal,
+                "RollingRestart",
+                format!("broker group {group}: restarting {pod} ({why}); one pod at a time"),
+            )
+            .await;
+        }
+        RolloutStep::HandOver { from, to } => {
+            let target = to.candidate_pod.clone().unwrap_or_default();
+            let answer = state
+                .controllers
+                .elect_master(&cluster.name_any(), group, to.designated)
+                .await;
+            let (type_, note) = match answer {
+                Ok(a) if a.code == ResponseCode::Success.as_i32() => (
+                    EventType::Normal,
+                    format!(
+                        "broker group {group}: handed mastership from {from} to {target} (epoch \
+                         {}) before restarting {from}",
+                        a.header.master_epoch.unwrap_or_default()
+                    ),
+                ),
+                Ok(a) => (
+                    EventType::Warning,
+                    format!(
+                        "broker group {group}: handing mastership from {from} to {target} was \
+                         refused ({}: {}); {from} is not restarted",
+                        a.code, a.remark
+                    ),
+                ),
+                Err(error) => (
+                    EventType::Warning,
+                    format!(
+                        "broker group {group}: handing mastership from {from} to {target} \
+                         failed: {error}; {from} is not restarted"
+                    ),
+                ),
+            };
+            publish(cluster, context, type_, "HandOver", note).await;
+        }
     }
     Ok(())
 }
@@ -771,6 +914,9 @@ mod tests {
             address: Some(format!("{ip}:10911")),
             serving,
             role: role.map(str::to_string),
+            revision: None,
+            restart_requested: false,
+            uid: None,
         }
     }
 
@@ -959,6 +1105,9 @@ mod tests {
                 address: Some("10.1.2.3:10911".into()),
                 serving: true,
                 role: Some("slave".into()),
+                revision: None,
+                restart_requested: false,
+                uid: None,
             })
         );
         let mut terminating = pod.clone();

@@ -16,5 +16,6 @@ pub mod objects;
 pub mod process;
 pub mod quantity;
 pub mod reconciler;
+pub mod rollout;
 pub mod status;
 pub mod telemetry;

@@ -9,7 +9,8 @@
 //! - one field manager ([`FIELD_MANAGER`]) for every write, forced, so the operator always
 //!   wins conflicts on the fields it sets and never touches fields it does not set;
 //! - a paused cluster gets no write except its status;
-//! - the only deletion the operator ever issues is of the proxy autoscaler it created itself
+//! - the only deletion the reconciler ever issues is of the proxy autoscaler it created itself
+//!   (broker pods are restarted by the failover watcher, see `rollout.rs`)
 //!   (checked by owner uid) once autoscaling is switched off; PVCs are never deleted here.
 
 use std::{

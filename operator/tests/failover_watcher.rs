@@ -38,6 +38,9 @@ struct World {
     cluster: Value,
     pods: Vec<Value>,
     service: Value,
+    stateful_set: Value,
+    /// Pods the watcher deleted, in order, not yet recreated by the test.
+    deleted: Vec<String>,
     recorded: Vec<Recorded>,
 }
 
@@ -155,6 +158,33 @@ fn answer(world: &mut World, request: &Recorded) -> Response<Body> {
             merge(&mut world.service, &request.body);
             json_response(StatusCode::OK, &world.service)
         }
+        (&Method::GET, "/apis/apps/v1/namespaces/mq/statefulsets/demo-broker-0") => {
+            json_response(StatusCode::OK, &world.stateful_set)
+        }
+        (&Method::DELETE, _) if path.starts_with("/api/v1/namespaces/mq/pods/") => {
+            let uid = request.body["preconditions"]["uid"]
+                .as_str()
+                .map(str::to_string);
+            let Some(index) = world
+                .pods
+                .iter()
+                .position(|p| p["metadata"]["name"] == name)
+            else {
+                return json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                            "code": 404, "reason": "NotFound", "message": "pod not found"}),
+                );
+            };
+            assert_eq!(
+                uid.as_deref(),
+                world.pods[index]["metadata"]["uid"].as_str(),
+                "deletes are guarded by the pod's uid"
+            );
+            let pod = world.pods.remove(index);
+            world.deleted.push(name.to_string());
+            json_response(StatusCode::OK, &pod)
+        }
         (&Method::POST | &Method::PATCH, _) if path.contains("/events") => {
             json_response(StatusCode::CREATED, &request.body)
         }
@@ -170,13 +200,15 @@ struct Harness {
     brokers: ControllerCluster,
 }
 
-fn pod(name: &str, port: u16) -> Value {
+fn pod(name: &str, port: u16, revision: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "mq", "labels": {
+        "metadata": {"name": name, "namespace": "mq",
+            "uid": format!("{name}-{revision}"),
+            "labels": {
             "app.kubernetes.io/name": "rocketmq", "app.kubernetes.io/instance": "demo",
             "app.kubernetes.io/component": "broker", "rocketmq.rs/broker-group": GROUP,
-            POD_NAME_LABEL: name}},
+            "controller-revision-hash": revision, POD_NAME_LABEL: name}},
         "spec": {"containers": [{"name": "broker", "ports": [
             {"name": "remoting", "containerPort": port},
             {"name": "ha", "containerPort": port + 1}]}]},
@@ -196,7 +228,7 @@ impl Harness {
         .await;
         brokers.wait_for_master(3, Duration::from_secs(60)).await;
         let pods = (0..3)
-            .map(|i| pod(&format!("{GROUP}-{i}"), brokers.broker_port(i)))
+            .map(|i| pod(&format!("{GROUP}-{i}"), brokers.broker_port(i), "rev-1"))
             .collect();
         let world = Arc::new(Mutex::new(World {
             cluster: json!({
@@ -214,6 +246,13 @@ impl Harness {
                                       "rocketmq.rs/broker-group": GROUP,
                                       POD_NAME_LABEL: format!("{GROUP}-0")}}
             }),
+            stateful_set: json!({
+                "apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": GROUP, "namespace": "mq"},
+                "spec": {"selector": {}, "template": {}, "serviceName": "x", "replicas": 3},
+                "status": {"replicas": 3, "updateRevision": "rev-1", "currentRevision": "rev-1"}
+            }),
+            deleted: Vec::new(),
             recorded: Vec::new(),
         }));
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -492,9 +531,12 @@ async fn the_watcher_follows_failovers_and_asks_for_one_when_the_master_pod_is_n
         );
     }
 
-    // Every call the watcher made is allowed by rbac.yaml.
+    assert_rbac_allows(&h.world.lock().unwrap());
+}
+
+/// Every call the watcher made is allowed by rbac.yaml.
+fn assert_rbac_allows(world: &World) {
     let rules = rbac_rules();
-    let world = h.world.lock().unwrap();
     let mut needed: BTreeMap<(String, String, String), ()> = BTreeMap::new();
     for request in &world.recorded {
         for attribute in authorization_attributes(request) {
@@ -503,4 +545,153 @@ async fn the_watcher_follows_failovers_and_asks_for_one_when_the_master_pod_is_n
     }
     let missing: Vec<_> = needed.keys().filter(|n| !rules.contains(n)).collect();
     assert!(missing.is_empty(), "rbac.yaml lacks {missing:#?}");
+}
+
+impl Harness {
+    /// Plays the StatefulSet controller and the kubelet for pods the watcher deleted: stops
+    /// the broker with SIGTERM, starts it again from the same store, and recreates the pod
+    /// from the current revision, ready once the broker accepts connections.
+    async fn recreate_deleted_pods(&mut self) {
+        let deleted: Vec<String> = std::mem::take(&mut self.world.lock().unwrap().deleted);
+        for name in deleted {
+            let i = pod_index(&name);
+            self.brokers.stop_broker(i);
+            self.brokers.start_broker(i);
+            let address = self.brokers.broker_addr(i);
+            rocketmq_testkit::wait_until("the restarted broker", Duration::from_secs(30), || {
+                let address = address.clone();
+                async move { tokio::net::TcpStream::connect(&address).await.ok() }
+            })
+            .await;
+            let mut world = self.world.lock().unwrap();
+            let revision = world.stateful_set["status"]["updateRevision"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            world
+                .pods
+                .push(pod(&name, self.brokers.broker_port(i), &revision));
+        }
+    }
+
+    fn revisions(&self) -> Vec<String> {
+        let world = self.world.lock().unwrap();
+        let mut pods: Vec<(String, String)> = world
+            .pods
+            .iter()
+            .map(|p| {
+                (
+                    p["metadata"]["name"].as_str().unwrap().to_string(),
+                    p["metadata"]["labels"]["controller-revision-hash"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect();
+        pods.sort();
+        pods.into_iter().map(|(_, r)| r).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_template_restarts_slaves_first_then_hands_mastership_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::start(dir.path()).await;
+    h.look().await;
+    let master = recorded_master(&h.world.lock().unwrap()).expect("a master");
+    assert!(h.world.lock().unwrap().deleted.is_empty(), "nothing is due");
+
+    // A new pod template (image or config): the StatefulSet reports a new revision.
+    h.world.lock().unwrap().stateful_set["status"]["updateRevision"] = json!("rev-2");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while h.revisions() != ["rev-2", "rev-2", "rev-2"] {
+        assert!(Instant::now() < deadline, "the rollout did not finish");
+        h.look().await;
+        {
+            let world = h.world.lock().unwrap();
+            assert!(
+                world.deleted.len() <= 1,
+                "one pod at a time: {:?}",
+                world.deleted
+            );
+            assert!(world.pods.len() >= 2, "never two pods down");
+        }
+        h.recreate_deleted_pods().await;
+        tokio::time::sleep(h.settings.poll_interval).await;
+    }
+
+    // The order: both slaves (highest ordinal first), the hand-over, then the old master.
+    let (steps, note) = {
+        let world = h.world.lock().unwrap();
+        let steps: Vec<String> = world
+            .recorded
+            .iter()
+            .filter_map(|r| match r.method {
+                Method::DELETE => Some(format!("delete {}", r.path.rsplit('/').next().unwrap())),
+                Method::POST if r.body["reason"] == "HandOver" => Some("hand-over".to_string()),
+                _ => None,
+            })
+            .collect();
+        let note = world
+            .recorded
+            .iter()
+            .find(|r| r.body["reason"] == "HandOver")
+            .and_then(|r| r.body["note"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        (steps, note)
+    };
+    let mut slaves: Vec<String> = (0..3)
+        .map(|i| format!("{GROUP}-{i}"))
+        .filter(|p| *p != master)
+        .collect();
+    slaves.sort_by_key(|p| std::cmp::Reverse(pod_index(p)));
+    let expected = vec![
+        format!("delete {}", slaves[0]),
+        format!("delete {}", slaves[1]),
+        "hand-over".to_string(),
+        format!("delete {master}"),
+    ];
+    assert_eq!(steps, expected);
+    assert!(
+        note.contains(&format!("handed mastership from {master} to")),
+        "{note}"
+    );
+    let new_master = recorded_master(&h.world.lock().unwrap()).expect("a master");
+    assert_ne!(
+        new_master, master,
+        "mastership moved before the old master restarted"
+    );
+
+    // Done: further looks restart nothing.
+    for _ in 0..3 {
+        h.look().await;
+        tokio::time::sleep(h.settings.poll_interval).await;
+    }
+    assert!(h.world.lock().unwrap().deleted.is_empty());
+
+    // A restart on request, of a slave: only that pod goes.
+    let slave = format!("{GROUP}-{}", (pod_index(&new_master) + 1) % 3);
+    {
+        let mut world = h.world.lock().unwrap();
+        let pod = world
+            .pods
+            .iter_mut()
+            .find(|p| p["metadata"]["name"] == slave.as_str())
+            .unwrap();
+        pod["metadata"]["annotations"] = json!({"rocketmq.rs/manual-rolling-update": "true"});
+    }
+    h.look_until("the requested restart", Duration::from_secs(60), |w| {
+        !w.deleted.is_empty()
+    })
+    .await;
+    assert_eq!(h.world.lock().unwrap().deleted, [slave]);
+    assert!(
+        h.events("RollingRestart")
+            .last()
+            .unwrap()
+            .contains("rocketmq.rs/manual-rolling-update requested")
+    );
+    assert_rbac_allows(&h.world.lock().unwrap());
 }

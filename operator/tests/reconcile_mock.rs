@@ -700,15 +700,19 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
         needed.push(("coordination.k8s.io".into(), "leases".into(), verb.into()));
     }
     // The failover watcher (tests/failover_watcher.rs checks its calls against rbac.yaml
-    // too): it reads a master Service, repoints it, labels broker pods with their role, and
-    // lists clusters and pods and writes status like the reconciler.
+    // too): it reads a master Service, repoints it, labels broker pods with their role,
+    // deletes broker pods for the rolling restart, and lists clusters and pods and writes
+    // status like the reconciler.
     for (resource, verb) in [
         ("services", "get"),
         ("services", "patch"),
         ("pods", "patch"),
+        ("pods", "delete"),
     ] {
         needed.push(("".into(), resource.into(), verb.into()));
     }
+    // The rolling restart reads a broker StatefulSet's updateRevision.
+    needed.push(("apps".into(), "statefulsets".into(), "get".into()));
     // kube-runtime's Recorder patches an Event it already published when it repeats
     // (within one process, so a single-pass harness never shows it).
     needed.push(("events.k8s.io".into(), "events".into(), "patch".into()));
@@ -729,8 +733,8 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
         )],
         "rbac.yaml grants more than the operator uses"
     );
-    // Nothing may touch volumes; pods are listed and patched (role labels), never created
-    // or deleted; delete stays on the HPA only.
+    // Nothing may touch volumes; pods are listed, patched (role labels) and deleted (the
+    // rolling restart), never created; otherwise delete stays on the HPA only.
     for (group, resource, verb) in &rules {
         assert!(
             !resource.contains("persistentvolume"),
@@ -738,14 +742,17 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
         );
         if resource.starts_with("pods") {
             assert!(
-                resource == "pods" && matches!(verb.as_str(), "list" | "patch"),
-                "pods are only listed and labelled: {resource} {verb}"
+                resource == "pods" && matches!(verb.as_str(), "list" | "patch" | "delete"),
+                "pods are only listed, labelled and restarted: {resource} {verb}"
             );
         }
         if verb == "delete" {
-            assert_eq!(
-                (group.as_str(), resource.as_str()),
-                ("autoscaling", "horizontalpodautoscalers")
+            assert!(
+                matches!(
+                    (group.as_str(), resource.as_str()),
+                    ("autoscaling", "horizontalpodautoscalers") | ("", "pods")
+                ),
+                "delete on {group}/{resource}"
             );
         }
     }

@@ -275,6 +275,14 @@ impl ControllerCluster {
         }
     }
 
+    /// Stops broker `i` with SIGTERM and waits for its clean exit (what the kubelet does
+    /// to a deleted pod).
+    pub fn stop_broker(&mut self, i: usize) {
+        if let Some(mut p) = self.brokers[i].process.take() {
+            p.terminate();
+        }
+    }
+
     /// Starts broker `i` again (same config and store).
     pub fn start_broker(&mut self, i: usize) {
         self.brokers[i].start();

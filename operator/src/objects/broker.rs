@@ -4,7 +4,10 @@
 
 use k8s_openapi::{
     api::{
-        apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec},
+        apps::v1::{
+            StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+            StatefulSetUpdateStrategy,
+        },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
     apimachinery::pkg::util::intstr::IntOrString,
@@ -95,6 +98,13 @@ pub(super) fn build(context: &BuildContext, group: i32, objects: &mut DesiredObj
             // Replicas of a group do not depend on each other to start; the controllers
             // decide who is master.
             pod_management_policy: Some("Parallel".into()),
+            // The operator restarts broker pods itself, one at a time, slaves first, handing
+            // mastership over before the master goes (see failover.rs); the StatefulSet
+            // controller only recreates the pods it deletes.
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".into()),
+                rolling_update: None,
+            }),
             selector: BuildContext::label_selector(&selector),
             template,
             volume_claim_templates: Some(vec![store_claim_template(&spec.broker.storage)]),
