@@ -5,7 +5,7 @@
 //! picks one and fails over the same way); writes that every name server must see
 //! (DELETE_TOPIC_IN_NAMESRV, PUT_KV_CONFIG) go to each of them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rocketmq_common::admin::{
@@ -714,6 +714,34 @@ impl MqClient {
                 .invoke_oneway(addr, request, self.timeout)
                 .await?)
         }
+    }
+
+    /// GET_ALL_CONSUMER_OFFSET (43): every committed offset on the broker at `addr`, keyed
+    /// `topic@group`, then queue id.
+    pub async fn all_consumer_offsets(
+        &self,
+        addr: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<String, i64>>, ClientError> {
+        let request = RemotingCommand::bare_request(RequestCode::GET_ALL_CONSUMER_OFFSET);
+        let response = self.broker_invoke_ok(addr, request).await?;
+        let body: serde_json::Value = from_slice_lenient(&response.body)
+            .map_err(|e| ClientError::bad_body(addr, "consumer offsets", e))?;
+        let table = body
+            .get("offsetTable")
+            .and_then(|t| t.as_object())
+            .into_iter()
+            .flatten()
+            .map(|(key, queues)| {
+                let queues = queues
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(queue, offset)| Some((queue.clone(), offset.as_i64()?)))
+                    .collect();
+                (key.clone(), queues)
+            })
+            .collect();
+        Ok(table)
     }
 
     /// GET_ALL_TOPIC_CONFIG (21): every topic the broker has (also a cheap liveness probe).

@@ -206,9 +206,11 @@ pub struct ControllerSpec {
 /// Broker settings.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.groups >= oldSelf.groups").message("broker.groups cannot shrink: removing a group drops its messages; drain the group and delete its StatefulSet by hand"))]
 pub struct BrokerSpec {
     /// Number of broker groups (broker names); each is a StatefulSet `<cluster>-broker-<g>`.
+    /// Lowering it drains the highest groups before deleting them: their brokers become
+    /// read-only, and each is deleted once every consumer group has consumed it (or after
+    /// `drainTimeoutSeconds`).
     #[serde(default = "default_broker_groups")]
     #[schemars(range(min = 1))]
     #[x_kube(validation = Rule::new("self <= 64").message("broker.groups must be at most 64"))]
@@ -238,6 +240,11 @@ pub struct BrokerSpec {
     /// CPU/memory requests and limits; defaults to requests of 1 CPU and 2Gi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// How long a group removed by lowering `groups` may drain before it is deleted with
+    /// whatever its consumers have not consumed; unset: wait until they have consumed it all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub drain_timeout_seconds: Option<i64>,
 }
 
 /// Proxy settings.
@@ -474,6 +481,23 @@ pub struct BrokerGroupStatus {
     /// Pods in the SyncStateSet; written by the failover watcher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_state_set: Option<Vec<String>>,
+    /// Progress of a group being removed (`groups` was lowered); written by the failover
+    /// watcher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draining: Option<DrainStatus>,
+}
+
+/// How far a removed broker group has drained.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainStatus {
+    /// RFC 3339 time the drain started (the group's brokers became read-only).
+    pub started_at: String,
+    /// Messages the group's consumer groups have not consumed yet.
+    pub remaining_messages: i64,
+    /// Consumer groups with messages left on the group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_consumer_groups: Vec<String>,
 }
 
 fn default_image_repository() -> String {
@@ -560,6 +584,7 @@ impl Default for BrokerSpec {
             config: BTreeMap::new(),
             termination_grace_period_seconds: default_broker_termination_grace_period_seconds(),
             resources: None,
+            drain_timeout_seconds: None,
         }
     }
 }

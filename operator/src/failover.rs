@@ -48,6 +48,7 @@ use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 
 use crate::{
     crd::{BrokerGroupStatus, ClusterCondition, RocketMQCluster},
+    drain,
     error::{Error, Result},
     objects::{BROKER_GROUP_LABEL, ClusterNames, POD_NAME_LABEL},
     reconciler::Context,
@@ -372,7 +373,11 @@ pub async fn watch_once(
         .map(|g| names.broker_group(g))
         .collect();
     let now = Timestamp::now();
-    let view = state.controllers.sync_state_data(&groups).await;
+    // Groups taken out of the spec whose StatefulSets still exist are drained, then deleted.
+    let existing = drain::broker_stateful_sets(context, &namespace, &name).await?;
+    let removed = drain::removed_groups(cluster, &existing);
+    let asked: Vec<String> = groups.iter().chain(&removed).cloned().collect();
+    let view = state.controllers.sync_state_data(&asked).await;
     let quorum = quorum_condition(cluster, &view, &now.to_string());
     let Ok(view) = view else {
         // Without the controllers nothing else can be known: only say so.
@@ -394,10 +399,44 @@ pub async fn watch_once(
         .collect();
     // Status first: the reconciler builds the master Services from it, so a pass that runs
     // in between already agrees with the Service patches below.
-    let statuses = plans
-        .iter()
-        .filter_map(|(_, plan)| plan.status.clone())
-        .collect();
+    let mut statuses: Vec<BrokerGroupStatus> = Vec::new();
+    for (g, plan) in &plans {
+        let Some(mut status) = plan.status.clone() else {
+            continue;
+        };
+        // A group brought back while it drained takes writes again; until that worked, it
+        // stays marked as draining so the next look retries.
+        let group = names.broker_group(*g);
+        let was_draining = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.broker_groups.iter().find(|b| b.name == group))
+            .and_then(|b| b.draining.clone());
+        if let (Some(draining), Some(group_view)) =
+            (was_draining, view.replicas_info_table.get(&group))
+            && !drain::make_writable(cluster, &group, group_view).await
+        {
+            status.draining = Some(draining);
+        }
+        statuses.push(status);
+    }
+    for group in &removed {
+        let group_view = view.replicas_info_table.get(group);
+        if let Some(draining) =
+            drain::drain_group(cluster, context, &namespace, group, group_view, now).await?
+        {
+            let group_pods: Vec<BrokerPod> =
+                pods.iter().filter(|p| &p.group == group).cloned().collect();
+            let mut status = plan_group(group, group_view, &group_pods)
+                .status
+                .unwrap_or_else(|| BrokerGroupStatus {
+                    name: group.clone(),
+                    ..BrokerGroupStatus::default()
+                });
+            status.draining = Some(draining);
+            statuses.push(status);
+        }
+    }
     patch_watcher_status(cluster, context, &namespace, Some(statuses), quorum).await?;
     for (g, plan) in &plans {
         let target = GroupTarget {
@@ -700,7 +739,8 @@ async fn announce_master_change(
     publish(cluster, context, EventType::Normal, "MasterChanged", note).await;
 }
 
-async fn publish(
+/// Publishes an Event on `cluster`.
+pub(crate) async fn publish(
     cluster: &RocketMQCluster,
     context: &Context,
     type_: EventType,
@@ -792,18 +832,30 @@ async fn patch_watcher_status(
         recorded
             .broker_groups
             .iter()
-            .filter(|g| g.master.is_some() || g.sync_state_set.is_some())
+            .filter(|g| g.master.is_some() || g.sync_state_set.is_some() || g.draining.is_some())
             .map(watcher_fields)
             .collect()
     });
+    // Compared as the sets of entries carrying watcher fields: an entry the watcher no
+    // longer reports (a deleted group) is a change too.
+    let owned = |g: &BrokerGroupStatus| {
+        g.master.is_some()
+            || g.epoch.is_some()
+            || g.sync_state_set.is_some()
+            || g.draining.is_some()
+    };
     let recorded_groups: BTreeMap<&str, BrokerGroupStatus> = recorded
         .broker_groups
         .iter()
+        .filter(|g| owned(g))
         .map(|g| (g.name.as_str(), watcher_fields(g)))
         .collect();
-    let groups_unchanged = groups
+    let computed_groups: BTreeMap<&str, BrokerGroupStatus> = groups
         .iter()
-        .all(|g| recorded_groups.get(g.name.as_str()) == Some(g));
+        .filter(|g| owned(g))
+        .map(|g| (g.name.as_str(), g.clone()))
+        .collect();
+    let groups_unchanged = recorded_groups == computed_groups;
     let quorum_unchanged = recorded.conditions.iter().any(|c| {
         c.type_ == quorum.type_ && c.status == quorum.status && c.message == quorum.message
     });
@@ -834,6 +886,7 @@ fn watcher_fields(group: &BrokerGroupStatus) -> BrokerGroupStatus {
         master: group.master.clone(),
         epoch: group.epoch,
         sync_state_set: group.sync_state_set.clone(),
+        draining: group.draining.clone(),
         ..BrokerGroupStatus::default()
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod crd;
 pub mod crdgen;
+pub mod drain;
 pub mod error;
 pub mod failover;
 pub mod leader;

@@ -149,11 +149,15 @@ fn bad_specs_are_rejected_with_a_clear_message() {
 }
 
 #[test]
-fn updates_cannot_shrink_groups_or_change_storage() {
+fn updates_can_change_groups_but_not_storage() {
     let old = json!({ "broker": { "groups": 3, "storage": { "size": "20Gi" } } });
+    // Shrinking is a drained scale-in (see drain.rs), no longer refused.
     let shrink = json!({ "broker": { "groups": 2, "storage": { "size": "20Gi" } } });
-    let errors = cel_errors(shrink, Some(old.clone())).expect("shrinking is rejected");
-    assert!(errors.contains("broker.groups cannot shrink"), "{errors}");
+    assert_eq!(
+        cel_errors(shrink, Some(old.clone())),
+        None,
+        "scale-in is allowed"
+    );
 
     let resize = json!({ "broker": { "groups": 3, "storage": { "size": "40Gi" } } });
     let errors = cel_errors(resize, Some(old.clone())).expect("resizing is rejected");

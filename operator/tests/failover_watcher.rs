@@ -29,7 +29,6 @@ mod common;
 use common::{Recorded, authorization_attributes, rbac_rules};
 
 const GROUP: &str = "demo-broker-0";
-const MASTER_SERVICE: &str = "demo-broker-0-master";
 const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 const ROLE_LABEL: &str = "rocketmq.rs/role";
 
@@ -41,6 +40,8 @@ struct World {
     stateful_set: Value,
     /// Pods the watcher deleted, in order, not yet recreated by the test.
     deleted: Vec<String>,
+    /// Other objects the watcher deleted (`resource/name`), in order.
+    deleted_objects: Vec<String>,
     recorded: Vec<Recorded>,
 }
 
@@ -79,7 +80,7 @@ fn apply_watcher_status(cluster: &mut Value, applied: &Value) {
         .as_array_mut()
         .expect("groups");
     for group in groups.iter_mut() {
-        for field in ["master", "epoch", "syncStateSet"] {
+        for field in ["master", "epoch", "syncStateSet", "draining"] {
             group.as_object_mut().expect("group").remove(field);
         }
     }
@@ -150,16 +151,58 @@ fn answer(world: &mut World, request: &Recorded) -> Response<Body> {
                 ),
             }
         }
-        (&Method::GET, "/api/v1/namespaces/mq/services/demo-broker-0-master") => {
+        (&Method::GET, _)
+            if path.starts_with("/api/v1/namespaces/mq/services/")
+                && world.service["metadata"]["name"] == name =>
+        {
             json_response(StatusCode::OK, &world.service)
         }
-        (&Method::PATCH, "/api/v1/namespaces/mq/services/demo-broker-0-master") => {
+        (&Method::PATCH, _)
+            if path.starts_with("/api/v1/namespaces/mq/services/")
+                && world.service["metadata"]["name"] == name =>
+        {
             assert_eq!(request.content_type, "application/merge-patch+json");
             merge(&mut world.service, &request.body);
             json_response(StatusCode::OK, &world.service)
         }
-        (&Method::GET, "/apis/apps/v1/namespaces/mq/statefulsets/demo-broker-0") => {
+        (&Method::GET, "/apis/apps/v1/namespaces/mq/statefulsets") => {
+            let deleted = world.deleted_objects.contains(&format!(
+                "statefulsets/{}",
+                world.stateful_set["metadata"]["name"].as_str().unwrap()
+            ));
+            let items: Vec<&Value> = if deleted {
+                vec![]
+            } else {
+                vec![&world.stateful_set]
+            };
+            json_response(
+                StatusCode::OK,
+                &json!({"apiVersion": "apps/v1", "kind": "StatefulSetList", "metadata": {},
+                        "items": items}),
+            )
+        }
+        (&Method::GET, _)
+            if path.starts_with("/apis/apps/v1/namespaces/mq/statefulsets/")
+                && world.stateful_set["metadata"]["name"] == name =>
+        {
             json_response(StatusCode::OK, &world.stateful_set)
+        }
+        (&Method::DELETE, _)
+            if [
+                "statefulsets",
+                "poddisruptionbudgets",
+                "services",
+                "configmaps",
+            ]
+            .iter()
+            .any(|r| path.contains(&format!("/namespaces/mq/{r}/"))) =>
+        {
+            let resource = path.rsplit('/').nth(1).unwrap();
+            world.deleted_objects.push(format!("{resource}/{name}"));
+            json_response(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+            )
         }
         (&Method::DELETE, _) if path.starts_with("/api/v1/namespaces/mq/pods/") => {
             let uid = request.body["preconditions"]["uid"]
@@ -201,13 +244,14 @@ struct Harness {
 }
 
 fn pod(name: &str, port: u16, revision: &str) -> Value {
+    let group = name.rsplit_once('-').expect("a StatefulSet pod name").0;
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": "mq",
             "uid": format!("{name}-{revision}"),
             "labels": {
             "app.kubernetes.io/name": "rocketmq", "app.kubernetes.io/instance": "demo",
-            "app.kubernetes.io/component": "broker", "rocketmq.rs/broker-group": GROUP,
+            "app.kubernetes.io/component": "broker", "rocketmq.rs/broker-group": group,
             "controller-revision-hash": revision, POD_NAME_LABEL: name}},
         "spec": {"containers": [{"name": "broker", "ports": [
             {"name": "remoting", "containerPort": port},
@@ -218,41 +262,49 @@ fn pod(name: &str, port: u16, revision: &str) -> Value {
 
 impl Harness {
     async fn start(dir: &std::path::Path) -> Self {
+        Self::start_group(dir, GROUP, 1).await
+    }
+
+    /// Brokers of group `group` in a cluster whose spec has `groups` groups.
+    async fn start_group(dir: &std::path::Path, group: &str, groups: i32) -> Self {
         let brokers = ControllerCluster::start_with(
             dir,
             ClusterOptions {
-                broker_name: GROUP.into(),
+                broker_name: group.into(),
                 ..ClusterOptions::default()
             },
         )
         .await;
         brokers.wait_for_master(3, Duration::from_secs(60)).await;
         let pods = (0..3)
-            .map(|i| pod(&format!("{GROUP}-{i}"), brokers.broker_port(i), "rev-1"))
+            .map(|i| pod(&format!("{group}-{i}"), brokers.broker_port(i), "rev-1"))
             .collect();
         let world = Arc::new(Mutex::new(World {
             cluster: json!({
                 "apiVersion": "rocketmq.rs/v1alpha1", "kind": "RocketMQCluster",
                 "metadata": {"name": "demo", "namespace": "mq", "generation": 1,
                              "uid": "6f1c2a8e-0000-4000-8000-0000000000cc"},
-                "spec": {"broker": {"groups": 1, "replicasPerGroup": 3}},
-                "status": {"brokerGroups": [{"name": GROUP, "replicas": 3, "readyReplicas": 3}]}
+                "spec": {"broker": {"groups": groups, "replicasPerGroup": 3}},
+                "status": {"brokerGroups": [{"name": group, "replicas": 3, "readyReplicas": 3}]}
             }),
             pods,
             service: json!({
                 "apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": MASTER_SERVICE, "namespace": "mq"},
+                "metadata": {"name": format!("{group}-master"), "namespace": "mq"},
                 "spec": {"selector": {"app.kubernetes.io/instance": "demo",
-                                      "rocketmq.rs/broker-group": GROUP,
-                                      POD_NAME_LABEL: format!("{GROUP}-0")}}
+                                      "rocketmq.rs/broker-group": group,
+                                      POD_NAME_LABEL: format!("{group}-0")}}
             }),
             stateful_set: json!({
                 "apiVersion": "apps/v1", "kind": "StatefulSet",
-                "metadata": {"name": GROUP, "namespace": "mq"},
+                "metadata": {"name": group, "namespace": "mq", "labels": {
+                    "app.kubernetes.io/name": "rocketmq", "app.kubernetes.io/instance": "demo",
+                    "app.kubernetes.io/component": "broker"}},
                 "spec": {"selector": {}, "template": {}, "serviceName": "x", "replicas": 3},
                 "status": {"replicas": 3, "updateRevision": "rev-1", "currentRevision": "rev-1"}
             }),
             deleted: Vec::new(),
+            deleted_objects: Vec::new(),
             recorded: Vec::new(),
         }));
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -693,5 +745,119 @@ async fn a_new_template_restarts_slaves_first_then_hands_mastership_over() {
             .unwrap()
             .contains("rocketmq.rs/manual-rolling-update requested")
     );
+    assert_rbac_allows(&h.world.lock().unwrap());
+}
+
+fn draining(world: &World, group: &str) -> Option<Value> {
+    world.cluster["status"]["brokerGroups"]
+        .as_array()?
+        .iter()
+        .find(|g| g["name"] == group)?
+        .get("draining")
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_group_is_deleted_only_once_its_consumers_have_caught_up() {
+    use rocketmq_client::MqClient;
+    use rocketmq_common::protocol::headers::broker::UpdateConsumerOffsetRequestHeader;
+    use rocketmq_common::remoting::{ClientConfig, RemotingClient};
+    use rocketmq_common::route::TopicConfig;
+
+    const REMOVED: &str = "demo-broker-1";
+    const TOPIC: &str = "DrainTopic";
+    const CONSUMERS: &str = "drain-consumers";
+    let dir = tempfile::tempdir().unwrap();
+    // The spec says one group (demo-broker-0); demo-broker-1 still runs: it was removed.
+    let mut h = Harness::start_group(dir.path(), REMOVED, 1).await;
+    let (master, _, _) = h.brokers.master().await.expect("a master");
+    let client = MqClient::for_brokers(Duration::from_secs(3));
+    client
+        .create_topic(&master, &TopicConfig::new(TOPIC, 1))
+        .await
+        .expect("topic");
+    let remoting = RemotingClient::new(ClientConfig::default());
+    for i in 0..20 {
+        let request = rocketmq_testkit::requests::send(TOPIC, 0, format!("m{i}").as_bytes(), &[]);
+        let response = remoting
+            .invoke(&master, request, Duration::from_secs(3))
+            .await
+            .expect("send");
+        assert_eq!(response.code, 0, "{:?}", response.remark);
+    }
+    let commit = |offset: i64| UpdateConsumerOffsetRequestHeader {
+        consumer_group: CONSUMERS.into(),
+        topic: TOPIC.into(),
+        queue_id: 0,
+        commit_offset: offset,
+        broker_name: None,
+    };
+    client
+        .update_consumer_offset(&master, &commit(5))
+        .await
+        .expect("commit");
+
+    // The consumer group is 15 messages behind: the group is read-only but stays.
+    h.look_until("the drain to be measured", Duration::from_secs(30), |w| {
+        draining(w, REMOVED).is_some_and(|d| d["remainingMessages"] == 15)
+    })
+    .await;
+    for _ in 0..3 {
+        h.look().await;
+    }
+    {
+        let world = h.world.lock().unwrap();
+        let drain = draining(&world, REMOVED).unwrap();
+        assert_eq!(drain["pendingConsumerGroups"], json!([CONSUMERS]));
+        assert!(drain["startedAt"].as_str().is_some());
+        assert!(
+            world.deleted_objects.is_empty(),
+            "{:?}",
+            world.deleted_objects
+        );
+    }
+    for i in 0..3 {
+        let config = client
+            .broker_config(&h.brokers.broker_addr(i))
+            .await
+            .unwrap();
+        let permission = config
+            .iter()
+            .find(|(k, _)| k == "brokerPermission")
+            .unwrap();
+        assert_eq!(permission.1, "4", "broker {i} is read-only");
+    }
+
+    // The consumers catch up: the group goes, StatefulSet first.
+    client
+        .update_consumer_offset(&master, &commit(20))
+        .await
+        .expect("commit");
+    h.look_until(
+        "the drained group's deletion",
+        Duration::from_secs(30),
+        |w| !w.deleted_objects.is_empty(),
+    )
+    .await;
+    {
+        let world = h.world.lock().unwrap();
+        assert_eq!(
+            world.deleted_objects,
+            [
+                "statefulsets/demo-broker-1",
+                "poddisruptionbudgets/demo-broker-1",
+                "services/demo-broker-1-master",
+                "services/demo-broker-1-headless",
+                "configmaps/demo-broker-1-config"
+            ]
+        );
+        assert!(
+            draining(&world, REMOVED).is_none(),
+            "the drain entry is gone"
+        );
+    }
+    let scaled = h.events("ScaledIn");
+    assert_eq!(scaled.len(), 1);
+    assert!(scaled[0].contains("drained and deleted"), "{scaled:?}");
     assert_rbac_allows(&h.world.lock().unwrap());
 }

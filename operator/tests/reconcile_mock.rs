@@ -713,6 +713,15 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
     }
     // The rolling restart reads a broker StatefulSet's updateRevision.
     needed.push(("apps".into(), "statefulsets".into(), "get".into()));
+    // Scale-in deletes a drained group's objects.
+    for (group, resource) in [
+        ("", "configmaps"),
+        ("", "services"),
+        ("apps", "statefulsets"),
+        ("policy", "poddisruptionbudgets"),
+    ] {
+        needed.push((group.into(), resource.into(), "delete".into()));
+    }
     // kube-runtime's Recorder patches an Event it already published when it repeats
     // (within one process, so a single-pass harness never shows it).
     needed.push(("events.k8s.io".into(), "events".into(), "patch".into()));
@@ -734,7 +743,8 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
         "rbac.yaml grants more than the operator uses"
     );
     // Nothing may touch volumes; pods are listed, patched (role labels) and deleted (the
-    // rolling restart), never created; otherwise delete stays on the HPA only.
+    // rolling restart), never created; delete is otherwise limited to the HPA and a drained
+    // broker group's objects.
     for (group, resource, verb) in &rules {
         assert!(
             !resource.contains("persistentvolume"),
@@ -750,7 +760,10 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
             assert!(
                 matches!(
                     (group.as_str(), resource.as_str()),
-                    ("autoscaling", "horizontalpodautoscalers") | ("", "pods")
+                    ("autoscaling", "horizontalpodautoscalers")
+                        | ("", "pods" | "configmaps" | "services")
+                        | ("apps", "statefulsets")
+                        | ("policy", "poddisruptionbudgets")
                 ),
                 "delete on {group}/{resource}"
             );
