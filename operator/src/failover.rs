@@ -322,6 +322,10 @@ pub struct ClusterWatch {
     problem_since: HashMap<String, Timestamp>,
     /// When the watcher last asked for an election, per group.
     last_election: HashMap<String, Timestamp>,
+    /// Groups that got their first master and still need the cluster's topics.
+    topics_pending: std::collections::BTreeSet<String>,
+    /// Groups given the cluster's topics by this process.
+    topics_done: std::collections::BTreeSet<String>,
 }
 
 impl ClusterWatch {
@@ -339,6 +343,8 @@ impl ClusterWatch {
             ),
             problem_since: HashMap::new(),
             last_election: HashMap::new(),
+            topics_pending: std::collections::BTreeSet::new(),
+            topics_done: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -468,7 +474,87 @@ pub async fn watch_once(
             .await?;
         }
     }
+    copy_topics_to_new_groups(cluster, context, state, &view, &plans, &names).await;
     Ok(())
+}
+
+/// Gives each group that just got its first master the topics of the lowest other group
+/// with a master; retried on the next look until it worked.
+async fn copy_topics_to_new_groups(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    state: &mut ClusterWatch,
+    view: &rocketmq_common::controller::BrokerReplicasInfo,
+    plans: &[(i32, GroupPlan)],
+    names: &ClusterNames<'_>,
+) {
+    let recorded_master = |group: &str| {
+        cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.broker_groups.iter().find(|b| b.name == group))
+            .and_then(|b| b.master.clone())
+    };
+    let master_of = |group: &str| {
+        view.replicas_info_table
+            .get(group)
+            .and_then(|v| v.master_address.clone())
+            .filter(|a| !a.is_empty())
+    };
+    for (g, _) in plans {
+        let group = names.broker_group(*g);
+        if master_of(&group).is_some()
+            && recorded_master(&group).is_none()
+            && !state.topics_done.contains(&group)
+        {
+            state.topics_pending.insert(group);
+        }
+    }
+    let pending: Vec<String> = state.topics_pending.iter().cloned().collect();
+    let cluster_name = cluster.name_any();
+    for group in pending {
+        let Some(target) = master_of(&group) else {
+            continue;
+        };
+        let source = plans
+            .iter()
+            .map(|(g, _)| names.broker_group(*g))
+            .filter(|other| *other != group)
+            .find_map(|other| master_of(&other).map(|address| (other, address)));
+        let Some((source_group, source)) = source else {
+            // The only group: nothing to copy from.
+            state.topics_pending.remove(&group);
+            state.topics_done.insert(group);
+            continue;
+        };
+        let client = rocketmq_client::MqClient::for_brokers(Duration::from_secs(3));
+        let skip = [cluster_name.as_str(), source_group.as_str()];
+        match crate::topics::copy_topics(&client, &source, &target, &skip).await {
+            Ok(created) => {
+                state.topics_pending.remove(&group);
+                state.topics_done.insert(group.clone());
+                if !created.is_empty() {
+                    publish(
+                        cluster,
+                        context,
+                        EventType::Normal,
+                        "TopicsCreated",
+                        format!(
+                            "broker group {group}: created {} topics as {source_group} has them: {}{}",
+                            created.len(),
+                            created.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+                            // Events refuse notes over 1 KiB.
+                            if created.len() > 10 { ", ..." } else { "" }
+                        ),
+                    )
+                    .await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%group, %error, "cannot give the new broker group the cluster's topics; retrying");
+            }
+        }
+    }
 }
 
 /// Takes the group's next rolling-restart step, if one is due.

@@ -20,3 +20,4 @@ pub mod reconciler;
 pub mod rollout;
 pub mod status;
 pub mod telemetry;
+pub mod topics;

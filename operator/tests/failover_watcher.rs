@@ -267,16 +267,23 @@ impl Harness {
 
     /// Brokers of group `group` in a cluster whose spec has `groups` groups.
     async fn start_group(dir: &std::path::Path, group: &str, groups: i32) -> Self {
-        let brokers = ControllerCluster::start_with(
-            dir,
-            ClusterOptions {
-                broker_name: group.into(),
-                ..ClusterOptions::default()
-            },
-        )
-        .await;
-        brokers.wait_for_master(3, Duration::from_secs(60)).await;
-        let pods = (0..3)
+        let options = ClusterOptions {
+            broker_name: group.into(),
+            ..ClusterOptions::default()
+        };
+        Self::start_with(dir, options, groups).await
+    }
+
+    /// The brokers `options` say; pods stand for the first group's brokers only.
+    async fn start_with(dir: &std::path::Path, options: ClusterOptions, groups: i32) -> Self {
+        let group = options.broker_name.clone();
+        let group = group.as_str();
+        let replicas = options.brokers;
+        let brokers = ControllerCluster::start_with(dir, options).await;
+        brokers
+            .wait_for_master(replicas, Duration::from_secs(60))
+            .await;
+        let pods = (0..replicas)
             .map(|i| pod(&format!("{group}-{i}"), brokers.broker_port(i), "rev-1"))
             .collect();
         let world = Arc::new(Mutex::new(World {
@@ -284,8 +291,9 @@ impl Harness {
                 "apiVersion": "rocketmq.rs/v1alpha1", "kind": "RocketMQCluster",
                 "metadata": {"name": "demo", "namespace": "mq", "generation": 1,
                              "uid": "6f1c2a8e-0000-4000-8000-0000000000cc"},
-                "spec": {"broker": {"groups": groups, "replicasPerGroup": 3}},
-                "status": {"brokerGroups": [{"name": group, "replicas": 3, "readyReplicas": 3}]}
+                "spec": {"broker": {"groups": groups, "replicasPerGroup": replicas}},
+                "status": {"brokerGroups": [{"name": group, "replicas": replicas,
+                                             "readyReplicas": replicas}]}
             }),
             pods,
             service: json!({
@@ -300,8 +308,9 @@ impl Harness {
                 "metadata": {"name": group, "namespace": "mq", "labels": {
                     "app.kubernetes.io/name": "rocketmq", "app.kubernetes.io/instance": "demo",
                     "app.kubernetes.io/component": "broker"}},
-                "spec": {"selector": {}, "template": {}, "serviceName": "x", "replicas": 3},
-                "status": {"replicas": 3, "updateRevision": "rev-1", "currentRevision": "rev-1"}
+                "spec": {"selector": {}, "template": {}, "serviceName": "x", "replicas": replicas},
+                "status": {"replicas": replicas, "updateRevision": "rev-1",
+                           "currentRevision": "rev-1"}
             }),
             deleted: Vec::new(),
             deleted_objects: Vec::new(),
@@ -860,4 +869,71 @@ async fn a_removed_group_is_deleted_only_once_its_consumers_have_caught_up() {
     assert_eq!(scaled.len(), 1);
     assert!(scaled[0].contains("drained and deleted"), "{scaled:?}");
     assert_rbac_allows(&h.world.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_group_gets_the_topics_the_other_groups_have() {
+    use rocketmq_client::MqClient;
+    use rocketmq_common::route::TopicConfig;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Group 0 has served for a while; group 1 was just added (groups: 2).
+    let options = ClusterOptions {
+        brokers: 1,
+        broker_name: GROUP.into(),
+        extra_groups: vec!["demo-broker-1".into()],
+        ..ClusterOptions::default()
+    };
+    let mut h = Harness::start_with(dir.path(), options, 2).await;
+    let client = MqClient::for_brokers(Duration::from_secs(3));
+    let old_master = h.brokers.broker_addr(0);
+    let new_master = h.brokers.broker_addr(1);
+    let mut orders = TopicConfig::new("Orders", 4);
+    orders.order = true;
+    client.create_topic(&old_master, &orders).await.unwrap();
+    client
+        .create_topic(&old_master, &TopicConfig::new("Payments", 2))
+        .await
+        .unwrap();
+    // The new group's master must be elected before it can take topics.
+    rocketmq_testkit::wait_until("group 1's master", Duration::from_secs(60), || {
+        let controllers = h.brokers.controller();
+        async move {
+            let info = controllers
+                .sync_state_data(&["demo-broker-1".to_string()])
+                .await
+                .ok()?;
+            info.replicas_info_table
+                .get("demo-broker-1")?
+                .master_address
+                .clone()
+        }
+    })
+    .await;
+
+    h.look().await;
+    let topics = client.topic_configs(&new_master).await.unwrap();
+    let copied = &topics.topic_config_table["Orders"];
+    assert!(copied.order);
+    assert_eq!(copied.write_queue_nums, 4);
+    assert_eq!(topics.topic_config_table["Payments"].write_queue_nums, 2);
+    let events = h.events("TopicsCreated");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("broker group demo-broker-1: created")
+                && e.contains("Orders")
+                && e.contains("Payments")),
+        "{events:?}"
+    );
+    // Once done, later looks leave the topics alone (a topic deleted from one group on
+    // purpose is not recreated).
+    client
+        .delete_topic_in_broker(&new_master, "Payments")
+        .await
+        .unwrap();
+    h.look().await;
+    h.look().await;
+    let topics = client.topic_configs(&new_master).await.unwrap();
+    assert!(!topics.topic_config_table.contains_key("Payments"));
 }

@@ -25,6 +25,9 @@ pub struct ClusterOptions {
     pub brokers: usize,
     /// The group's `brokerName`.
     pub broker_name: String,
+    /// More groups of `brokers` brokers each, registered with the same controllers and name
+    /// server; their brokers follow the first group's in the slot numbering.
+    pub extra_groups: Vec<String>,
     /// Appended to every broker's config.
     pub broker_extra: String,
     /// Appended to every controller's config.
@@ -40,6 +43,7 @@ impl Default for ClusterOptions {
             controllers: 3,
             brokers: 3,
             broker_name: BROKER_NAME.to_string(),
+            extra_groups: Vec::new(),
             broker_extra: String::new(),
             controller_extra: String::new(),
             relay_controllers: false,
@@ -101,6 +105,7 @@ impl ControllerCluster {
             controllers,
             brokers,
             broker_name,
+            extra_groups,
             broker_extra,
             controller_extra,
             relay_controllers,
@@ -166,7 +171,13 @@ impl ControllerCluster {
         let broker_bin = binary("rocketmq-broker", "mqbroker");
         let mut broker_slots = Vec::new();
         let mut broker_ports = Vec::new();
-        for i in 0..brokers {
+        let groups: Vec<&str> = std::iter::once(broker_name.as_str())
+            .chain(extra_groups.iter().map(String::as_str))
+            .collect();
+        let slots = groups
+            .iter()
+            .flat_map(|group| std::iter::repeat_n(*group, brokers));
+        for (i, group) in slots.enumerate() {
             let controller_addr = if relay_controllers {
                 let mut mine = Vec::new();
                 for target in &direct {
@@ -188,7 +199,7 @@ impl ControllerCluster {
             std::fs::write(
                 &conf,
                 format!(
-                    "brokerName={broker_name}\nbindAddress=127.0.0.1\nbrokerIP1=127.0.0.1\n\
+                    "brokerName={group}\nbindAddress=127.0.0.1\nbrokerIP1=127.0.0.1\n\
                      listenPort={port}\nhaListenPort={}\nnamesrvAddr=127.0.0.1:{namesrv_port}\n\
                      storePathRootDir={}\nmetricsPort=0\nenableControllerMode=true\n\
                      controllerAddr={controller_addr}\n{broker_extra}",
