@@ -53,6 +53,10 @@ pub struct BrokerConfig {
     /// `brokerIP1`: the address clients are told to connect to (default: see
     /// [`default_advertised_ip`]).
     pub broker_ip1: IpAddr,
+    /// `brokerIP2`: the address replicas reach this broker's HA listener at (default:
+    /// `brokerIP1`). Differs when clients come from outside a network the replicas share,
+    /// e.g. a Kubernetes node address for clients and the pod address for replication.
+    pub broker_ip2: IpAddr,
     /// `bindAddress` for the listener (0.0.0.0).
     pub bind_address: IpAddr,
     /// `autoCreateTopicEnable` (true).
@@ -169,6 +173,7 @@ impl Default for BrokerConfig {
             namesrv_addr: Vec::new(),
             listen_port: 10911,
             broker_ip1: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            broker_ip2: IpAddr::V4(Ipv4Addr::LOCALHOST),
             bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             auto_create_topic_enable: true,
             auto_create_subscription_group: true,
@@ -215,6 +220,9 @@ impl BrokerConfig {
         if props.get("brokerIP1").is_none() {
             c.broker_ip1 = default_advertised_ip(c.bind_address);
         }
+        if props.get("brokerIP2").is_none() {
+            c.broker_ip2 = c.broker_ip1;
+        }
         if c.default_topic_queue_nums < 1 {
             return Err(BrokerConfigError::Invalid {
                 key: "defaultTopicQueueNums",
@@ -245,6 +253,7 @@ impl BrokerConfig {
         v.field("namesrvAddr", &mut self.namesrv_addr)?;
         v.field("listenPort", &mut self.listen_port)?;
         v.field("brokerIP1", &mut self.broker_ip1)?;
+        v.field("brokerIP2", &mut self.broker_ip2)?;
         v.field("bindAddress", &mut self.bind_address)?;
         v.field("autoCreateTopicEnable", &mut self.auto_create_topic_enable)?;
         v.field(
@@ -316,9 +325,10 @@ impl BrokerConfig {
         }
     }
 
-    /// The HA listener address announced to the name server.
+    /// The HA listener address announced to the name server and the controllers:
+    /// `brokerIP2:haListenPort`.
     pub fn ha_server_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.broker_ip1, self.ha_listen_port())
+        SocketAddr::new(self.broker_ip2, self.ha_listen_port())
     }
 }
 
@@ -552,6 +562,13 @@ mod tests {
         let explicit =
             BrokerConfig::from_properties(&Properties::parse("brokerIP1=10.9.8.7\n")).unwrap();
         assert_eq!(explicit.broker_ip1.to_string(), "10.9.8.7");
+        assert_eq!(explicit.ha_server_addr().to_string(), "10.9.8.7:10912");
+        let split = BrokerConfig::from_properties(&Properties::parse(
+            "brokerIP1=203.0.113.7\nbrokerIP2=10.1.2.3\n",
+        ))
+        .unwrap();
+        assert_eq!(split.broker_addr().to_string(), "203.0.113.7:10911");
+        assert_eq!(split.ha_server_addr().to_string(), "10.1.2.3:10912");
     }
 
     #[test]

@@ -245,6 +245,35 @@ pub struct BrokerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub drain_timeout_seconds: Option<i64>,
+    /// How Remoting clients outside Kubernetes reach the brokers.
+    #[serde(default)]
+    pub external_access: BrokerExternalAccess,
+}
+
+/// Access to the brokers from outside the Kubernetes cluster. Remoting clients connect to
+/// the address each broker announces (`brokerIP1:listenPort`), so that address must be one
+/// they can reach.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerExternalAccess {
+    /// `None` (default): brokers announce their pod IP, reachable inside the cluster only.
+    /// `HostPort`: each broker also listens on its node's address at port 10911 and announces
+    /// that address (`brokerIP1` = the node's IP), while replication stays on pod IPs
+    /// (`brokerIP2`); at most one broker pod per node then.
+    #[serde(default)]
+    pub mode: ExternalAccessMode,
+}
+
+/// How brokers are reached from outside the cluster.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum ExternalAccessMode {
+    /// Inside the cluster only.
+    #[default]
+    None,
+    /// On each node's address, port 10911.
+    HostPort,
 }
 
 /// Proxy settings.
@@ -585,6 +614,7 @@ impl Default for BrokerSpec {
             termination_grace_period_seconds: default_broker_termination_grace_period_seconds(),
             resources: None,
             drain_timeout_seconds: None,
+            external_access: BrokerExternalAccess::default(),
         }
     }
 }

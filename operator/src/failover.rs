@@ -154,18 +154,21 @@ impl BrokerPod {
         let labels = pod.metadata.labels.as_ref();
         let group = labels?.get(BROKER_GROUP_LABEL)?.clone();
         let status = pod.status.as_ref();
-        let port = pod
-            .spec
-            .as_ref()
-            .and_then(|spec| {
-                spec.containers
-                    .iter()
-                    .flat_map(|c| c.ports.iter().flatten())
-                    .find(|p| p.name.as_deref() == Some(REMOTING_PORT_NAME))
-            })
-            .map_or(crate::objects::BROKER_PORT, |p| p.container_port);
-        let address = status
-            .and_then(|s| s.pod_ip.as_deref())
+        let remoting = pod.spec.as_ref().and_then(|spec| {
+            spec.containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p| p.name.as_deref() == Some(REMOTING_PORT_NAME))
+        });
+        let port = remoting.map_or(crate::objects::BROKER_PORT, |p| p.container_port);
+        // A broker published on its node's address announces that address (HostPort
+        // external access), otherwise its pod IP.
+        let ip = if remoting.is_some_and(|p| p.host_port.is_some()) {
+            status.and_then(|s| s.host_ip.as_deref())
+        } else {
+            status.and_then(|s| s.pod_ip.as_deref())
+        };
+        let address = ip
             .filter(|ip| !ip.is_empty())
             .map(|ip| format!("{ip}:{port}"));
         let ready = status
@@ -1248,6 +1251,18 @@ mod tests {
                 restart_requested: false,
                 uid: None,
             })
+        );
+        let mut published = pod.clone();
+        published.spec.as_mut().unwrap().containers[0]
+            .ports
+            .as_mut()
+            .unwrap()[1]
+            .host_port = Some(10911);
+        published.status.as_mut().unwrap().host_ip = Some("192.0.2.10".into());
+        assert_eq!(
+            BrokerPod::from_pod(&published).unwrap().address.as_deref(),
+            Some("192.0.2.10:10911"),
+            "a broker on its node's address is known by that address"
         );
         let mut terminating = pod.clone();
         terminating.metadata.deletion_timestamp = Some(

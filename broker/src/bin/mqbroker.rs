@@ -25,6 +25,9 @@ struct Args {
     /// Address announced to clients (default: the bind address, else this host's first non-loopback IPv4 address).
     #[arg(long = "brokerIP1")]
     broker_ip1: Option<String>,
+    /// Address replicas reach the HA listener at (default: brokerIP1).
+    #[arg(long = "brokerIP2")]
+    broker_ip2: Option<String>,
     /// Store root directory (default ~/store).
     #[arg(long = "storePathRootDir")]
     store_path_root_dir: Option<PathBuf>,
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         ("namesrvAddr", args.namesrv_addr.clone()),
         ("listenPort", args.listen_port.map(|p| p.to_string())),
         ("brokerIP1", args.broker_ip1.clone()),
+        ("brokerIP2", args.broker_ip2.clone()),
         (
             "storePathRootDir",
             args.store_path_root_dir

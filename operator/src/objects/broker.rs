@@ -2,6 +2,7 @@
 //! headless Service for replication peers, a Service that follows the group's master, a
 //! PodDisruptionBudget and the group's `broker.conf`.
 
+use crate::crd::ExternalAccessMode;
 use k8s_openapi::{
     api::{
         apps::v1::{
@@ -17,8 +18,8 @@ use super::{
     BROKER_HA_PORT, BROKER_PORT, BuildContext, Component, DesiredObjects, POD_NAME_LABEL,
     config::{broker_config, config_hash},
     pod::{
-        NamedPort, PodRecipe, client_service, config_map, env, headless_service, pod_template,
-        store_claim_template,
+        NamedPort, PodRecipe, client_service, config_map, env, field_env, headless_service,
+        pod_template, store_claim_template,
     },
 };
 
@@ -66,6 +67,22 @@ pub(super) fn build(context: &BuildContext, group: i32, objects: &mut DesiredObj
         master_selector,
         &ports(),
     ));
+    let mut external = ExternalWiring {
+        env: vec![env(
+            "NAMESRV_ADDR",
+            names.namesrv_addr(spec.name_server.replicas),
+        )],
+        args: Vec::new(),
+        host_ports: Vec::new(),
+    };
+    if spec.broker.external_access.mode == ExternalAccessMode::HostPort {
+        external.env.push(field_env("HOST_IP", "status.hostIP"));
+        // Clients get the node's address; replicas keep replicating over pod addresses.
+        external.args = ["--brokerIP1", "$(HOST_IP)", "--brokerIP2", "$(POD_IP)"]
+            .map(String::from)
+            .to_vec();
+        external.host_ports = vec!["remoting"];
+    }
     let template = pod_template(
         context,
         PodRecipe {
@@ -76,10 +93,7 @@ pub(super) fn build(context: &BuildContext, group: i32, objects: &mut DesiredObj
             config_hash: hash,
             ports: ports(),
             probe_port: BROKER_PORT,
-            extra_env: vec![env(
-                "NAMESRV_ADDR",
-                names.namesrv_addr(spec.name_server.replicas),
-            )],
+            extra_env: external.env,
             resources: &spec.broker.resources,
             default_requests: ("1", "2Gi"),
             mounts_store: true,
@@ -87,6 +101,8 @@ pub(super) fn build(context: &BuildContext, group: i32, objects: &mut DesiredObj
             // kill a broker that is still replaying its store.
             startup_budget_seconds: Some(600),
             termination_grace_period_seconds: Some(spec.broker.termination_grace_period_seconds),
+            extra_args: external.args,
+            host_ports: external.host_ports,
         },
     );
     let retention = spec.pvc_retention_policy.as_str();
@@ -129,6 +145,13 @@ pub(super) fn build(context: &BuildContext, group: i32, objects: &mut DesiredObj
         }),
         ..PodDisruptionBudget::default()
     });
+}
+
+/// How a broker pod is reached from outside the cluster.
+struct ExternalWiring {
+    env: Vec<k8s_openapi::api::core::v1::EnvVar>,
+    args: Vec<String>,
+    host_ports: Vec<&'static str>,
 }
 
 /// The pod the master Service points at: the master the failover watcher recorded in
@@ -177,5 +200,53 @@ mod tests {
         assert!(!is_pod_of("demo-broker-1-0", "demo-broker-0", 3));
         assert!(!is_pod_of("demo-broker-0-x", "demo-broker-0", 3));
         assert!(!is_pod_of("demo-broker-0", "demo-broker-0", 3));
+    }
+
+    #[test]
+    fn host_port_access_announces_the_node_address_and_replicates_over_pod_addresses() {
+        use crate::crd::{ExternalAccessMode, RocketMQCluster, RocketMQClusterSpec};
+        let mut cluster = RocketMQCluster::new("demo", RocketMQClusterSpec::default());
+        cluster.metadata.namespace = Some("mq".into());
+        cluster.metadata.uid = Some("u".into());
+        let container = |cluster: &RocketMQCluster| {
+            let objects = crate::objects::desired_objects(cluster).unwrap();
+            let broker = objects
+                .stateful_sets
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some("demo-broker-0"))
+                .unwrap()
+                .clone();
+            broker.spec.template.spec.unwrap().containers[0].clone()
+        };
+        let inside = container(&cluster);
+        assert_eq!(inside.args.as_ref().unwrap().len(), 2, "only -c <config>");
+        assert!(inside.ports.unwrap().iter().all(|p| p.host_port.is_none()));
+
+        cluster.spec.broker.external_access.mode = ExternalAccessMode::HostPort;
+        let outside = container(&cluster);
+        assert_eq!(
+            outside.args.unwrap()[2..],
+            ["--brokerIP1", "$(HOST_IP)", "--brokerIP2", "$(POD_IP)"]
+        );
+        let ports = outside.ports.unwrap();
+        let published: Vec<(&str, i32)> = ports
+            .iter()
+            .filter_map(|p| Some((p.name.as_deref()?, p.host_port?)))
+            .collect();
+        assert_eq!(
+            published,
+            [("remoting", 10911)],
+            "HA stays on the pod network"
+        );
+        let host_ip = outside
+            .env
+            .unwrap()
+            .into_iter()
+            .find(|e| e.name == "HOST_IP")
+            .unwrap();
+        assert_eq!(
+            host_ip.value_from.unwrap().field_ref.unwrap().field_path,
+            "status.hostIP"
+        );
     }
 }

@@ -64,6 +64,8 @@ pub(super) fn build(context: &BuildContext, objects: &mut DesiredObjects) {
             mounts_store: true,
             startup_budget_seconds: None,
             termination_grace_period_seconds: None,
+            extra_args: Vec::new(),
+            host_ports: Vec::new(),
         },
     );
     let retention = spec.pvc_retention_policy.as_str();

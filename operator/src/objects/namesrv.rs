@@ -60,6 +60,8 @@ pub(super) fn build(context: &BuildContext, objects: &mut DesiredObjects) {
             mounts_store: false,
             startup_budget_seconds: None,
             termination_grace_period_seconds: None,
+            extra_args: Vec::new(),
+            host_ports: Vec::new(),
         },
     );
     objects.stateful_sets.push(StatefulSet {

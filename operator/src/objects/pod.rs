@@ -51,6 +51,10 @@ pub(super) struct PodRecipe<'a> {
     /// Give a slow-starting server (store recovery) this many seconds before liveness counts.
     pub startup_budget_seconds: Option<i32>,
     pub termination_grace_period_seconds: Option<i64>,
+    /// Arguments after `-c <config>` (Kubernetes expands `$(VAR)` from the environment).
+    pub extra_args: Vec<String>,
+    /// Ports (by name) also published on the node's address under the same number.
+    pub host_ports: Vec<&'static str>,
 }
 
 pub(super) fn pod_template(context: &BuildContext, recipe: PodRecipe) -> PodTemplateSpec {
@@ -63,6 +67,7 @@ pub(super) fn pod_template(context: &BuildContext, recipe: PodRecipe) -> PodTemp
         .map(|port| ContainerPort {
             name: Some(port.name.to_string()),
             container_port: port.port,
+            host_port: recipe.host_ports.contains(&port.name).then_some(port.port),
             protocol: Some("TCP".into()),
             ..ContainerPort::default()
         })
@@ -105,10 +110,15 @@ pub(super) fn pod_template(context: &BuildContext, recipe: PodRecipe) -> PodTemp
         image: Some(format!("{}:{}", image.repository, image.tag)),
         image_pull_policy: Some(image.pull_policy.as_str().into()),
         command: Some(vec![recipe.component.binary().into()]),
-        args: Some(vec![
-            "-c".into(),
-            format!("{CONFIG_DIR}/{}", recipe.config_file),
-        ]),
+        args: Some(
+            [
+                "-c".to_string(),
+                format!("{CONFIG_DIR}/{}", recipe.config_file),
+            ]
+            .into_iter()
+            .chain(recipe.extra_args)
+            .collect(),
+        ),
         ports: Some(ports),
         env: Some(env),
         resources: Some(resource_requirements(
@@ -178,9 +188,9 @@ fn pod_security_context() -> PodSecurityContext {
     }
 }
 
-/// Pod identity for the binaries: names for logs, the ordinal for per-pod ids.
-fn downward_api_env() -> Vec<EnvVar> {
-    let field = |name: &str, path: &str| EnvVar {
+/// An environment variable from the downward API field `path`.
+pub(super) fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
             field_ref: Some(ObjectFieldSelector {
@@ -190,28 +200,25 @@ fn downward_api_env() -> Vec<EnvVar> {
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()
-    };
+    }
+}
+
+/// Pod identity for the binaries: names for logs, the ordinal for per-pod ids.
+fn downward_api_env() -> Vec<EnvVar> {
     vec![
-        field("POD_NAME", "metadata.name"),
-        field("POD_NAMESPACE", "metadata.namespace"),
-        field("POD_IP", "status.podIP"),
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        field_env("POD_IP", "status.podIP"),
     ]
 }
 
 /// The pod's StatefulSet ordinal, from the label Kubernetes (1.28+) puts on every
 /// StatefulSet pod.
 pub(super) fn pod_index_env() -> EnvVar {
-    EnvVar {
-        name: "POD_INDEX".into(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: "metadata.labels['apps.kubernetes.io/pod-index']".into(),
-                ..ObjectFieldSelector::default()
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }
+    field_env(
+        "POD_INDEX",
+        "metadata.labels['apps.kubernetes.io/pod-index']",
+    )
 }
 
 /// A plain environment variable.
