@@ -365,15 +365,7 @@ pub struct LiveUpdate {
 
 impl LiveConfig {
     /// Keys that can change at runtime.
-    pub const KEYS: [&'static str; 7] = [
-        "brokerPermission",
-        "autoCreateTopicEnable",
-        "autoCreateSubscriptionGroup",
-        "longPollingEnable",
-        "rejectTransactionMessage",
-        "transactionTimeOut",
-        "transactionCheckMax",
-    ];
+    pub const KEYS: [&'static str; 7] = rocketmq_common::config::BROKER_LIVE_KEYS;
 
     /// Starts from the configured values.
     pub fn new(c: &BrokerConfig) -> Self {

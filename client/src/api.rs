@@ -487,8 +487,19 @@ impl MqClient {
         key: &str,
         value: &str,
     ) -> Result<(), ClientError> {
+        self.update_broker_config_entries(addr, &[(key, value)])
+            .await
+    }
+
+    /// UPDATE_BROKER_CONFIG (25) of several keys at once (the broker applies all or none).
+    pub async fn update_broker_config_entries(
+        &self,
+        addr: &str,
+        entries: &[(&str, &str)],
+    ) -> Result<(), ClientError> {
+        let body: String = entries.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         let request = RemotingCommand::bare_request(RequestCode::UPDATE_BROKER_CONFIG)
-            .with_body(format!("{key}={value}\n").into_bytes());
+            .with_body(body.into_bytes());
         self.broker_invoke_ok(addr, request).await?;
         Ok(())
     }

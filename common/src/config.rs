@@ -9,6 +9,19 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
+/// `broker.conf` keys a broker takes while it runs (UPDATE_BROKER_CONFIG); every other key
+/// needs a restart. The broker enforces the list; the operator uses it to change these
+/// without restarting pods.
+pub const BROKER_LIVE_KEYS: [&str; 7] = [
+    "brokerPermission",
+    "autoCreateTopicEnable",
+    "autoCreateSubscriptionGroup",
+    "longPollingEnable",
+    "rejectTransactionMessage",
+    "transactionTimeOut",
+    "transactionCheckMax",
+];
+
 /// A parsed properties file: key → raw string value, in key order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Properties {

@@ -101,7 +101,7 @@ pub fn drain_decision(
 }
 
 /// Every broker address of a group as the controllers know it.
-fn broker_addresses(view: &GroupReplicasInfo) -> Vec<String> {
+pub(crate) fn broker_addresses(view: &GroupReplicasInfo) -> Vec<String> {
     let mut addresses: BTreeSet<String> = view
         .in_sync_replicas
         .iter()

@@ -329,6 +329,8 @@ pub struct ClusterWatch {
     topics_pending: std::collections::BTreeSet<String>,
     /// Groups given the cluster's topics by this process.
     topics_done: std::collections::BTreeSet<String>,
+    /// Per broker address, the live settings last found applied there.
+    live_applied: HashMap<String, Vec<(String, String)>>,
 }
 
 impl ClusterWatch {
@@ -348,6 +350,7 @@ impl ClusterWatch {
             last_election: HashMap::new(),
             topics_pending: std::collections::BTreeSet::new(),
             topics_done: std::collections::BTreeSet::new(),
+            live_applied: HashMap::new(),
         }
     }
 }
@@ -456,6 +459,9 @@ pub async fn watch_once(
             cluster, context, state, settings, &namespace, &target, plan, now,
         )
         .await?;
+        if let Some(group_view) = view.replicas_info_table.get(&target.group) {
+            apply_live_config(cluster, context, state, &target.group, group_view).await;
+        }
         // Restarts only in a group whose master serves: a failover comes first.
         if plan.master_problem.is_none()
             && let Some(group_view) = view.replicas_info_table.get(&target.group)
@@ -479,6 +485,77 @@ pub async fn watch_once(
     }
     copy_topics_to_new_groups(cluster, context, state, &view, &plans, &names).await;
     Ok(())
+}
+
+/// Brings the settings brokers take while they run (`spec.broker.config` entries among
+/// [`BROKER_LIVE_KEYS`](rocketmq_common::config::BROKER_LIVE_KEYS)) to every broker of the
+/// group with UPDATE_BROKER_CONFIG, so changing them restarts nothing. Each broker is checked
+/// again only when the wanted settings change (or it was not reachable).
+async fn apply_live_config(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    state: &mut ClusterWatch,
+    group: &str,
+    view: &GroupReplicasInfo,
+) {
+    let wanted = crate::objects::broker_live_entries(cluster);
+    if wanted.is_empty() {
+        return;
+    }
+    let client = rocketmq_client::MqClient::for_brokers(Duration::from_secs(3));
+    let mut changed: Vec<String> = Vec::new();
+    let mut updated_brokers = 0;
+    for address in drain::broker_addresses(view) {
+        if state.live_applied.get(&address) == Some(&wanted) {
+            continue;
+        }
+        let current = match client.broker_config(&address).await {
+            Ok(current) => current,
+            Err(error) => {
+                tracing::debug!(%group, broker = %address, %error, "cannot read the broker's config");
+                continue;
+            }
+        };
+        let differing: Vec<(&str, &str)> = wanted
+            .iter()
+            .filter(|(key, value)| {
+                !current
+                    .iter()
+                    .any(|(k, v)| k == key && v.eq_ignore_ascii_case(value))
+            })
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if !differing.is_empty() {
+            if let Err(error) = client
+                .update_broker_config_entries(&address, &differing)
+                .await
+            {
+                tracing::warn!(%group, broker = %address, %error, "cannot apply live settings");
+                continue;
+            }
+            updated_brokers += 1;
+            for (key, value) in &differing {
+                let entry = format!("{key}={value}");
+                if !changed.contains(&entry) {
+                    changed.push(entry);
+                }
+            }
+        }
+        state.live_applied.insert(address, wanted.clone());
+    }
+    if updated_brokers > 0 {
+        publish(
+            cluster,
+            context,
+            EventType::Normal,
+            "ConfigApplied",
+            format!(
+                "broker group {group}: applied {} on {updated_brokers} brokers without a restart",
+                changed.join(", ")
+            ),
+        )
+        .await;
+    }
 }
 
 /// Gives each group that just got its first master the topics of the lowest other group

@@ -926,6 +926,33 @@ async fn a_new_group_gets_the_topics_the_other_groups_have() {
                 && e.contains("Payments")),
         "{events:?}"
     );
+    // Settings the brokers take live reach every broker of every group without a restart.
+    h.world.lock().unwrap().cluster["spec"]["broker"]["config"] =
+        json!({"transactionCheckMax": "7", "flushDiskType": "SYNC_FLUSH"});
+    h.look().await;
+    for address in [&old_master, &new_master] {
+        let config = client.broker_config(address).await.unwrap();
+        let value = config
+            .iter()
+            .find(|(k, _)| k == "transactionCheckMax")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(value, Some("7"), "{address}");
+    }
+    let applied = h.events("ConfigApplied");
+    assert_eq!(applied.len(), 2, "one Event per group: {applied:?}");
+    for note in &applied {
+        assert!(
+            note.contains("transactionCheckMax=7 on 1 brokers"),
+            "{applied:?}"
+        );
+        assert!(
+            !note.contains("flushDiskType"),
+            "a restart-only key is not pushed"
+        );
+    }
+    h.look().await;
+    assert_eq!(h.events("ConfigApplied").len(), 2, "applied once");
+
     // Once done, later looks leave the topics alone (a topic deleted from one group on
     // purpose is not recreated).
     client

@@ -16,7 +16,7 @@ use k8s_openapi::{
 
 use super::{
     BROKER_HA_PORT, BROKER_PORT, BuildContext, Component, DesiredObjects, POD_NAME_LABEL,
-    config::{broker_config, config_hash},
+    config::{broker_config, broker_restart_config, config_hash},
     pod::{
         NamedPort, PodRecipe, client_service, config_map, env, field_env, headless_service,
         pod_template, store_claim_template,
@@ -31,7 +31,9 @@ pub(super) fn build(context: &BuildContext, group: i32, objects: &mut DesiredObj
     let group_name = names.broker_group(group);
     let selector = context.broker_group_selector_labels(group);
     let config = broker_config(context.cluster, names, group);
-    let hash = config_hash([(CONFIG_FILE, config.as_str())]);
+    // Keys the brokers take live are applied by the failover watcher, not by a restart.
+    let restart_config = broker_restart_config(context.cluster, names, group);
+    let hash = config_hash([(CONFIG_FILE, restart_config.as_str())]);
     let ports = || {
         vec![
             NamedPort {
@@ -247,6 +249,43 @@ mod tests {
         assert_eq!(
             host_ip.value_from.unwrap().field_ref.unwrap().field_path,
             "status.hostIP"
+        );
+    }
+
+    #[test]
+    fn only_settings_a_broker_cannot_take_live_roll_the_pods() {
+        use crate::crd::{RocketMQCluster, RocketMQClusterSpec};
+        let hash = |config: &[(&str, &str)]| {
+            let mut cluster = RocketMQCluster::new("demo", RocketMQClusterSpec::default());
+            cluster.metadata.namespace = Some("mq".into());
+            cluster.metadata.uid = Some("u".into());
+            for (k, v) in config {
+                cluster
+                    .spec
+                    .broker
+                    .config
+                    .insert(k.to_string(), v.to_string());
+            }
+            let objects = crate::objects::desired_objects(&cluster).unwrap();
+            let template = objects.stateful_sets[2].spec.template.clone();
+            assert_eq!(
+                objects.stateful_sets[2].metadata.name.as_deref(),
+                Some("demo-broker-0")
+            );
+            template.metadata.unwrap().annotations.unwrap()[crate::objects::CONFIG_HASH_ANNOTATION]
+                .clone()
+        };
+        let base = hash(&[]);
+        assert_eq!(
+            hash(&[("transactionCheckMax", "7")]),
+            base,
+            "live: no restart"
+        );
+        assert_eq!(hash(&[("brokerPermission", "4")]), base, "live: no restart");
+        assert_ne!(
+            hash(&[("flushDiskType", "SYNC_FLUSH")]),
+            base,
+            "needs a restart"
         );
     }
 }

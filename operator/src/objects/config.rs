@@ -11,6 +11,7 @@ use super::{
     NAMESRV_PORT, PROXY_GRPC_PORT,
 };
 use crate::crd::RocketMQCluster;
+use rocketmq_common::config::BROKER_LIVE_KEYS;
 
 /// Directory the ConfigMap is mounted at in every container.
 pub const CONFIG_DIR: &str = "/etc/rocketmq";
@@ -34,6 +35,47 @@ fn metrics_settings() -> [(&'static str, String); 3] {
 /// `brokerId` and `brokerRole` are left out on purpose: in controller mode the controllers
 /// assign them, and a single file shared by all pods of a group could not hold per-pod values.
 pub fn broker_config(cluster: &RocketMQCluster, names: &ClusterNames, group: i32) -> String {
+    render_properties(
+        "broker.conf of broker group",
+        &names.broker_group(group),
+        &broker_entries(cluster, names, group),
+    )
+}
+
+/// What a change of `broker.conf` must restart brokers for: the file without the keys a
+/// broker takes live (those the failover watcher applies with UPDATE_BROKER_CONFIG), so the
+/// pods' config-hash annotation changes only when a restart is needed.
+pub fn broker_restart_config(
+    cluster: &RocketMQCluster,
+    names: &ClusterNames,
+    group: i32,
+) -> String {
+    let mut entries = broker_entries(cluster, names, group);
+    entries.retain(|key, _| !BROKER_LIVE_KEYS.contains(&key.as_str()));
+    render_properties(
+        "broker.conf of broker group",
+        &names.broker_group(group),
+        &entries,
+    )
+}
+
+/// The `spec.broker.config` entries a broker takes while it runs.
+pub fn broker_live_entries(cluster: &RocketMQCluster) -> Vec<(String, String)> {
+    cluster
+        .spec
+        .broker
+        .config
+        .iter()
+        .filter(|(key, _)| BROKER_LIVE_KEYS.contains(&key.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn broker_entries(
+    cluster: &RocketMQCluster,
+    names: &ClusterNames,
+    group: i32,
+) -> BTreeMap<String, String> {
     let spec = &cluster.spec;
     let mut entries: BTreeMap<String, String> = BTreeMap::new();
     entries.insert("flushDiskType".into(), "ASYNC_FLUSH".into());
@@ -62,11 +104,7 @@ pub fn broker_config(cluster: &RocketMQCluster, names: &ClusterNames, group: i32
     for (key, value) in managed {
         entries.insert(key.into(), value);
     }
-    render_properties(
-        "broker.conf of broker group",
-        &names.broker_group(group),
-        &entries,
-    )
+    entries
 }
 
 /// `namesrv.conf`.

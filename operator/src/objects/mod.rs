@@ -32,7 +32,7 @@ use k8s_openapi::{
 };
 use kube::{Resource, ResourceExt};
 
-pub use self::config::{broker_config, config_hash};
+pub use self::config::{broker_config, broker_live_entries, config_hash};
 use crate::{
     crd::RocketMQCluster,
     error::{Error, Result},
