@@ -332,6 +332,29 @@ impl BrokerConfig {
     }
 }
 
+/// The address written in `path`, once the file exists and is not empty, checking every
+/// `poll` (an operator writes it when the address clients reach the broker at is known, e.g.
+/// a LoadBalancer's). Says every 30 s what it waits for; SIGTERM ends the wait.
+pub fn wait_for_address_file(path: &std::path::Path, poll: std::time::Duration) -> String {
+    let mut last_said: Option<std::time::Instant> = None;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let address = text.trim();
+            if !address.is_empty() {
+                return address.to_string();
+            }
+        }
+        if last_said.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(30)) {
+            tracing::info!(
+                file = %path.display(),
+                "waiting for the address to announce (brokerIP1File)"
+            );
+            last_said = Some(std::time::Instant::now());
+        }
+        std::thread::sleep(poll);
+    }
+}
+
 /// The settings UPDATE_BROKER_CONFIG changes while the broker runs; everything else in
 /// [`BrokerConfig`] needs a restart. Read on every request, so plain atomics.
 #[derive(Debug)]
@@ -561,6 +584,23 @@ mod tests {
         .unwrap();
         assert_eq!(split.broker_addr().to_string(), "203.0.113.7:10911");
         assert_eq!(split.ha_server_addr().to_string(), "10.1.2.3:10912");
+    }
+
+    #[test]
+    fn the_announced_address_can_come_from_a_file_written_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("demo-broker-0-1");
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                std::fs::write(&path, "").unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::fs::write(&path, "203.0.113.9\n").unwrap();
+            })
+        };
+        let address = wait_for_address_file(&path, std::time::Duration::from_millis(10));
+        writer.join().unwrap();
+        assert_eq!(address, "203.0.113.9");
     }
 
     #[test]

@@ -636,3 +636,47 @@ async fn delay_retry_dlq_and_queries_across_processes() {
     assert_eq!(get_property(&props, "DLQ_ORIGIN_TOPIC"), Some("RetryTopic"));
     sigterm(&mut broker);
 }
+
+/// `--brokerIP1File`: the broker waits for the file an operator writes once the address
+/// clients reach it at is known, then announces that address (`-p` prints the config it
+/// would run with).
+#[test]
+fn the_announced_address_is_waited_for_in_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("demo-broker-0-1");
+    let child = Command::new(env!("CARGO_BIN_EXE_mqbroker"))
+        .args([
+            "--brokerIP1File",
+            file.to_str().unwrap(),
+            "--brokerIP2",
+            "10.1.2.3",
+            "-p",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mqbroker");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut child = Proc(child);
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "it waits while the file is missing"
+    );
+    std::fs::write(&file, "203.0.113.9\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still waiting after the file was written"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut printed).unwrap();
+    assert!(printed.contains("broker_ip1: 203.0.113.9"), "{printed}");
+    assert!(printed.contains("broker_ip2: 10.1.2.3"), "{printed}");
+}

@@ -259,9 +259,16 @@ pub struct BrokerExternalAccess {
     /// `None` (default): brokers announce their pod IP, reachable inside the cluster only.
     /// `HostPort`: each broker also listens on its node's address at port 10911 and announces
     /// that address (`brokerIP1` = the node's IP), while replication stays on pod IPs
-    /// (`brokerIP2`); at most one broker pod per node then.
+    /// (`brokerIP2`); at most one broker pod per node then. `LoadBalancer`: a LoadBalancer
+    /// Service per broker pod (`<cluster>-broker-<g>-<i>-external`, port 10911); each broker
+    /// waits for its Service's address and announces it.
     #[serde(default)]
     pub mode: ExternalAccessMode,
+    /// Annotations of the per-broker LoadBalancer Services (e.g. to make them internal
+    /// load balancers of a cloud).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// How brokers are reached from outside the cluster.
@@ -274,6 +281,8 @@ pub enum ExternalAccessMode {
     None,
     /// On each node's address, port 10911.
     HostPort,
+    /// A LoadBalancer Service per broker pod.
+    LoadBalancer,
 }
 
 /// Proxy settings.

@@ -32,7 +32,7 @@ use std::{
 use k8s_openapi::{
     api::{
         apps::v1::StatefulSet,
-        core::v1::{Pod, Service},
+        core::v1::{ConfigMap, Pod, Service},
     },
     jiff::{SignedDuration, Timestamp},
 };
@@ -47,7 +47,7 @@ use rocketmq_common::protocol::ResponseCode;
 use rocketmq_common::remoting::{ClientConfig, RemotingClient};
 
 use crate::{
-    crd::{BrokerGroupStatus, ClusterCondition, RocketMQCluster},
+    crd::{BrokerGroupStatus, ClusterCondition, ExternalAccessMode, RocketMQCluster},
     drain,
     error::{Error, Result},
     objects::{BROKER_GROUP_LABEL, ClusterNames, POD_NAME_LABEL},
@@ -397,7 +397,17 @@ pub async fn watch_once(
         patch_watcher_status(cluster, context, &namespace, None, quorum).await?;
         return Ok(());
     };
-    let pods = broker_pods(context, &namespace, &name).await?;
+    let mut pods = broker_pods(context, &namespace, &name).await?;
+    if cluster.spec.broker.external_access.mode == ExternalAccessMode::LoadBalancer {
+        // Brokers announce their load balancer's address: that is how the controllers
+        // know them.
+        let announced = publish_external_addresses(cluster, context, &namespace).await?;
+        for pod in &mut pods {
+            if let Some(address) = announced.get(&pod.name) {
+                pod.address = Some(address.clone());
+            }
+        }
+    }
     let plans: Vec<(i32, GroupPlan)> = (0..cluster.spec.broker.groups)
         .map(|g| {
             let group = names.broker_group(g);
@@ -485,6 +495,126 @@ pub async fn watch_once(
     }
     copy_topics_to_new_groups(cluster, context, state, &view, &plans, &names).await;
     Ok(())
+}
+
+/// The address clients reach a LoadBalancer Service at: its ingress IP, or its ingress
+/// hostname (resolved by the caller).
+pub fn ingress_host(service: &Service) -> Option<String> {
+    let ingress = service
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?
+        .first()?;
+    ingress
+        .ip
+        .clone()
+        .filter(|ip| !ip.is_empty())
+        .or_else(|| ingress.hostname.clone().filter(|h| !h.is_empty()))
+}
+
+/// Writes each broker pod's load balancer address into its group's addresses ConfigMap
+/// (the broker waits for its key, then announces it) and returns pod → `address:port` as
+/// the brokers announce it.
+async fn publish_external_addresses(
+    cluster: &RocketMQCluster,
+    context: &Context,
+    namespace: &str,
+) -> Result<HashMap<String, String>> {
+    let name = cluster.name_any();
+    let names = ClusterNames::new(&name, namespace);
+    let services: Api<Service> = Api::namespaced(context.client.clone(), namespace);
+    let selector = format!(
+        "app.kubernetes.io/name=rocketmq,app.kubernetes.io/instance={name},\
+         app.kubernetes.io/component=broker"
+    );
+    let list = services
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::Apply {
+            kind: "ServiceList".into(),
+            name: name.clone(),
+            source,
+        })?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), namespace);
+    let mut announced = HashMap::new();
+    for g in 0..cluster.spec.broker.groups {
+        let group = names.broker_group(g);
+        let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+        for ordinal in 0..cluster.spec.broker.replicas_per_group {
+            let service_name = names.broker_external(g, ordinal);
+            let Some(host) = list
+                .items
+                .iter()
+                .find(|s| s.name_any() == service_name)
+                .and_then(ingress_host)
+            else {
+                continue;
+            };
+            // brokerIP1 is an IP: a load balancer known by name is resolved now.
+            let ip = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => Some(ip),
+                Err(_) => tokio::net::lookup_host((host.as_str(), 0))
+                    .await
+                    .ok()
+                    .and_then(|mut found| found.find(|a| a.is_ipv4()))
+                    .map(|a| a.ip()),
+            };
+            let Some(ip) = ip else {
+                tracing::warn!(service = %service_name, %host, "cannot resolve the load balancer's name");
+                continue;
+            };
+            let pod = format!("{group}-{ordinal}");
+            announced.insert(pod.clone(), format!("{ip}:{}", crate::objects::BROKER_PORT));
+            wanted.insert(pod, ip.to_string());
+        }
+        let config_map = names.broker_group_external_addresses(g);
+        let current = config_maps
+            .get_opt(&config_map)
+            .await
+            .map_err(|source| Error::Apply {
+                kind: "ConfigMap".into(),
+                name: config_map.clone(),
+                source,
+            })?
+            .and_then(|c| c.data)
+            .unwrap_or_default();
+        if current == wanted || wanted.is_empty() {
+            continue;
+        }
+        let patch = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": config_map},
+            "data": wanted,
+        });
+        config_maps
+            .patch(
+                &config_map,
+                &PatchParams::apply(FAILOVER_FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|source| Error::Apply {
+                kind: "ConfigMap".into(),
+                name: config_map.clone(),
+                source,
+            })?;
+        let listed: Vec<String> = wanted.iter().map(|(p, ip)| format!("{p}={ip}")).collect();
+        publish(
+            cluster,
+            context,
+            EventType::Normal,
+            "ExternalAddresses",
+            format!(
+                "broker group {group}: brokers announce {}",
+                listed.join(", ")
+            ),
+        )
+        .await;
+    }
+    Ok(announced)
 }
 
 /// Brings the settings brokers take while they run (`spec.broker.config` entries among
@@ -1303,6 +1433,30 @@ mod tests {
         assert!(election_due(Some(t0), None, at(30), grace));
         assert!(!election_due(Some(t0), Some(at(30)), at(45), grace));
         assert!(election_due(Some(t0), Some(at(30)), at(60), grace));
+    }
+
+    #[test]
+    fn a_load_balancer_is_reached_by_its_ingress_ip_or_name() {
+        let service = |ingress: serde_json::Value| -> Service {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "demo-broker-0-0-external"},
+                "status": {"loadBalancer": {"ingress": ingress}}
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            ingress_host(&service(serde_json::json!([{"ip": "203.0.113.7"}]))).as_deref(),
+            Some("203.0.113.7")
+        );
+        assert_eq!(
+            ingress_host(&service(serde_json::json!([{"hostname": "lb.example"}]))).as_deref(),
+            Some("lb.example")
+        );
+        assert_eq!(
+            ingress_host(&service(serde_json::json!([]))),
+            None,
+            "not provisioned yet"
+        );
     }
 
     #[test]

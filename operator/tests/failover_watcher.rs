@@ -42,6 +42,10 @@ struct World {
     deleted: Vec<String>,
     /// Other objects the watcher deleted (`resource/name`), in order.
     deleted_objects: Vec<String>,
+    /// Services besides the master Service (e.g. per-broker LoadBalancers), for lists.
+    other_services: Vec<Value>,
+    /// ConfigMaps by name.
+    config_maps: BTreeMap<String, Value>,
     recorded: Vec<Recorded>,
 }
 
@@ -164,6 +168,41 @@ fn answer(world: &mut World, request: &Recorded) -> Response<Body> {
             assert_eq!(request.content_type, "application/merge-patch+json");
             merge(&mut world.service, &request.body);
             json_response(StatusCode::OK, &world.service)
+        }
+        (&Method::GET, "/api/v1/namespaces/mq/services") => {
+            let mut items = world.other_services.clone();
+            items.push(world.service.clone());
+            json_response(
+                StatusCode::OK,
+                &json!({"apiVersion": "v1", "kind": "ServiceList", "metadata": {}, "items": items}),
+            )
+        }
+        (&Method::GET, _) if path.starts_with("/api/v1/namespaces/mq/configmaps/") => {
+            match world.config_maps.get(name) {
+                Some(config_map) => json_response(StatusCode::OK, config_map),
+                None => json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                            "code": 404, "reason": "NotFound", "message": "not found"}),
+                ),
+            }
+        }
+        (&Method::PATCH, _) if path.starts_with("/api/v1/namespaces/mq/configmaps/") => {
+            assert!(request.is_server_side_apply());
+            assert!(
+                request
+                    .query
+                    .contains("fieldManager=rocketmq-operator-failover")
+            );
+            let config_map = world
+                .config_maps
+                .entry(name.to_string())
+                .or_insert_with(|| {
+                    json!({"apiVersion": "v1", "kind": "ConfigMap",
+                                          "metadata": {"name": name}})
+                });
+            config_map["data"] = request.body["data"].clone();
+            json_response(StatusCode::OK, config_map)
         }
         (&Method::GET, "/apis/apps/v1/namespaces/mq/statefulsets") => {
             let deleted = world.deleted_objects.contains(&format!(
@@ -314,6 +353,8 @@ impl Harness {
             }),
             deleted: Vec::new(),
             deleted_objects: Vec::new(),
+            other_services: Vec::new(),
+            config_maps: BTreeMap::new(),
             recorded: Vec::new(),
         }));
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -963,4 +1004,38 @@ async fn a_new_group_gets_the_topics_the_other_groups_have() {
     h.look().await;
     let topics = client.topic_configs(&new_master).await.unwrap();
     assert!(!topics.topic_config_table.contains_key("Payments"));
+
+    // External access through a LoadBalancer per broker: once a load balancer has an
+    // address (an IP, or a name resolved now), the broker's key in its group's addresses
+    // ConfigMap carries it; the broker waits for that key before it announces it.
+    {
+        let mut world = h.world.lock().unwrap();
+        world.cluster["spec"]["broker"]["externalAccess"] = json!({"mode": "LoadBalancer"});
+        let service = |name: &str, ingress: Value| {
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": name, "namespace": "mq"},
+                   "spec": {"type": "LoadBalancer"},
+                   "status": {"loadBalancer": {"ingress": [ingress]}}})
+        };
+        world.other_services = vec![
+            service("demo-broker-0-0-external", json!({"ip": "203.0.113.10"})),
+            service("demo-broker-1-0-external", json!({"hostname": "localhost"})),
+        ];
+    }
+    h.look().await;
+    {
+        let world = h.world.lock().unwrap();
+        assert_eq!(
+            world.config_maps["demo-broker-0-external"]["data"],
+            json!({"demo-broker-0-0": "203.0.113.10"})
+        );
+        assert_eq!(
+            world.config_maps["demo-broker-1-external"]["data"],
+            json!({"demo-broker-1-0": "127.0.0.1"})
+        );
+    }
+    assert_eq!(h.events("ExternalAddresses").len(), 2);
+    h.look().await;
+    assert_eq!(h.events("ExternalAddresses").len(), 2, "written once");
+    assert_rbac_allows(&h.world.lock().unwrap());
 }

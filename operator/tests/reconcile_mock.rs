@@ -713,6 +713,8 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
     }
     // The rolling restart reads a broker StatefulSet's updateRevision.
     needed.push(("apps".into(), "statefulsets".into(), "get".into()));
+    // LoadBalancer external access: the watcher reads and writes the addresses ConfigMaps.
+    needed.push(("".into(), "configmaps".into(), "get".into()));
     // Scale-in deletes a drained group's objects.
     for (group, resource) in [
         ("", "configmaps"),

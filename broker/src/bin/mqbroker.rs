@@ -25,6 +25,10 @@ struct Args {
     /// Address announced to clients (default: the bind address, else this host's first non-loopback IPv4 address).
     #[arg(long = "brokerIP1")]
     broker_ip1: Option<String>,
+    /// File holding brokerIP1, waited for until it exists and is not empty (an operator
+    /// writes it once the address clients reach this broker at is known).
+    #[arg(long = "brokerIP1File", conflicts_with = "broker_ip1")]
+    broker_ip1_file: Option<PathBuf>,
     /// Address replicas reach the HA listener at (default: brokerIP1).
     #[arg(long = "brokerIP2")]
     broker_ip2: Option<String>,
@@ -44,7 +48,13 @@ struct Args {
 
 fn main() -> ExitCode {
     rocketmq_common::observability::init_logging();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(path) = &args.broker_ip1_file {
+        args.broker_ip1 = Some(rocketmq_broker::config::wait_for_address_file(
+            path,
+            std::time::Duration::from_secs(2),
+        ));
+    }
     let overrides = [
         ("namesrvAddr", args.namesrv_addr.clone()),
         ("listenPort", args.listen_port.map(|p| p.to_string())),

@@ -9,6 +9,7 @@ use k8s_openapi::{
             StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
             StatefulSetUpdateStrategy,
         },
+        core::v1::ConfigMap,
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
     apimachinery::pkg::util::intstr::IntOrString,
@@ -19,7 +20,7 @@ use super::{
     config::{broker_config, broker_restart_config, config_hash},
     pod::{
         NamedPort, PodRecipe, client_service, config_map, env, field_env, headless_service,
-        pod_template, store_claim_template,
+        load_balancer_service, pod_template, store_claim_template,
     },
 };
 
@@ -76,14 +77,50 @@ pub(super) fn build(context: &BuildContext, group: i32, objects: &mut DesiredObj
         )],
         args: Vec::new(),
         host_ports: Vec::new(),
+        config_map: None,
     };
-    if spec.broker.external_access.mode == ExternalAccessMode::HostPort {
-        external.env.push(field_env("HOST_IP", "status.hostIP"));
-        // Clients get the node's address; replicas keep replicating over pod addresses.
-        external.args = ["--brokerIP1", "$(HOST_IP)", "--brokerIP2", "$(POD_IP)"]
-            .map(String::from)
+    match spec.broker.external_access.mode {
+        ExternalAccessMode::None => {}
+        ExternalAccessMode::HostPort => {
+            external.env.push(field_env("HOST_IP", "status.hostIP"));
+            // Clients get the node's address; replicas keep replicating over pod addresses.
+            external.args = ["--brokerIP1", "$(HOST_IP)", "--brokerIP2", "$(POD_IP)"]
+                .map(String::from)
+                .to_vec();
+            external.host_ports = vec!["remoting"];
+        }
+        ExternalAccessMode::LoadBalancer => {
+            for ordinal in 0..spec.broker.replicas_per_group {
+                let mut one_pod = selector.clone();
+                one_pod.insert(POD_NAME_LABEL.into(), format!("{group_name}-{ordinal}"));
+                objects.services.push(load_balancer_service(
+                    context,
+                    names.broker_external(group, ordinal),
+                    &selector,
+                    one_pod,
+                    &[NamedPort {
+                        name: "remoting",
+                        port: BROKER_PORT,
+                    }],
+                    &spec.broker.external_access.annotations,
+                ));
+            }
+            // Filled by the failover watcher once the load balancers have addresses; each
+            // broker waits for its own key before it starts.
+            let addresses = names.broker_group_external_addresses(group);
+            objects.config_maps.push(ConfigMap {
+                metadata: context.metadata(addresses.clone(), &selector),
+                ..ConfigMap::default()
+            });
+            external.args = [
+                "--brokerIP1File".to_string(),
+                format!("{EXTERNAL_ADDRESS_DIR}/$(POD_NAME)"),
+                "--brokerIP2".to_string(),
+                "$(POD_IP)".to_string(),
+            ]
             .to_vec();
-        external.host_ports = vec!["remoting"];
+            external.config_map = Some((addresses, EXTERNAL_ADDRESS_DIR));
+        }
     }
     let template = pod_template(
         context,
@@ -105,6 +142,7 @@ pub(super) fn build(context: &BuildContext, group: i32, objects: &mut DesiredObj
             termination_grace_period_seconds: Some(spec.broker.termination_grace_period_seconds),
             extra_args: external.args,
             host_ports: external.host_ports,
+            extra_config_map: external.config_map,
         },
     );
     let retention = spec.pvc_retention_policy.as_str();
@@ -154,7 +192,11 @@ struct ExternalWiring {
     env: Vec<k8s_openapi::api::core::v1::EnvVar>,
     args: Vec<String>,
     host_ports: Vec<&'static str>,
+    config_map: Option<(String, &'static str)>,
 }
+
+/// Where a broker pod finds its external address (LoadBalancer access), one file per pod.
+pub const EXTERNAL_ADDRESS_DIR: &str = "/etc/rocketmq/external";
 
 /// The pod the master Service points at: the master the failover watcher recorded in
 /// status, or pod 0 until one is known. Building from status keeps the reconciler from
@@ -287,5 +329,79 @@ mod tests {
             base,
             "needs a restart"
         );
+    }
+
+    #[test]
+    fn load_balancer_access_gives_each_broker_pod_a_service_and_waits_for_its_address() {
+        use crate::crd::{ExternalAccessMode, RocketMQCluster, RocketMQClusterSpec};
+        let mut cluster = RocketMQCluster::new("demo", RocketMQClusterSpec::default());
+        cluster.metadata.namespace = Some("mq".into());
+        cluster.metadata.uid = Some("u".into());
+        cluster.spec.broker.external_access.mode = ExternalAccessMode::LoadBalancer;
+        cluster.spec.broker.external_access.annotations.insert(
+            "service.beta.kubernetes.io/aws-load-balancer-internal".into(),
+            "true".into(),
+        );
+        let objects = crate::objects::desired_objects(&cluster).unwrap();
+        let external: Vec<_> = objects
+            .services
+            .iter()
+            .filter(|s| s.metadata.name.as_deref().unwrap().ends_with("-external"))
+            .collect();
+        assert_eq!(external.len(), 3, "one per broker pod");
+        let first = external[0];
+        assert_eq!(
+            first.metadata.name.as_deref(),
+            Some("demo-broker-0-0-external")
+        );
+        let spec = first.spec.as_ref().unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+        assert_eq!(
+            spec.selector.as_ref().unwrap()[super::POD_NAME_LABEL],
+            "demo-broker-0-0"
+        );
+        assert_eq!(spec.ports.as_ref().unwrap()[0].port, 10911);
+        assert!(
+            first
+                .metadata
+                .annotations
+                .as_ref()
+                .unwrap()
+                .contains_key("service.beta.kubernetes.io/aws-load-balancer-internal")
+        );
+        let addresses = objects
+            .config_maps
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some("demo-broker-0-external"))
+            .expect("the addresses ConfigMap");
+        assert!(
+            addresses.data.is_none(),
+            "its data belongs to the failover watcher"
+        );
+        let broker = objects
+            .stateful_sets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some("demo-broker-0"))
+            .unwrap();
+        let pod = broker.spec.template.spec.as_ref().unwrap();
+        assert_eq!(
+            pod.containers[0].args.as_ref().unwrap()[2..],
+            [
+                "--brokerIP1File",
+                "/etc/rocketmq/external/$(POD_NAME)",
+                "--brokerIP2",
+                "$(POD_IP)"
+            ]
+        );
+        let volume = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "extra-config")
+            .unwrap();
+        let source = volume.config_map.as_ref().unwrap();
+        assert_eq!(source.name, "demo-broker-0-external");
+        assert_eq!(source.optional, Some(true));
     }
 }

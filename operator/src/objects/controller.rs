@@ -66,6 +66,7 @@ pub(super) fn build(context: &BuildContext, objects: &mut DesiredObjects) {
             termination_grace_period_seconds: None,
             extra_args: Vec::new(),
             host_ports: Vec::new(),
+            extra_config_map: None,
         },
     );
     let retention = spec.pvc_retention_policy.as_str();

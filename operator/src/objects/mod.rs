@@ -141,6 +141,17 @@ impl<'a> ClusterNames<'a> {
         format!("{}-master", self.broker_group(group))
     }
 
+    /// LoadBalancer Service of broker pod `ordinal` of group `group` (external access).
+    pub fn broker_external(&self, group: i32, ordinal: i32) -> String {
+        format!("{}-{ordinal}-external", self.broker_group(group))
+    }
+
+    /// ConfigMap with the external address of each broker pod of a group, one key per pod;
+    /// written by the failover watcher from the LoadBalancer Services' addresses.
+    pub fn broker_group_external_addresses(&self, group: i32) -> String {
+        format!("{}-external", self.broker_group(group))
+    }
+
     /// ConfigMap carrying a broker group's `broker.conf`.
     pub fn broker_group_config_map(&self, group: i32) -> String {
         format!("{}-config", self.broker_group(group))

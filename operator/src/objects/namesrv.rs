@@ -62,6 +62,7 @@ pub(super) fn build(context: &BuildContext, objects: &mut DesiredObjects) {
             termination_grace_period_seconds: None,
             extra_args: Vec::new(),
             host_ports: Vec::new(),
+            extra_config_map: None,
         },
     );
     objects.stateful_sets.push(StatefulSet {

@@ -24,6 +24,8 @@ use crate::crd::{self, StorageSpec};
 
 /// Name of the configuration volume and of the persistent store volume.
 const CONFIG_VOLUME: &str = "config";
+/// Volume of [`PodRecipe::extra_config_map`].
+const EXTRA_VOLUME: &str = "extra-config";
 pub(super) const STORE_VOLUME: &str = "store";
 
 /// A named container port.
@@ -55,6 +57,8 @@ pub(super) struct PodRecipe<'a> {
     pub extra_args: Vec<String>,
     /// Ports (by name) also published on the node's address under the same number.
     pub host_ports: Vec<&'static str>,
+    /// An optional ConfigMap mounted read-only: (ConfigMap name, mount path).
+    pub extra_config_map: Option<(String, &'static str)>,
 }
 
 pub(super) fn pod_template(context: &BuildContext, recipe: PodRecipe) -> PodTemplateSpec {
@@ -89,6 +93,32 @@ pub(super) fn pod_template(context: &BuildContext, recipe: PodRecipe) -> PodTemp
             name: STORE_VOLUME.into(),
             mount_path: STORE_DIR.into(),
             ..VolumeMount::default()
+        });
+    }
+    let mut volumes = vec![Volume {
+        name: CONFIG_VOLUME.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: recipe.config_map,
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }];
+    if let Some((config_map, mount_path)) = recipe.extra_config_map {
+        volume_mounts.push(VolumeMount {
+            name: EXTRA_VOLUME.into(),
+            mount_path: mount_path.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        volumes.push(Volume {
+            name: EXTRA_VOLUME.into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map,
+                // Its keys may arrive after the pod starts; the server waits for them.
+                optional: Some(true),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
         });
     }
     let tcp_probe = |period: i32, failure_threshold: i32| Probe {
@@ -151,14 +181,7 @@ pub(super) fn pod_template(context: &BuildContext, recipe: PodRecipe) -> PodTemp
         }),
         spec: Some(PodSpec {
             containers: vec![container],
-            volumes: Some(vec![Volume {
-                name: CONFIG_VOLUME.into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: recipe.config_map,
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            }]),
+            volumes: Some(volumes),
             affinity: Some(spread_over_nodes(recipe.selector)),
             termination_grace_period_seconds: recipe.termination_grace_period_seconds,
             security_context: Some(pod_security_context()),
@@ -342,6 +365,25 @@ pub(super) fn headless_service(
 }
 
 /// A ClusterIP Service.
+/// A LoadBalancer Service reaching exactly one pod (`selector` names it), with `annotations`.
+pub(super) fn load_balancer_service(
+    context: &BuildContext,
+    name: String,
+    labels: &BTreeMap<String, String>,
+    selector: BTreeMap<String, String>,
+    ports: &[NamedPort],
+    annotations: &BTreeMap<String, String>,
+) -> Service {
+    let mut service = client_service(context, name, labels, selector, ports);
+    if !annotations.is_empty() {
+        service.metadata.annotations = Some(annotations.clone());
+    }
+    if let Some(spec) = service.spec.as_mut() {
+        spec.type_ = Some("LoadBalancer".into());
+    }
+    service
+}
+
 pub(super) fn client_service(
     context: &BuildContext,
     name: String,
