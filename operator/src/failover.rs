@@ -22,6 +22,8 @@
 //! cluster and [`run`] repeats it for every cluster, holding per-cluster state in its own
 //! task only.
 
+use futures_util::StreamExt;
+use kube::runtime::WatchStreamExt;
 use std::{
     collections::{BTreeMap, HashMap},
     future::Future,
@@ -65,6 +67,8 @@ pub const MASTER: &str = "master";
 pub const SLAVE: &str = "slave";
 /// Condition type the watcher owns: whether the controllers answer with a leader.
 pub const CONTROLLER_QUORUM: &str = "ControllerQuorum";
+/// How long the watcher lets a burst of broker pod events settle before it looks.
+const POD_EVENT_SETTLE: Duration = Duration::from_millis(500);
 /// Name of the broker container port the brokers advertise (`listenPort`).
 const REMOTING_PORT_NAME: &str = "remoting";
 
@@ -1201,9 +1205,44 @@ pub async fn run(
         None => Api::all(context.client.clone()),
     };
     let mut watches: HashMap<String, ClusterWatch> = HashMap::new();
+    // Broker pods changing (deleted, turning NotReady, restarted) wake the watcher before
+    // the poll interval is over; the poll still covers what only the controllers see.
+    let pods: Api<Pod> = match namespace {
+        Some(namespace) => Api::namespaced(context.client.clone(), namespace),
+        None => Api::all(context.client.clone()),
+    };
+    let pod_changed = Arc::new(tokio::sync::Notify::new());
+    let pod_watch = {
+        let pod_changed = pod_changed.clone();
+        let config = kube::runtime::watcher::Config::default().labels(
+            "app.kubernetes.io/component=broker,app.kubernetes.io/managed-by=rocketmq-operator",
+        );
+        let events = kube::runtime::watcher(pods, config)
+            .default_backoff()
+            .for_each(move |event| {
+                let pod_changed = pod_changed.clone();
+                async move {
+                    match event {
+                        Ok(_) => pod_changed.notify_one(),
+                        Err(error) => tracing::debug!(%error, "broker pod watch interrupted"),
+                    }
+                }
+            });
+        async move {
+            events.await;
+            // The stream never ends while the API answers; should it, polling carries on.
+            std::future::pending::<()>().await;
+        }
+    };
     let looking = async {
         loop {
-            tokio::time::sleep(settings.poll_interval).await;
+            tokio::select! {
+                () = tokio::time::sleep(settings.poll_interval) => {}
+                () = pod_changed.notified() => {
+                    // Let a burst of pod events settle into one look.
+                    tokio::time::sleep(POD_EVENT_SETTLE.min(settings.poll_interval)).await;
+                }
+            }
             let clusters = match api.list(&ListParams::default()).await {
                 Ok(list) => list.items,
                 Err(error) => {
@@ -1239,6 +1278,7 @@ pub async fn run(
     };
     tokio::select! {
         () = looking => {}
+        () = pod_watch => {}
         () = shutdown => {}
     }
 }

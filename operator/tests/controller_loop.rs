@@ -9,6 +9,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use kube::{Client, client::Body, runtime::events::Reporter};
 use rocketmq_operator::{
+    failover::{self, WatcherSettings},
     reconciler::{self, Context},
     telemetry::Metrics,
 };
@@ -233,5 +234,67 @@ async fn without_the_crd_it_waits_and_still_stops_at_once() {
     while let Ok(request) = seen.try_recv() {
         assert!(request.contains("/rocketmqclusters"), "{request}");
     }
+    server.abort();
+}
+
+#[tokio::test]
+async fn the_failover_watcher_polls_watches_broker_pods_and_stops_at_once() {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<ResponseBody>>();
+    let (seen_sender, mut seen) = mpsc::unbounded_channel();
+    let server = tokio::spawn(serve(handle, seen_sender));
+    let context = Arc::new(Context::new(
+        Client::new(service, "mq"),
+        Reporter {
+            controller: "rocketmq-operator".into(),
+            instance: Some("test".into()),
+        },
+        Arc::new(Metrics::new()),
+    ));
+    // Controllers nobody listens on: the watcher says so in the status.
+    let settings = WatcherSettings {
+        poll_interval: Duration::from_millis(100),
+        controller_timeout: Duration::from_millis(500),
+        controller_addresses: Arc::new(|_| vec!["127.0.0.1:1".to_string()]),
+        ..WatcherSettings::default()
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let watcher = tokio::spawn(async move {
+        failover::run(context, Some("mq"), settings, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let mut requests = Vec::new();
+    let reported = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(request) = seen.recv().await {
+            let done = request.starts_with(
+                "PATCH /apis/rocketmq.rs/v1alpha1/namespaces/mq/rocketmqclusters/demo/status",
+            ) && request.contains("fieldManager=rocketmq-operator-failover");
+            requests.push(request);
+            if done {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        reported.is_ok(),
+        "no status from the watcher; requests:\n{}",
+        requests.join("\n")
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/mq/pods?")
+                && r.contains("watch=true")
+                && r.contains("app.kubernetes.io%2Fcomponent%3Dbroker")),
+        "broker pods are watched:\n{}",
+        requests.join("\n")
+    );
+    stop.send(()).expect("watcher still running");
+    tokio::time::timeout(Duration::from_secs(2), watcher)
+        .await
+        .expect("the watcher stops at once")
+        .expect("no panic");
     server.abort();
 }

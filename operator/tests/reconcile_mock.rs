@@ -706,6 +706,7 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
     for (resource, verb) in [
         ("services", "get"),
         ("services", "patch"),
+        ("pods", "watch"),
         ("pods", "patch"),
         ("pods", "delete"),
     ] {
@@ -754,7 +755,8 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
         );
         if resource.starts_with("pods") {
             assert!(
-                resource == "pods" && matches!(verb.as_str(), "list" | "patch" | "delete"),
+                resource == "pods"
+                    && matches!(verb.as_str(), "list" | "watch" | "patch" | "delete"),
                 "pods are only listed, labelled and restarted: {resource} {verb}"
             );
         }
