@@ -22,10 +22,7 @@ use k8s_openapi::{
     },
     jiff::{SignedDuration, Timestamp},
 };
-use kube::{
-    Api, Resource, ResourceExt,
-    api::{DeleteParams, ListParams},
-};
+use kube::{Api, Resource, ResourceExt, api::DeleteParams};
 use rocketmq_client::MqClient;
 use rocketmq_common::controller::GroupReplicasInfo;
 use rocketmq_common::topic::is_system_topic;
@@ -336,20 +333,9 @@ pub async fn broker_stateful_sets(
     namespace: &str,
     cluster: &str,
 ) -> Result<Vec<String>> {
-    let api: Api<StatefulSet> = Api::namespaced(context.client.clone(), namespace);
-    let selector = format!(
-        "app.kubernetes.io/name=rocketmq,app.kubernetes.io/instance={cluster},\
-         app.kubernetes.io/component=broker"
-    );
-    let list = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| Error::Apply {
-            kind: "StatefulSetList".into(),
-            name: cluster.to_string(),
-            source,
-        })?;
-    Ok(list.items.iter().map(|s| s.name_any()).collect())
+    let sets: Vec<StatefulSet> =
+        crate::failover::list_broker_objects(context, namespace, cluster).await?;
+    Ok(sets.iter().map(|s| s.name_any()).collect())
 }
 
 #[cfg(test)]

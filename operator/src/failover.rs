@@ -529,19 +529,7 @@ async fn publish_external_addresses(
 ) -> Result<HashMap<String, String>> {
     let name = cluster.name_any();
     let names = ClusterNames::new(&name, namespace);
-    let services: Api<Service> = Api::namespaced(context.client.clone(), namespace);
-    let selector = format!(
-        "app.kubernetes.io/name=rocketmq,app.kubernetes.io/instance={name},\
-         app.kubernetes.io/component=broker"
-    );
-    let list = services
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| Error::Apply {
-            kind: "ServiceList".into(),
-            name: name.clone(),
-            source,
-        })?;
+    let services: Vec<Service> = list_broker_objects(context, namespace, &name).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), namespace);
     let mut announced = HashMap::new();
     for g in 0..cluster.spec.broker.groups {
@@ -549,8 +537,7 @@ async fn publish_external_addresses(
         let mut wanted: BTreeMap<String, String> = BTreeMap::new();
         for ordinal in 0..cluster.spec.broker.replicas_per_group {
             let service_name = names.broker_external(g, ordinal);
-            let Some(host) = list
-                .items
+            let Some(host) = services
                 .iter()
                 .find(|s| s.name_any() == service_name)
                 .and_then(ingress_host)
@@ -1064,7 +1051,24 @@ pub(crate) async fn publish(
 
 /// The broker pods of cluster `name`.
 async fn broker_pods(context: &Context, namespace: &str, name: &str) -> Result<Vec<BrokerPod>> {
-    let api: Api<Pod> = Api::namespaced(context.client.clone(), namespace);
+    let pods: Vec<Pod> = list_broker_objects(context, namespace, name).await?;
+    Ok(pods.iter().filter_map(BrokerPod::from_pod).collect())
+}
+
+/// Every object of kind `K` belonging to the broker groups of cluster `name` (by the labels
+/// all of them carry).
+pub(crate) async fn list_broker_objects<K>(
+    context: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<K>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(context.client.clone(), namespace);
     let selector = format!(
         "app.kubernetes.io/name=rocketmq,app.kubernetes.io/instance={name},\
          app.kubernetes.io/component=broker"
@@ -1073,11 +1077,11 @@ async fn broker_pods(context: &Context, namespace: &str, name: &str) -> Result<V
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|source| Error::Apply {
-            kind: "PodList".into(),
+            kind: format!("{}List", K::kind(&())),
             name: name.to_string(),
             source,
         })?;
-    Ok(list.items.iter().filter_map(BrokerPod::from_pod).collect())
+    Ok(list.items)
 }
 
 /// The `ControllerQuorum` condition from the outcome of asking the controllers; the

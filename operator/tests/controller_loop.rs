@@ -36,6 +36,21 @@ fn open_watch() -> Response<ResponseBody> {
         .expect("valid response")
 }
 
+/// A context whose client talks to the fake API server behind `service`.
+fn test_context(
+    service: tower_test::mock::Mock<Request<Body>, Response<ResponseBody>>,
+    metrics: Arc<Metrics>,
+) -> Arc<Context> {
+    Arc::new(Context::new(
+        Client::new(service, "mq"),
+        Reporter {
+            controller: "rocketmq-operator".into(),
+            instance: Some("test".into()),
+        },
+        metrics,
+    ))
+}
+
 fn cluster() -> Value {
     json!({
         "apiVersion": "rocketmq.rs/v1alpha1", "kind": "RocketMQCluster",
@@ -117,14 +132,7 @@ async fn controller_reconciles_a_listed_cluster_and_shuts_down_gracefully() {
     let (seen_sender, mut seen) = mpsc::unbounded_channel();
     let server = tokio::spawn(serve(handle, seen_sender));
     let metrics = Arc::new(Metrics::new());
-    let context = Arc::new(Context::new(
-        Client::new(service, "mq"),
-        Reporter {
-            controller: "rocketmq-operator".into(),
-            instance: Some("test".into()),
-        },
-        metrics.clone(),
-    ));
+    let context = test_context(service, metrics.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let controller = tokio::spawn(reconciler::run(context, Some("mq"), async {
         let _ = stopped.await;
@@ -207,14 +215,7 @@ async fn without_the_crd_it_waits_and_still_stops_at_once() {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<ResponseBody>>();
     let (seen_sender, mut seen) = mpsc::unbounded_channel();
     let server = tokio::spawn(serve_without_crd(handle, seen_sender));
-    let context = Arc::new(Context::new(
-        Client::new(service, "mq"),
-        Reporter {
-            controller: "rocketmq-operator".into(),
-            instance: Some("test".into()),
-        },
-        Arc::new(Metrics::new()),
-    ));
+    let context = test_context(service, Arc::new(Metrics::new()));
     let (stop, stopped) = oneshot::channel::<()>();
     let controller = tokio::spawn(reconciler::run(context, Some("mq"), async {
         let _ = stopped.await;
@@ -242,14 +243,7 @@ async fn the_failover_watcher_polls_watches_broker_pods_and_stops_at_once() {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<ResponseBody>>();
     let (seen_sender, mut seen) = mpsc::unbounded_channel();
     let server = tokio::spawn(serve(handle, seen_sender));
-    let context = Arc::new(Context::new(
-        Client::new(service, "mq"),
-        Reporter {
-            controller: "rocketmq-operator".into(),
-            instance: Some("test".into()),
-        },
-        Arc::new(Metrics::new()),
-    ));
+    let context = test_context(service, Arc::new(Metrics::new()));
     // Controllers nobody listens on: the watcher says so in the status.
     let settings = WatcherSettings {
         poll_interval: Duration::from_millis(100),

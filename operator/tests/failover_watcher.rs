@@ -26,7 +26,7 @@ use rocketmq_testkit::cluster::{ClusterOptions, ControllerCluster};
 use serde_json::{Value, json};
 
 mod common;
-use common::{Recorded, authorization_attributes, rbac_rules};
+use common::{Recorded, authorization_attributes, json_response, rbac_rules};
 
 const GROUP: &str = "demo-broker-0";
 const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
@@ -47,14 +47,6 @@ struct World {
     /// ConfigMaps by name.
     config_maps: BTreeMap<String, Value>,
     recorded: Vec<Recorded>,
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(body).expect("JSON")))
-        .expect("valid response")
 }
 
 /// RFC 7386 JSON merge patch.
@@ -480,6 +472,13 @@ impl Harness {
     }
 }
 
+fn controller_quorum(world: &World) -> Value {
+    world.cluster["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "ControllerQuorum").cloned())
+        .expect("the ControllerQuorum condition")
+}
+
 fn recorded_master(world: &World) -> Option<String> {
     world.cluster["status"]["brokerGroups"]
         .as_array()?
@@ -525,13 +524,7 @@ async fn the_watcher_follows_failovers_and_asks_for_one_when_the_master_pod_is_n
             in_sync,
             ["demo-broker-0-0", "demo-broker-0-1", "demo-broker-0-2"]
         );
-        let quorum = world.cluster["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "ControllerQuorum")
-            .cloned()
-            .expect("ControllerQuorum condition");
+        let quorum = controller_quorum(&world);
         assert_eq!(quorum["status"], "True");
         for pod in &world.pods {
             let name = pod["metadata"]["name"].as_str().unwrap();
@@ -617,13 +610,7 @@ async fn the_watcher_follows_failovers_and_asks_for_one_when_the_master_pod_is_n
             .collect();
         assert_eq!(new_writes.len(), 1, "{new_writes:#?}");
         assert!(new_writes[0].path.ends_with("/status"));
-        let quorum = world.cluster["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "ControllerQuorum")
-            .cloned()
-            .unwrap();
+        let quorum = controller_quorum(&world);
         assert_eq!(quorum["status"], "False");
         assert_eq!(quorum["reason"], "NoControllerLeader");
         assert_eq!(

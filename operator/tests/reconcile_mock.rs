@@ -25,7 +25,7 @@ use rocketmq_operator::{
 use serde_json::{Value, json};
 
 mod common;
-use common::{Recorded, authorization_attributes, rbac_rules};
+use common::{Recorded, authorization_attributes, json_response, rbac_rules};
 
 /// How the fake API server behaves.
 #[derive(Clone, Default)]
@@ -42,14 +42,6 @@ struct Behaviour {
     cluster_deleted: bool,
     /// Items of `GET .../pods?labelSelector=...`.
     pods: Vec<Value>,
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(body).expect("JSON")))
-        .expect("valid response")
 }
 
 fn status_error(code: u16, reason: &str, message: &str) -> Value {

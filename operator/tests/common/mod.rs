@@ -3,8 +3,18 @@
 
 #![allow(dead_code)]
 
-use http::Method;
+use http::{Method, Response, StatusCode};
+use kube::client::Body;
 use serde_json::Value;
+
+/// A JSON answer of the fake API server.
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(body).expect("JSON")))
+        .expect("valid response")
+}
 
 /// One request the operator made.
 #[derive(Debug, Clone)]
