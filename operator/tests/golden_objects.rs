@@ -93,6 +93,11 @@ fn single_node_cluster_objects_match_golden() {
     check_golden("single-node");
 }
 
+#[test]
+fn external_access_cluster_objects_match_golden() {
+    check_golden("external-access");
+}
+
 fn fixture(name: &str) -> RocketMQCluster {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests");
     read_yaml(&root.join("fixtures").join(format!("{name}.yaml")))
@@ -102,7 +107,7 @@ fn fixture(name: &str) -> RocketMQCluster {
 /// accepted by mistake still cannot hide a missing owner reference.
 #[test]
 fn every_object_is_owned_labelled_and_namespaced() {
-    for name in ["minimal", "demo", "single-node"] {
+    for name in ["minimal", "demo", "single-node", "external-access"] {
         let cluster = fixture(name);
         let objects = desired_objects(&cluster).expect("objects build");
         let mut metas = Vec::new();
