@@ -118,6 +118,7 @@ async fn make_read_only(client: &MqClient, group: &str, view: &GroupReplicasInfo
 /// (`brokerPermission` of `spec.broker.config`, else read + write); true when all have it.
 pub async fn make_writable(
     cluster: &RocketMQCluster,
+    client: &MqClient,
     group: &str,
     view: &GroupReplicasInfo,
 ) -> bool {
@@ -127,8 +128,7 @@ pub async fn make_writable(
         .config
         .get("brokerPermission")
         .map_or(READ_WRITE, String::as_str);
-    let client = MqClient::for_brokers(Duration::from_secs(3));
-    set_permission(&client, group, view, permission).await
+    set_permission(client, group, view, permission).await
 }
 
 /// `brokerPermission` of a broker that takes reads and writes (PermName.PERM_READ | PERM_WRITE).
@@ -210,6 +210,7 @@ async fn backlog(client: &MqClient, master: &str) -> std::result::Result<Backlog
 pub async fn drain_group(
     cluster: &RocketMQCluster,
     context: &Context,
+    client: &MqClient,
     namespace: &str,
     group: &str,
     view: Option<&GroupReplicasInfo>,
@@ -224,12 +225,11 @@ pub async fn drain_group(
         .as_ref()
         .and_then(|d| d.started_at.parse::<Timestamp>().ok())
         .unwrap_or(now);
-    let client = MqClient::for_brokers(Duration::from_secs(3));
     let (read_only, measured) = match view {
         Some(view) => {
-            let read_only = make_read_only(&client, group, view).await;
+            let read_only = make_read_only(client, group, view).await;
             let measured = match view.master_address.as_deref().filter(|a| !a.is_empty()) {
-                Some(master) => backlog(&client, master).await,
+                Some(master) => backlog(client, master).await,
                 None => Err("the group has no master".into()),
             };
             (read_only, measured)
@@ -325,17 +325,6 @@ where
             source,
         }),
     }
-}
-
-/// Names of the cluster's broker StatefulSets.
-pub async fn broker_stateful_sets(
-    context: &Context,
-    namespace: &str,
-    cluster: &str,
-) -> Result<Vec<String>> {
-    let sets: Vec<StatefulSet> =
-        crate::failover::list_broker_objects(context, namespace, cluster).await?;
-    Ok(sets.iter().map(|s| s.name_any()).collect())
 }
 
 #[cfg(test)]

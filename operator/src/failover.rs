@@ -325,6 +325,9 @@ fn candidate(
 /// Per-cluster memory of the watcher, kept by the task that watches the cluster.
 pub struct ClusterWatch {
     controllers: ControllerClient,
+    /// One Remoting client for the cluster's brokers, so its connections are reused from
+    /// look to look.
+    brokers: rocketmq_client::MqClient,
     /// Since when each group's master has not been serving.
     problem_since: HashMap<String, Timestamp>,
     /// When the watcher last asked for an election, per group.
@@ -350,6 +353,7 @@ impl ClusterWatch {
                 (settings.controller_addresses)(cluster),
                 settings.controller_timeout,
             ),
+            brokers: rocketmq_client::MqClient::for_brokers(settings.controller_timeout),
             problem_since: HashMap::new(),
             last_election: HashMap::new(),
             topics_pending: std::collections::BTreeSet::new(),
@@ -390,7 +394,8 @@ pub async fn watch_once(
         .collect();
     let now = Timestamp::now();
     // Groups taken out of the spec whose StatefulSets still exist are drained, then deleted.
-    let existing = drain::broker_stateful_sets(context, &namespace, &name).await?;
+    let stateful_sets: Vec<StatefulSet> = list_broker_objects(context, &namespace, &name).await?;
+    let existing: Vec<String> = stateful_sets.iter().map(|s| s.name_any()).collect();
     let removed = drain::removed_groups(cluster, &existing);
     let asked: Vec<String> = groups.iter().chain(&removed).cloned().collect();
     let view = state.controllers.sync_state_data(&asked).await;
@@ -402,10 +407,11 @@ pub async fn watch_once(
         return Ok(());
     };
     let mut pods = broker_pods(context, &namespace, &name).await?;
+    let services: Vec<Service> = list_broker_objects(context, &namespace, &name).await?;
     if cluster.spec.broker.external_access.mode == ExternalAccessMode::LoadBalancer {
         // Brokers announce their load balancer's address: that is how the controllers
         // know them.
-        let announced = publish_external_addresses(cluster, context, &namespace).await?;
+        let announced = publish_external_addresses(cluster, context, &namespace, &services).await?;
         for pod in &mut pods {
             if let Some(address) = announced.get(&pod.name) {
                 pod.address = Some(address.clone());
@@ -440,7 +446,7 @@ pub async fn watch_once(
             .and_then(|b| b.draining.clone());
         if let (Some(draining), Some(group_view)) =
             (was_draining, view.replicas_info_table.get(&group))
-            && !drain::make_writable(cluster, &group, group_view).await
+            && !drain::make_writable(cluster, &state.brokers, &group, group_view).await
         {
             status.draining = Some(draining);
         }
@@ -448,8 +454,16 @@ pub async fn watch_once(
     }
     for group in &removed {
         let group_view = view.replicas_info_table.get(group);
-        if let Some(draining) =
-            drain::drain_group(cluster, context, &namespace, group, group_view, now).await?
+        if let Some(draining) = drain::drain_group(
+            cluster,
+            context,
+            &state.brokers,
+            &namespace,
+            group,
+            group_view,
+            now,
+        )
+        .await?
         {
             let group_pods: Vec<BrokerPod> =
                 pods.iter().filter(|p| &p.group == group).cloned().collect();
@@ -465,9 +479,11 @@ pub async fn watch_once(
     }
     patch_watcher_status(cluster, context, &namespace, Some(statuses), quorum).await?;
     for (g, plan) in &plans {
+        let master_service = names.broker_group_master(*g);
         let target = GroupTarget {
             group: names.broker_group(*g),
-            master_service: names.broker_group_master(*g),
+            current_master_service: services.iter().find(|s| s.name_any() == master_service),
+            master_service,
         };
         act_on_group(
             cluster, context, state, settings, &namespace, &target, plan, now,
@@ -485,16 +501,17 @@ pub async fn watch_once(
                 .filter(|p| p.group == target.group)
                 .cloned()
                 .collect();
-            roll_group(
-                cluster,
-                context,
-                state,
-                &namespace,
-                &target.group,
-                group_view,
-                &group_pods,
-            )
-            .await?;
+            let update_revision = stateful_sets
+                .iter()
+                .find(|s| s.name_any() == target.group)
+                .and_then(|s| s.status.as_ref()?.update_revision.clone());
+            let rollout = Rollout {
+                group: &target.group,
+                view: group_view,
+                pods: &group_pods,
+                update_revision: update_revision.as_deref(),
+            };
+            roll_group(cluster, context, state, &namespace, rollout).await?;
         }
     }
     copy_topics_to_new_groups(cluster, context, state, &view, &plans, &names).await;
@@ -526,10 +543,10 @@ async fn publish_external_addresses(
     cluster: &RocketMQCluster,
     context: &Context,
     namespace: &str,
+    services: &[Service],
 ) -> Result<HashMap<String, String>> {
     let name = cluster.name_any();
     let names = ClusterNames::new(&name, namespace);
-    let services: Vec<Service> = list_broker_objects(context, namespace, &name).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), namespace);
     let mut announced = HashMap::new();
     for g in 0..cluster.spec.broker.groups {
@@ -623,7 +640,7 @@ async fn apply_live_config(
     if wanted.is_empty() {
         return;
     }
-    let client = rocketmq_client::MqClient::for_brokers(Duration::from_secs(3));
+    let client = &state.brokers;
     let mut changed: Vec<String> = Vec::new();
     let mut updated_brokers = 0;
     for address in drain::broker_addresses(view) {
@@ -728,9 +745,8 @@ async fn copy_topics_to_new_groups(
             state.topics_done.insert(group);
             continue;
         };
-        let client = rocketmq_client::MqClient::for_brokers(Duration::from_secs(3));
         let skip = [cluster_name.as_str(), source_group.as_str()];
-        match crate::topics::copy_topics(&client, &source, &target, &skip).await {
+        match crate::topics::copy_topics(&state.brokers, &source, &target, &skip).await {
             Ok(created) => {
                 state.topics_pending.remove(&group);
                 state.topics_done.insert(group.clone());
@@ -758,28 +774,31 @@ async fn copy_topics_to_new_groups(
     }
 }
 
+/// What a rolling-restart step of one group looks at.
+struct Rollout<'a> {
+    group: &'a str,
+    view: &'a GroupReplicasInfo,
+    pods: &'a [BrokerPod],
+    /// The group StatefulSet's current template revision.
+    update_revision: Option<&'a str>,
+}
+
 /// Takes the group's next rolling-restart step, if one is due.
 async fn roll_group(
     cluster: &RocketMQCluster,
     context: &Context,
     state: &ClusterWatch,
     namespace: &str,
-    group: &str,
-    view: &GroupReplicasInfo,
-    pods: &[BrokerPod],
+    rollout: Rollout<'_>,
 ) -> Result<()> {
-    let stateful_sets: Api<StatefulSet> = Api::namespaced(context.client.clone(), namespace);
-    let update_revision = stateful_sets
-        .get_opt(group)
-        .await
-        .map_err(|source| Error::Apply {
-            kind: "StatefulSet".into(),
-            name: group.to_string(),
-            source,
-        })?
-        .and_then(|s| s.status?.update_revision);
+    let Rollout {
+        group,
+        view,
+        pods,
+        update_revision,
+    } = rollout;
     let desired = cluster.spec.broker.replicas_per_group;
-    match plan_rollout(view, pods, desired, update_revision.as_deref()) {
+    match plan_rollout(view, pods, desired, update_revision) {
         RolloutStep::Done => {}
         RolloutStep::Wait(why) => {
             tracing::info!(%group, %why, "rolling restart waits");
@@ -856,10 +875,11 @@ async fn roll_group(
     Ok(())
 }
 
-/// Names of one group's objects.
-struct GroupTarget {
+/// Names of one group's objects, and its master Service as listed at the start of the look.
+struct GroupTarget<'a> {
     group: String,
     master_service: String,
+    current_master_service: Option<&'a Service>,
 }
 
 /// Repoints the Service, relabels pods, tells about a new master and asks for an election
@@ -871,7 +891,7 @@ async fn act_on_group(
     state: &mut ClusterWatch,
     settings: &WatcherSettings,
     namespace: &str,
-    target: &GroupTarget,
+    target: &GroupTarget<'_>,
     plan: &GroupPlan,
     now: Timestamp,
 ) -> Result<()> {
@@ -884,15 +904,8 @@ async fn act_on_group(
     if let Some(master_pod) = &plan.master_pod {
         let service_name = target.master_service.clone();
         let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-        let current = services
-            .get_opt(&service_name)
-            .await
-            .map_err(|source| Error::Apply {
-                kind: "Service".into(),
-                name: service_name.clone(),
-                source,
-            })?;
-        let selected = current.as_ref().and_then(|s| {
+        let current = target.current_master_service;
+        let selected = current.and_then(|s| {
             s.spec
                 .as_ref()?
                 .selector

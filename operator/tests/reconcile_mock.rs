@@ -692,11 +692,10 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
         needed.push(("coordination.k8s.io".into(), "leases".into(), verb.into()));
     }
     // The failover watcher (tests/failover_watcher.rs checks its calls against rbac.yaml
-    // too): it reads a master Service, repoints it, labels broker pods with their role,
-    // deletes broker pods for the rolling restart, and lists clusters and pods and writes
-    // status like the reconciler.
+    // too): it lists clusters and the broker Services, pods and StatefulSets, repoints a
+    // master Service, labels broker pods with their role, deletes broker pods for the
+    // rolling restart, and writes status like the reconciler.
     for (resource, verb) in [
-        ("services", "get"),
         ("services", "patch"),
         ("pods", "watch"),
         ("pods", "patch"),
@@ -704,8 +703,6 @@ async fn rbac_manifest_allows_every_call_the_operator_makes() {
     ] {
         needed.push(("".into(), resource.into(), verb.into()));
     }
-    // The rolling restart reads a broker StatefulSet's updateRevision.
-    needed.push(("apps".into(), "statefulsets".into(), "get".into()));
     // LoadBalancer external access: the watcher reads and writes the addresses ConfigMaps.
     needed.push(("".into(), "configmaps".into(), "get".into()));
     // Scale-in deletes a drained group's objects.
