@@ -10,6 +10,10 @@
 //!   cuts that tail and then holds exactly the new master's log.
 //! * A master partitioned from the controllers never acknowledges a write once a new
 //!   epoch exists, with or without `allAckInSyncStateSet` (the lease fences it).
+//! * No phantom reads: a write no slave acknowledged is never served; what was served
+//!   survives the master's death.
+//! * A stalled slave leaves the SyncStateSet after `haMaxTimeSlaveNotCatchup` and is taken
+//!   back once it catches up; replicas keep their ids across restarts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -191,6 +195,7 @@ async fn failover_keeps_every_acknowledged_message() {
     let mut cluster =
         ControllerCluster::start_with(dir.path(), options("allAckInSyncStateSet=true\n")).await;
     let (first_master, epoch) = cluster.wait_for_master(3, LONG).await;
+    let ids = replica_ids(&cluster).await;
     let client = RemotingClient::new(ClientConfig::default());
     let producer = Producer::start(&cluster);
     producer.wait_for(1000).await;
@@ -230,6 +235,8 @@ async fn failover_keeps_every_acknowledged_message() {
         .await
         .unwrap();
     assert_eq!(resp.code, ResponseCode::ServiceNotAvailable.as_i32());
+    // The restarted broker kept its id (persisted in its store), no new one was allocated.
+    assert_eq!(replica_ids(&cluster).await, ids);
     eprintln!("failover: {failover:?}");
 }
 
@@ -568,4 +575,197 @@ async fn in_sync_replica_counts_gate_sends() {
         .unwrap();
     assert_eq!(r.code, ResponseCode::SystemError.as_i32());
     assert_eq!(read_all(&client, &master).await.unwrap().len(), before);
+}
+
+/// Each replica's controller id by address, as the controllers record them.
+async fn replica_ids(cluster: &ControllerCluster) -> BTreeMap<String, i64> {
+    let info = cluster
+        .controller()
+        .sync_state_data(&[cluster.broker_name().to_string()])
+        .await
+        .unwrap();
+    let group = &info.replicas_info_table[cluster.broker_name()];
+    group
+        .in_sync_replicas
+        .iter()
+        .chain(&group.not_in_sync_replicas)
+        .map(|r| (r.broker_address.clone(), r.broker_id))
+        .collect()
+}
+
+fn signal(pid: u32, signal: i32) {
+    // SAFETY: sends a signal to a child process this test started.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+/// The end of `addr`'s CommitLog (GET_BROKER_RUNTIME_INFO `commitLogMaxOffset`).
+async fn commitlog_end(client: &RemotingClient, addr: &str) -> i64 {
+    let resp = client
+        .invoke(
+            addr,
+            rocketmq_common::protocol::RemotingCommand::bare_request(
+                rocketmq_common::protocol::RequestCode::GET_BROKER_RUNTIME_INFO,
+            ),
+            T,
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.code, 0, "{:?}", resp.remark);
+    let table: rocketmq_common::route::KvTable =
+        rocketmq_common::json::from_slice_lenient(&resp.body).unwrap();
+    table.table["commitLogMaxOffset"].parse().unwrap()
+}
+
+/// No phantom reads: with `allAckInSyncStateSet`, a message the master stored but no slave
+/// acknowledged is never served, so no reader sees a message the cluster may then lose;
+/// after the master dies, everything that was served is on the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreplicated_writes_are_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // A long catch-up allowance: the stalled slaves stay in the SyncStateSet, so the write
+    // below can never be confirmed by the master alone.
+    let mut cluster = ControllerCluster::start_with(
+        dir.path(),
+        options("allAckInSyncStateSet=true\nhaMaxTimeSlaveNotCatchup=60000\n"),
+    )
+    .await;
+    let (master, _) = cluster.wait_for_master(3, LONG).await;
+    let m = cluster.broker_index(&master).unwrap();
+    let slaves: Vec<usize> = (0..3).filter(|i| *i != m).collect();
+    let client = RemotingClient::new(ClientConfig::default());
+    let mut acked = Vec::new();
+    for seq in 0..100u64 {
+        let queue = (seq % QUEUES as u64) as i32;
+        let r = client
+            .invoke(&master, send(TOPIC, queue, &body(seq), &[]), T)
+            .await
+            .unwrap();
+        assert_eq!(r.code, 0, "{:?}", r.remark);
+        let h: SendMessageResponseHeader = r.decode_header().unwrap();
+        acked.push(Ack {
+            seq,
+            queue,
+            offset: h.queue_offset,
+            master: master.clone(),
+        });
+    }
+    let before = holds_all(&client, &master, &acked).await;
+    let end_before = commitlog_end(&client, &master).await;
+
+    for s in &slaves {
+        signal(cluster.broker_pid(*s).unwrap(), libc::SIGSTOP);
+    }
+    let pending = {
+        let (client, master) = (client.clone(), master.clone());
+        tokio::spawn(async move {
+            client
+                .invoke(
+                    &master,
+                    send(TOPIC, 0, b"unreplicated", &[]),
+                    Duration::from_secs(30),
+                )
+                .await
+        })
+    };
+    // The master stores the message ...
+    wait_until("the master to store the message", T, || async {
+        (commitlog_end(&client, &master).await > end_before).then_some(())
+    })
+    .await;
+    // ... and serves none of it while no slave holds it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        read_all(&client, &master).await.as_ref() == Some(&before),
+        "the master served a message no slave acknowledged"
+    );
+    assert!(!pending.is_finished(), "the send was answered without the slaves");
+
+    cluster.kill_broker(m);
+    for s in &slaves {
+        signal(cluster.broker_pid(*s).unwrap(), libc::SIGCONT);
+    }
+    let answer = pending.await.unwrap();
+    assert!(
+        answer.as_ref().map_or(true, |r| r.code != 0),
+        "the unreplicated send was acknowledged: {answer:?}"
+    );
+    let (new_master, _) = wait_until("a new master", LONG, || async {
+        let (addr, e, _) = cluster.master().await?;
+        (addr != master).then_some((addr, e))
+    })
+    .await;
+    let on_new = holds_all(&client, &new_master, &acked).await;
+    // Whatever was served is still there. The unacknowledged message may survive too (its
+    // bytes can sit in a stopped slave's socket buffer); that is a duplicate the producer
+    // retries, never a read of something later lost.
+    for (at, b) in &on_new {
+        match before.get(at) {
+            Some(old) => assert_eq!(old, b, "message at {at:?} changed"),
+            None => assert_eq!(
+                b.as_slice(),
+                b"unreplicated",
+                "unexpected message at {at:?} on the new master"
+            ),
+        }
+    }
+    assert!(on_new.len() <= before.len() + 1);
+}
+
+/// A slave that stops acknowledging (SIGSTOP, connection kept open) leaves the
+/// SyncStateSet after `haMaxTimeSlaveNotCatchup`, so sends go on without it; resumed, it
+/// catches up and is taken back; it keeps its controller id throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_slave_leaves_the_sync_state_set_and_rejoins() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster =
+        ControllerCluster::start_with(dir.path(), options("allAckInSyncStateSet=true\n")).await;
+    let (master, _) = cluster.wait_for_master(3, LONG).await;
+    let client = RemotingClient::new(ClientConfig::default());
+    for seq in 0..20u64 {
+        let r = client
+            .invoke(&master, send(TOPIC, 0, &body(seq), &[]), T)
+            .await
+            .unwrap();
+        assert_eq!(r.code, 0, "{:?}", r.remark);
+    }
+    let ids = replica_ids(&cluster).await;
+    let m = cluster.broker_index(&master).unwrap();
+    let stalled = (0..3).find(|i| *i != m).unwrap();
+    let stalled_addr = cluster.broker_addr(stalled);
+    let stalled_id = ids[&stalled_addr];
+
+    signal(cluster.broker_pid(stalled).unwrap(), libc::SIGSTOP);
+    let stopped = Instant::now();
+    wait_until("a send acknowledged without the stalled slave", LONG, || async {
+        let r = client
+            .invoke(&master, send(TOPIC, 0, b"while stalled", &[]), T)
+            .await
+            .ok()?;
+        (r.code == 0).then_some(())
+    })
+    .await;
+    let dropped_after = stopped.elapsed();
+    // BROKER_CONF sets haMaxTimeSlaveNotCatchup=5000; the set must not shrink much earlier.
+    assert!(
+        dropped_after >= Duration::from_secs(4),
+        "the slave was dropped after {dropped_after:?}"
+    );
+    let (_, _, set) = cluster.master().await.unwrap();
+    assert!(!set.sync_state_set.contains(&stalled_id), "{set:?}");
+    assert_eq!(set.sync_state_set.len(), 2, "{set:?}");
+    for seq in 20..60u64 {
+        let r = client
+            .invoke(&master, send(TOPIC, 1, &body(seq), &[]), T)
+            .await
+            .unwrap();
+        assert_eq!(r.code, 0, "{:?}", r.remark);
+    }
+
+    signal(cluster.broker_pid(stalled).unwrap(), libc::SIGCONT);
+    cluster.wait_for_master(3, LONG).await;
+    let (_, _, set) = cluster.master().await.unwrap();
+    assert!(set.sync_state_set.contains(&stalled_id), "{set:?}");
+    let on_master = read_all(&client, &master).await.unwrap();
+    serves_exactly(&client, &stalled_addr, &on_master).await;
+    assert_eq!(replica_ids(&cluster).await, ids, "a replica's id changed");
 }

@@ -556,17 +556,9 @@ impl ControllerLink {
         if !self.ha.config.fetch_controller_addr_by_dns_lookup {
             return;
         }
-        let mut found = BTreeSet::new();
-        for name in &self.ha.config.controller_addr {
-            match tokio::net::lookup_host(name.as_str()).await {
-                Ok(addrs) => found.extend(addrs.map(|a| a.to_string())),
-                Err(e) => {
-                    warn!(controller = %name, error = %e, "resolving the controller address failed")
-                }
-            }
-        }
+        let found = resolve_all(&self.ha.config.controller_addr).await;
         if !found.is_empty() {
-            self.ctl.set_addresses(found.into_iter().collect());
+            self.ctl.set_addresses(found);
         }
     }
 
@@ -582,6 +574,22 @@ impl ControllerLink {
             self.refresh_controller_addresses().await;
         }
     }
+}
+
+/// Every address the `host:port` names resolve to (a headless Service name gives one per
+/// controller pod), sorted and deduplicated; names that do not resolve are logged and
+/// skipped.
+async fn resolve_all(names: &[String]) -> Vec<String> {
+    let mut found = BTreeSet::new();
+    for name in names {
+        match tokio::net::lookup_host(name.as_str()).await {
+            Ok(addrs) => found.extend(addrs.map(|a| a.to_string())),
+            Err(e) => {
+                warn!(controller = %name, error = %e, "resolving the controller address failed")
+            }
+        }
+    }
+    found.into_iter().collect()
 }
 
 fn now_millis() -> i64 {
@@ -652,6 +660,20 @@ fn read_temp_identity(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn controller_names_resolve_to_every_address() {
+        let found = resolve_all(&[
+            "localhost:9878".to_string(),
+            "127.0.0.2:9878".to_string(),
+            "no-such-host.invalid:9878".to_string(),
+        ])
+        .await;
+        assert!(found.contains(&"127.0.0.1:9878".to_string()), "{found:?}");
+        assert!(found.contains(&"127.0.0.2:9878".to_string()), "{found:?}");
+        assert!(found.iter().all(|a| a.ends_with(":9878")), "{found:?}");
+        assert!(resolve_all(&["no-such-host.invalid:1".into()]).await.is_empty());
+    }
 
     #[test]
     fn identity_files_are_checked_against_the_group() {
