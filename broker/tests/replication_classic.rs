@@ -3,7 +3,7 @@
 //! CommitLog is byte-identical to the master's and which serves the messages to pulls at
 //! the same queue offsets; a slave refuses sends; with the slave stalled the master answers
 //! FLUSH_SLAVE_TIMEOUT, with it gone SLAVE_NOT_AVAILABLE; a restarted slave catches up from
-//! where it stopped.
+//! where it stopped. An ASYNC_MASTER acknowledges without waiting and its slave catches up.
 
 use std::path::Path;
 use std::time::Duration;
@@ -223,4 +223,42 @@ async fn sync_master_replicates_every_acknowledged_message_to_its_slave() {
         out
     };
     assert!(files("slave") == files("master"), "CommitLogs differ");
+}
+
+/// An ASYNC_MASTER acknowledges without waiting for its slave (stalled or gone), and the
+/// slave still ends up with every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_master_acknowledges_at_once_and_its_slave_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = free_port();
+    let (m, s) = (free_port_pair(), free_port_pair());
+    let _ns = namesrv(dir.path(), ns);
+    let _master = broker(dir.path(), "master", m, ns, "brokerRole=ASYNC_MASTER\n");
+    let mut slave = broker(dir.path(), "slave", s, ns, "brokerRole=SLAVE\nbrokerId=1\n");
+    let client = RemotingClient::new(ClientConfig::default());
+    let (ma, sa) = (format!("127.0.0.1:{m}"), format!("127.0.0.1:{s}"));
+    serving(&client, &ma).await;
+    serving(&client, &sa).await;
+    for i in 0..500 {
+        let r = send_one(&client, &ma, i).await;
+        assert_eq!(r.code, 0, "send {i}: {:?}", r.remark);
+    }
+    let on_master = pull_all(&client, &ma, 500).await;
+    assert_eq!(pull_all(&client, &sa, 500).await, on_master);
+
+    // A stalled slave: SEND_OK, where a SYNC_MASTER would wait and say FLUSH_SLAVE_TIMEOUT.
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(slave.pid() as i32, libc::SIGSTOP) };
+    for i in 500..600 {
+        let r = send_one(&client, &ma, i).await;
+        assert_eq!(r.code, 0, "send {i}: {:?}", r.remark);
+    }
+    unsafe { libc::kill(slave.pid() as i32, libc::SIGCONT) };
+    let on_master = pull_all(&client, &ma, 600).await;
+    assert_eq!(pull_all(&client, &sa, 600).await, on_master);
+
+    // Without the slave, still SEND_OK.
+    slave.kill9();
+    let r = send_one(&client, &ma, 600).await;
+    assert_eq!(r.code, 0, "{:?}", r.remark);
 }
