@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end on a kind cluster: build and load the image, install the operator with Helm,
-# create examples/rocketmq-cluster-dev.yaml, produce (Indexed Job, one acknowledged
-# message per index), delete the broker's master pod, check writes resume and that every
-# acknowledged message is still there (Indexed Job querying each key).
+# create examples/rocketmq-cluster-dev.yaml (a master and a slave), produce (Indexed Job,
+# one acknowledged message per index), delete the master pod, check that the controllers
+# elected the slave (the cluster's status names a new master pod and a higher epoch within
+# 60 s), that writes resume, and that every acknowledged message is still there (an
+# Indexed Job querying each key, and a consumer group reading the whole topic).
 #
 #   e2e/kind/run.sh            # needs docker, kind, kubectl and helm on PATH
 #   KEEP_CLUSTER=1 e2e/kind/run.sh
@@ -80,16 +82,46 @@ step "topic and first messages"
 run_job topic-job.yaml none 180s
 run_job produce-job.yaml before 300s
 
-step "delete the master pod"
-master=$(kubectl get pods -l app.kubernetes.io/instance=dev,app.kubernetes.io/component=broker \
-  -l rocketmq.rs/role=master -o name 2>/dev/null | head -1)
-master=${master:-pod/dev-broker-0-0}
-kubectl delete "$master" --wait=false
-sleep 5
-kubectl wait --for=condition=Ready pod -l app.kubernetes.io/instance=dev,app.kubernetes.io/component=broker --timeout=300s
+step "delete the master pod: the controllers elect the slave"
+# status.brokerGroups[0] is written by the operator's failover watcher from what the
+# controllers report: the master's pod and the master epoch.
+group_status() { kubectl get rmq dev -o "jsonpath={.status.brokerGroups[0].$1}" 2>/dev/null; }
+old_master=$(group_status master)
+old_epoch=$(group_status epoch)
+if [ -z "$old_master" ] || [ -z "$old_epoch" ]; then
+  echo "run.sh: the status names no master (master='$old_master' epoch='$old_epoch')" >&2
+  exit 1
+fi
+kubectl delete pod "$old_master" --wait=false
+deleted_at=$SECONDS
+until new_master=$(group_status master) && new_epoch=$(group_status epoch) \
+    && [ -n "$new_master" ] && [ "$new_master" != "$old_master" ] \
+    && [ "${new_epoch:-0}" -gt "$old_epoch" ]; do
+  if [ $((SECONDS - deleted_at)) -gt 60 ]; then
+    echo "run.sh: no failover within 60 s (master '$new_master', epoch '$new_epoch')" >&2
+    exit 1
+  fi
+  sleep 1
+done
+echo "master $old_master (epoch $old_epoch) -> $new_master (epoch $new_epoch) in $((SECONDS - deleted_at)) s"
 
-step "writes resume, nothing acknowledged is lost"
+step "writes resume on the new master"
 run_job produce-job.yaml after 300s
+
+step "the deleted pod comes back as a slave"
+kubectl wait --for=condition=Ready pod -l app.kubernetes.io/instance=dev,app.kubernetes.io/component=broker --timeout=300s
+[ "$(group_status master)" = "$new_master" ] || { echo "run.sh: the master moved again" >&2; exit 1; }
+
+step "nothing acknowledged is lost"
 run_job verify-job.yaml before 300s
 run_job verify-job.yaml after 300s
+run_job consume-job.yaml all 300s
+consumed=$(kubectl logs job/kind-e2e-consume-all)
+missing=0
+for phase in before after; do
+  for i in $(seq 0 199); do
+    grep -q "BODY: body-$phase-$i\$" <<<"$consumed" || { echo "not consumed: body-$phase-$i" >&2; missing=$((missing + 1)); }
+  done
+done
+[ "$missing" -eq 0 ] || { echo "run.sh: $missing acknowledged messages were not consumed" >&2; exit 1; }
 echo "kind e2e passed"

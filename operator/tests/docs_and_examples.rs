@@ -110,3 +110,58 @@ fn assert_keys_known(written: &Value, parsed: &Value, path: &str) {
         }
     }
 }
+
+/// Every place that names the project's image or chart version carries the workspace
+/// version (what `images/build.sh` tags), so a release bump cannot leave a manifest
+/// pointing at an image that was never built.
+#[test]
+fn image_tags_and_chart_versions_follow_the_workspace_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut files = vec![
+        "charts/rocketmq-operator/Chart.yaml".to_string(),
+        "charts/rocketmq-cluster/Chart.yaml".to_string(),
+        "charts/rocketmq-cluster/values.yaml".to_string(),
+        "e2e/compose/docker-compose.yml".to_string(),
+        "examples/rocketmq-cluster.yaml".to_string(),
+        "examples/rocketmq-cluster-dev.yaml".to_string(),
+    ];
+    for entry in std::fs::read_dir(workspace_file("e2e/kind")).expect("e2e/kind") {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".yaml") {
+            files.push(format!("e2e/kind/{name}"));
+        }
+    }
+    let mut found = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(workspace_file(file)).expect(file);
+        for (n, line) in text.lines().enumerate() {
+            let mut named = Vec::new();
+            let mut rest = line;
+            while let Some(at) = rest.find("rocketmq-rs:") {
+                rest = &rest[at + "rocketmq-rs:".len()..];
+                named.push(
+                    rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+                        .next()
+                        .unwrap_or(""),
+                );
+            }
+            let trimmed = line.trim_start();
+            let keys: &[&str] = if file.ends_with("Chart.yaml") {
+                &["version:", "appVersion:"]
+            } else {
+                &["tag:"]
+            };
+            for key in keys {
+                if let Some(value) = trimmed.strip_prefix(key) {
+                    named.push(value.trim().trim_matches('"'));
+                }
+            }
+            // `rocketmq-rs:<version>` in prose names no version.
+            for value in named.into_iter().filter(|v| !v.is_empty()) {
+                found += 1;
+                assert_eq!(value, version, "{file}:{}: `{}`", n + 1, line.trim());
+            }
+        }
+    }
+    assert!(found >= files.len(), "too few versions found ({found})");
+}

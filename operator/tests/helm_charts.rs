@@ -292,7 +292,20 @@ fn kind_scripts_and_their_manifests() {
     // The cluster the scripts apply.
     for doc in documents(&read("examples/rocketmq-cluster-dev.yaml")) {
         let cluster: RocketMQCluster = decode_exactly(&doc, "examples/rocketmq-cluster-dev.yaml");
+        // run.sh deletes the master pod and expects a slave to take over.
+        assert!(
+            cluster.spec.broker.replicas_per_group >= 2,
+            "the kind cluster needs a slave to fail over to"
+        );
         builds_object_set(cluster).expect("the example builds an object set");
+    }
+    // Every manifest is used by the script.
+    let script = read("e2e/kind/run.sh");
+    for entry in std::fs::read_dir(&dir).expect("e2e/kind") {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".yaml") {
+            assert!(script.contains(&name), "run.sh does not apply {name}");
+        }
     }
 }
 
