@@ -23,12 +23,14 @@ CASES = {
     },
     "rocketmq-cluster": {
         "defaults": {},
+        # Also what charts/ci/alerts-test.yaml tests the alerts against (two groups).
         "monitoring": {
             "monitoring": {
                 "podMonitor": {"enabled": True},
                 "prometheusRule": {"enabled": True},
                 "grafanaDashboard": {"enabled": True},
-            }
+            },
+            "spec": {"broker": {"groups": 2}},
         },
         "small": {
             "nameOverride": "dev",

@@ -8,7 +8,8 @@
 //! - the schemas reject bad values; the cluster chart's schema is the CRD's own, closed to
 //!   unknown keys (regenerate with `UPDATE_GOLDEN=1`);
 //! - the chart's CRD is `crds/`, its RBAC rules are `operator/manifests/rbac.yaml`'s;
-//! - every metric the dashboard and alerts query is one the servers export;
+//! - every metric the dashboard and alerts query is one the servers export, and the alerts
+//!   pass promtool's unit tests (`charts/ci/alerts-test.yaml`);
 //! - the kind scripts' manifests decode as their types and the scripts parse (`bash -n`).
 
 use std::collections::BTreeSet;
@@ -488,6 +489,21 @@ fn charts_lint_render_and_decode() {
                     "{chart} ({case}) renders no {kind}"
                 );
             }
+            if case == "defaults" {
+                // Monitoring objects need the Prometheus operator's CRDs: off by default.
+                for kind in ["PodMonitor", "ServiceMonitor", "PrometheusRule"] {
+                    assert!(
+                        !kinds.iter().any(|k| k == kind),
+                        "{chart} renders a {kind} by default"
+                    );
+                }
+                if chart == "rocketmq-operator" {
+                    assert!(
+                        kinds.iter().any(|k| k == "PodDisruptionBudget"),
+                        "{chart}: no PodDisruptionBudget for its replicas by default"
+                    );
+                }
+            }
             if case == "monitoring" {
                 let expected: &[&str] = if chart == "rocketmq-operator" {
                     &["ServiceMonitor"]
@@ -503,5 +519,99 @@ fn charts_lint_render_and_decode() {
             }
         }
         assert!(cases >= 3, "{chart}: only {cases} value cases rendered");
+    }
+    let monitoring: Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.path().join("rocketmq-cluster/monitoring.json")).unwrap(),
+    )
+    .unwrap();
+    let rule = monitoring["manifests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(template, _)| template.ends_with(".yaml"))
+        .flat_map(|(_, text)| documents(text.as_str().unwrap()))
+        .find(|doc| doc["kind"] == "PrometheusRule")
+        .expect("the monitoring case renders a PrometheusRule");
+    alerts_pass_their_unit_tests(&rule);
+}
+
+/// `promtool`: from `$PROMTOOL`, the PATH, or Debian's `prometheus` package, downloaded
+/// once and unpacked under the target directory (nothing is installed or started).
+fn promtool() -> PathBuf {
+    if let Some(path) = std::env::var_os("PROMTOOL") {
+        return path.into();
+    }
+    if Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return "promtool".into();
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("promtool");
+    let unpacked = dir.join("root");
+    let binary = unpacked.join("usr/bin/promtool");
+    if binary.exists() {
+        return binary;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new("apt-get")
+        .args(["download", "prometheus"])
+        .current_dir(&dir)
+        .output()
+        .expect("apt-get (Debian's prometheus package carries promtool)");
+    assert!(
+        out.status.success(),
+        "apt-get download prometheus failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .expect("the downloaded package");
+    let status = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&unpacked)
+        .status()
+        .expect("dpkg-deb");
+    assert!(status.success() && binary.exists(), "unpacking {deb:?}");
+    binary
+}
+
+/// The rendered alerting rules pass `promtool check rules` and the unit tests in
+/// `charts/ci/alerts-test.yaml` (each alert fires when it should, including when nothing
+/// is scraped, and stays silent on a healthy cluster).
+fn alerts_pass_their_unit_tests(rule: &Value) {
+    let dir = tempfile::tempdir().unwrap();
+    // JSON is YAML.
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_json::to_string_pretty(&json!({ "groups": rule["spec"]["groups"] })).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(
+        workspace_file("charts/ci/alerts-test.yaml"),
+        dir.path().join("alerts-test.yaml"),
+    )
+    .unwrap();
+    let promtool = promtool();
+    for args in [
+        ["check", "rules", "rules.yaml"],
+        ["test", "rules", "alerts-test.yaml"],
+    ] {
+        let out = Command::new(&promtool)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
