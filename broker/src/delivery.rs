@@ -1,6 +1,7 @@
 //! Where a message is stored: its own queue, or a system queue it waits in until due — a
 //! delay level parks it in `SCHEDULE_TOPIC_XXXX`, a timer property (`TIMER_DELAY_SEC`,
-//! `TIMER_DELAY_MS`, `TIMER_DELIVER_MS`) in `rmq_sys_wheel_timer`. Sends and transaction
+//! `TIMER_DELAY_MS`, `TIMER_DELIVER_MS`, or the older `__STARTDELIVERTIME` of ONS-style
+//! clients) in `rmq_sys_wheel_timer`. Sends and transaction
 //! commits route through [`route`], so a delayed message is delayed whichever way it
 //! arrives; re-puts of due messages bypass it.
 
@@ -8,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocketmq_common::message::get_property;
 use rocketmq_common::message::keys::{
-    REAL_QUEUE_ID, REAL_TOPIC, TIMER_DEL_UNIQKEY, TIMER_DELAY_MS, TIMER_DELAY_SEC,
-    TIMER_DELIVER_MS, TIMER_OUT_MS,
+    REAL_QUEUE_ID, REAL_TOPIC, START_DELIVER_TIME, TIMER_DEL_UNIQKEY, TIMER_DELAY_MS,
+    TIMER_DELAY_SEC, TIMER_DELIVER_MS, TIMER_OUT_MS,
 };
 use rocketmq_common::message::rewrite_properties;
 use rocketmq_common::protocol::ResponseCode;
@@ -33,8 +34,16 @@ pub struct Route {
     pub delayed: bool,
 }
 
-/// The timer properties a client may set.
-const TIMER_REQUESTS: [&str; 3] = [TIMER_DELAY_SEC, TIMER_DELAY_MS, TIMER_DELIVER_MS];
+/// The timer properties a client may set, in precedence order. Java's broker only counts
+/// `__STARTDELIVERTIME` (an absolute time in ms) as a delay message in its metrics and
+/// delivers it at once; a client that sets it wants it delivered then, so it is honoured
+/// like `TIMER_DELIVER_MS`.
+const TIMER_REQUESTS: [&str; 4] = [
+    TIMER_DELAY_SEC,
+    TIMER_DELAY_MS,
+    TIMER_DELIVER_MS,
+    START_DELIVER_TIME,
+];
 
 /// Whether `properties` ask for a delay level or a timer.
 pub fn wants_delay(properties: &str) -> bool {
@@ -131,6 +140,8 @@ pub fn route_with(
         now.saturating_add(ms?)
     } else if let Some(at) = parse(TIMER_DELIVER_MS) {
         at?
+    } else if let Some(at) = parse(START_DELIVER_TIME) {
+        at?
     } else {
         unreachable!("one of the timer properties is present")
     };
@@ -212,6 +223,12 @@ mod tests {
         assert_eq!(get_property(&r.properties, TIMER_OUT_MS), Some("1001000"));
         let r = route(&[(TIMER_DELIVER_MS, "1002500")]).unwrap();
         assert_eq!(get_property(&r.properties, TIMER_OUT_MS), Some("1002000"));
+        let r = route(&[(START_DELIVER_TIME, "1003500")]).unwrap();
+        assert_eq!((r.topic.as_str(), r.delayed), (TIMER_TOPIC, true));
+        assert_eq!(get_property(&r.properties, TIMER_OUT_MS), Some("1003000"));
+        let r = route(&[(TIMER_DELIVER_MS, "1002500"), (START_DELIVER_TIME, "1009000")]).unwrap();
+        assert_eq!(get_property(&r.properties, TIMER_OUT_MS), Some("1002000"));
+        assert!(!route(&[(START_DELIVER_TIME, "5")]).unwrap().delayed);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The broker's RocketMQ 5 features, driven over TCP by our Remoting client against a broker
 //! in this process: transactions (commit, rollback, check-back, give-up, restart), timer
 //! messages (on time, never early, across a restart), queue locks and the system-topic
-//! guard.
+//! guard; and, with the broker as a process, transactions and timers across a SIGKILL.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use rocketmq_common::protocol::headers::broker::{
 use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
 use rocketmq_common::remoting::{ClientConfig, ClientRequestHandler, RemotingClient};
 use rocketmq_testkit::requests::{self, T, max_offset, now_millis, pull, send, send_with_flag};
-use rocketmq_testkit::{free_port, records, wait_until};
+use rocketmq_testkit::{ServerProcess, binary, free_port, records, wait_until};
 
 const COMMIT: i32 = 8;
 const ROLLBACK: i32 = 12;
@@ -477,4 +477,165 @@ async fn queue_locks_give_each_queue_one_owner_and_system_topics_are_guarded() {
         );
     }
     broker.shutdown().await;
+}
+
+/// (key, store timestamp) of every message readable in `topic`/`queue` from offset 0.
+async fn stored_in(
+    client: &RemotingClient,
+    addr: &str,
+    topic: &str,
+    queue: i32,
+) -> Vec<(String, i64)> {
+    let Ok(response) = client
+        .invoke(addr, pull("CG", topic, queue, 0, "*"), T)
+        .await
+    else {
+        return Vec::new();
+    };
+    if response.code != 0 {
+        return Vec::new();
+    }
+    records(&response.body)
+        .iter()
+        .map(|m| {
+            let key = get_property(m.properties, "KEYS").unwrap_or_default();
+            (key.to_string(), m.store_timestamp)
+        })
+        .collect()
+}
+
+/// A broker killed with SIGKILL while transactions are open, committed and rolled back and
+/// timer messages are pending (some already delivered): after the restart every committed
+/// message is there exactly once and no rolled-back one; only the open transactions are
+/// checked, and each is committed once; every timer message is delivered once, never early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_and_timers_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("broker.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "brokerName=broker-a\nlistenPort={port}\nbrokerIP1=127.0.0.1\nbindAddress=127.0.0.1\n\
+             storePathRootDir={}\nmappedFileSizeCommitLog=4194304\nmetricsPort=0\n\
+             flushConsumerOffsetInterval=100\nmappedFileSizeTimerLog=65536\n\
+             transactionCheckInterval=300\ntransactionTimeOut=800\ntransactionCheckMax=5\n",
+            dir.path().join("store").display()
+        ),
+    )
+    .unwrap();
+    let start = || {
+        ServerProcess::spawn(
+            &binary("rocketmq-broker", "mqbroker"),
+            &["-c", conf.to_str().unwrap()],
+            Some(&dir.path().join("broker.log")),
+        )
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let client = RemotingClient::new(ClientConfig::default());
+    let serving = || async {
+        wait_until("the broker serving", Duration::from_secs(30), || async {
+            let r = RemotingCommand::bare_request(RequestCode::GET_ALL_TOPIC_CONFIG);
+            client.invoke_ok(&addr, r, T).await.ok()
+        })
+        .await;
+    };
+    let mut broker = start();
+    serving().await;
+    let (tx, timers) = ("TxCrash", "TimerCrash");
+
+    for i in 0..10 {
+        let (off, half, id) = send_half(&client, &addr, tx, &format!("commit-{i}")).await;
+        client
+            .invoke_oneway(&addr, end(off, half, &id, COMMIT, false), T)
+            .await
+            .unwrap();
+        let (off, half, id) = send_half(&client, &addr, tx, &format!("rollback-{i}")).await;
+        client
+            .invoke_oneway(&addr, end(off, half, &id, ROLLBACK, false), T)
+            .await
+            .unwrap();
+        send_half(&client, &addr, tx, &format!("open-{i}")).await;
+    }
+    // Timers: "early-*" are due before the kill, "late-*" after the restart.
+    let sent_at = now_millis();
+    for i in 0..10 {
+        for (prefix, delay) in [("early", "1"), ("late", "5")] {
+            let key = format!("{prefix}-{i}");
+            let props = [("TIMER_DELAY_SEC", delay), ("KEYS", key.as_str())];
+            let r = client
+                .invoke_ok(&addr, send(timers, 0, key.as_bytes(), &props), T)
+                .await
+                .unwrap();
+            assert_eq!(r.code, 0);
+        }
+    }
+    requests::wait_for_max_offset(&client, &addr, tx, 1, 10).await;
+    requests::wait_for_max_offset(&client, &addr, timers, 0, 10).await;
+    broker.kill9();
+
+    let _broker = start();
+    serving().await;
+    let checks = Arc::new(Checks::default());
+    let producer = RemotingClient::with_handler(ClientConfig::default(), checks.clone());
+    register_producer(&producer, &addr).await;
+    let mut answered = std::collections::BTreeSet::new();
+    let keys = wait_until(
+        "every open transaction checked and committed",
+        Duration::from_secs(30),
+        || async {
+            let pending: Vec<_> = checks.0.lock().unwrap().drain(..).collect();
+            for (h, _) in pending {
+                let id = h.transaction_id.clone().unwrap_or_default();
+                assert!(id.starts_with("open-"), "a decided transaction was checked: {id}");
+                if answered.insert(id.clone()) {
+                    let request = end(
+                        h.commit_log_offset,
+                        h.tran_state_table_offset,
+                        &id,
+                        COMMIT,
+                        true,
+                    );
+                    producer.invoke_oneway(&addr, request, T).await.unwrap();
+                }
+            }
+            let keys = keys_in(&client, &addr, tx, 1).await;
+            (keys.len() >= 20).then_some(keys)
+        },
+    )
+    .await;
+    let mut keys = keys;
+    keys.sort();
+    let mut expected: Vec<String> = (0..10)
+        .flat_map(|i| [format!("commit-{i}"), format!("open-{i}")])
+        .collect();
+    expected.sort();
+    assert_eq!(keys, expected, "each committed transaction exactly once");
+
+    let delivered = wait_until(
+        "every timer message delivered",
+        Duration::from_secs(30),
+        || async {
+            let seen = stored_in(&client, &addr, timers, 0).await;
+            (seen.len() >= 20).then_some(seen)
+        },
+    )
+    .await;
+    // Nothing more arrives later (no second delivery of a timer already delivered).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let delivered_after = stored_in(&client, &addr, timers, 0).await;
+    assert_eq!(delivered_after.len(), delivered.len());
+    let mut timer_keys: Vec<&str> = delivered.iter().map(|(k, _)| k.as_str()).collect();
+    timer_keys.sort();
+    timer_keys.dedup();
+    assert_eq!(timer_keys.len(), 20, "every timer message, once: {delivered:?}");
+    assert_eq!(delivered.len(), 20, "a timer message twice: {delivered:?}");
+    for (key, stored) in &delivered {
+        let delay = if key.starts_with("early") { 1000 } else { 5000 };
+        assert!(
+            *stored >= sent_at + delay,
+            "{key} delivered {} ms early",
+            sent_at + delay - stored
+        );
+    }
 }

@@ -39,6 +39,16 @@ impl Route {
         }
     }
 
+    /// Whether a group with writable queues has no master in this route: a failover is
+    /// under way (the old master left the name servers, the new one has not registered
+    /// yet), so the route is worth asking for again soon.
+    pub fn lacks_a_master(&self) -> bool {
+        self.data
+            .queue_datas
+            .iter()
+            .any(|q| q.perm & PERM_WRITE != 0 && self.master_addr(&q.broker_name).is_none())
+    }
+
     /// Queues a producer may write: every writable queue of groups with a live master.
     pub fn write_queues(&self) -> Vec<QueueRef> {
         self.queues(PERM_WRITE, |q| q.write_queue_nums, true)
@@ -115,6 +125,9 @@ impl Route {
     }
 }
 
+/// How long a route in which a group has no master is used before it is fetched again.
+pub const MASTERLESS_REFRESH: Duration = Duration::from_secs(1);
+
 /// The cache.
 pub struct RouteCache {
     client: MqClient,
@@ -139,13 +152,20 @@ impl RouteCache {
     }
 
     /// The topic's route, fetched when missing or stale. A stale route is still served if
-    /// the name servers cannot be reached.
+    /// the name servers cannot be reached. A route in which a group lacks its master is
+    /// stale after [`MASTERLESS_REFRESH`], so writers find the new master within a second
+    /// of its registration instead of a whole refresh interval later.
     pub async fn route(&self, topic: &str) -> Result<Arc<Route>, ClientError> {
         let cached = self.routes.read().get(topic).cloned();
-        if let Some(r) = &cached
-            && r.fetched.elapsed() < self.refresh
-        {
-            return Ok(r.clone());
+        if let Some(r) = &cached {
+            let fresh_for = if r.lacks_a_master() {
+                self.refresh.min(MASTERLESS_REFRESH)
+            } else {
+                self.refresh
+            };
+            if r.fetched.elapsed() < fresh_for {
+                return Ok(r.clone());
+            }
         }
         match self.client.topic_route(topic).await {
             Ok(data) => {
@@ -237,5 +257,17 @@ mod tests {
         assert_eq!(r.read_addr("b", 7), Some("m:1"));
         assert_eq!(r.read_addr("a", 0), Some("s:2"));
         assert_eq!(r.all_addrs(), vec!["m:1", "s:1", "s:2"]);
+    }
+
+    #[test]
+    fn a_group_between_masters_is_noticed() {
+        let mut r = route();
+        assert!(r.lacks_a_master(), "group a has only a slave");
+        // Read-only queues need no master.
+        r.data.queue_datas[1].perm = PERM_READ;
+        assert!(!r.lacks_a_master());
+        let mut r = route();
+        r.data.broker_datas[1].broker_addrs.insert(MASTER_ID, "m:2".into());
+        assert!(!r.lacks_a_master());
     }
 }

@@ -553,7 +553,20 @@ async fn cpp_delay_levels_and_timer_messages_arrive_on_time() {
             "ms-",
         ])
         .await;
-    for r in [&level, &sec, &at, &ms] {
+    let legacy = c
+        .run(&[
+            "produce",
+            "--topic",
+            "CppLater",
+            "--count",
+            "5",
+            "--prop",
+            "__STARTDELIVERTIME={now_ms+3000}",
+            "--key-prefix",
+            "legacy-",
+        ])
+        .await;
+    for r in [&level, &sec, &at, &ms, &legacy] {
         assert!(list(r, "errors").is_empty(), "{r}");
     }
     let got = c
@@ -564,13 +577,13 @@ async fn cpp_delay_levels_and_timer_messages_arrive_on_time() {
             "--group",
             "CppLaterG",
             "--expect",
-            "20",
+            "25",
             "--timeout",
             "40",
         ])
         .await;
     let by_key = accepted(&got);
-    assert_eq!(by_key.len(), 20, "{got}");
+    assert_eq!(by_key.len(), 25, "{got}");
     for (key, deliveries) in by_key {
         let m = deliveries[0];
         let born = m["born_ts"].as_i64().unwrap();
@@ -579,6 +592,7 @@ async fn cpp_delay_levels_and_timer_messages_arrive_on_time() {
             "level" => (1_000, 2_500),
             "sec" => (3_000, 4_500),
             "abs" => (2_000, 3_500),
+            "legacy" => (3_000, 4_500),
             _ => (4_500, 6_000),
         };
         let waited = stored - born;

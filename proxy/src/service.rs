@@ -1046,6 +1046,25 @@ impl Messaging {
     }
 
     async fn send_one(&self, topic: &str, out: convert::Outgoing) -> pb::SendResultEntry {
+        /// Invalidates the topic's route when dropped armed.
+        struct RouteSuspect<'a> {
+            routes: &'a RouteCache,
+            topic: &'a str,
+            armed: bool,
+        }
+        impl RouteSuspect<'_> {
+            fn disarm(mut self) {
+                self.armed = false;
+            }
+        }
+        impl Drop for RouteSuspect<'_> {
+            fn drop(&mut self) {
+                if self.armed {
+                    self.routes.invalidate(self.topic);
+                }
+            }
+        }
+
         let entry = |s: pb::Status, tx: String, offset: i64| pb::SendResultEntry {
             status: Some(s),
             message_id: out.message_id.clone(),
@@ -1067,14 +1086,16 @@ impl Messaging {
                 .filter(|q| route.master_addr(&q.broker_name).is_some())
                 .collect();
             if queues.is_empty() {
-                return entry(
-                    status(
-                        Code::Forbidden,
-                        format!("topic {topic} has no writable queue"),
-                    ),
-                    String::new(),
-                    0,
+                last = status(
+                    Code::Forbidden,
+                    format!("topic {topic} has no writable queue"),
                 );
+                // A group between masters: ask the name servers again, once.
+                if route.lacks_a_master() {
+                    self.core.routes.invalidate(topic);
+                    continue;
+                }
+                break;
             }
             let index = match &out.message_group {
                 // One message group, one queue, from every proxy: a stable hash.
@@ -1088,12 +1109,21 @@ impl Messaging {
                 .to_string();
             let mut header = out.header.clone();
             header.queue_id = q.queue_id;
-            match self
+            // Until the broker answers, the route is suspect: if this future is dropped
+            // (the client's deadline passed while the broker stayed silent, e.g. a
+            // partitioned master), the route is forgotten all the same.
+            let suspect = RouteSuspect {
+                routes: &self.core.routes,
+                topic,
+                armed: true,
+            };
+            let sent = self
                 .core
                 .client()
                 .send_message(&addr, header, out.body.clone())
-                .await
-            {
+                .await;
+            suspect.disarm();
+            match sent {
                 Ok(r) => {
                     let tx = if out.transactional {
                         let offset = rocketmq_common::message::decode_offset_message_id(&r.msg_id)

@@ -99,7 +99,8 @@ pub mod keys {
     pub const TIMER_ROLL_TIMES: &str = "TIMER_ROLL_TIMES";
     /// Unique key of the timer message a delete marker cancels.
     pub const TIMER_DEL_UNIQKEY: &str = "TIMER_DEL_UNIQKEY";
-    /// Legacy start-delivery time label (metrics only in Java).
+    /// Older absolute delivery time (ms) of ONS-style clients; the broker treats it like
+    /// `TIMER_DELIVER_MS` (Java's broker only counts it in metrics).
     pub const START_DELIVER_TIME: &str = "__STARTDELIVERTIME";
     /// Lowest queue offset, set on pulled messages.
     pub const MIN_OFFSET: &str = "MIN_OFFSET";
