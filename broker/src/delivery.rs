@@ -226,7 +226,11 @@ mod tests {
         let r = route(&[(START_DELIVER_TIME, "1003500")]).unwrap();
         assert_eq!((r.topic.as_str(), r.delayed), (TIMER_TOPIC, true));
         assert_eq!(get_property(&r.properties, TIMER_OUT_MS), Some("1003000"));
-        let r = route(&[(TIMER_DELIVER_MS, "1002500"), (START_DELIVER_TIME, "1009000")]).unwrap();
+        let r = route(&[
+            (TIMER_DELIVER_MS, "1002500"),
+            (START_DELIVER_TIME, "1009000"),
+        ])
+        .unwrap();
         assert_eq!(get_property(&r.properties, TIMER_OUT_MS), Some("1002000"));
         assert!(!route(&[(START_DELIVER_TIME, "5")]).unwrap().delayed);
     }

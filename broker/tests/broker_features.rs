@@ -588,7 +588,10 @@ async fn transactions_and_timers_survive_sigkill() {
             let pending: Vec<_> = checks.0.lock().unwrap().drain(..).collect();
             for (h, _) in pending {
                 let id = h.transaction_id.clone().unwrap_or_default();
-                assert!(id.starts_with("open-"), "a decided transaction was checked: {id}");
+                assert!(
+                    id.starts_with("open-"),
+                    "a decided transaction was checked: {id}"
+                );
                 let first = answered.lock().unwrap().insert(id.clone());
                 if first {
                     let request = end(

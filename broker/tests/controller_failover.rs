@@ -678,7 +678,10 @@ async fn unreplicated_writes_are_never_read() {
         read_all(&client, &master).await.as_ref() == Some(&before),
         "the master served a message no slave acknowledged"
     );
-    assert!(!pending.is_finished(), "the send was answered without the slaves");
+    assert!(
+        !pending.is_finished(),
+        "the send was answered without the slaves"
+    );
 
     cluster.kill_broker(m);
     for s in &slaves {
@@ -736,13 +739,17 @@ async fn a_stalled_slave_leaves_the_sync_state_set_and_rejoins() {
 
     signal(cluster.broker_pid(stalled).unwrap(), libc::SIGSTOP);
     let stopped = Instant::now();
-    wait_until("a send acknowledged without the stalled slave", LONG, || async {
-        let r = client
-            .invoke(&master, send(TOPIC, 0, b"while stalled", &[]), T)
-            .await
-            .ok()?;
-        (r.code == 0).then_some(())
-    })
+    wait_until(
+        "a send acknowledged without the stalled slave",
+        LONG,
+        || async {
+            let r = client
+                .invoke(&master, send(TOPIC, 0, b"while stalled", &[]), T)
+                .await
+                .ok()?;
+            (r.code == 0).then_some(())
+        },
+    )
     .await;
     let dropped_after = stopped.elapsed();
     // BROKER_CONF sets haMaxTimeSlaveNotCatchup=5000; the set must not shrink much earlier.

@@ -267,7 +267,9 @@ mod tests {
         r.data.queue_datas[1].perm = PERM_READ;
         assert!(!r.lacks_a_master());
         let mut r = route();
-        r.data.broker_datas[1].broker_addrs.insert(MASTER_ID, "m:2".into());
+        r.data.broker_datas[1]
+            .broker_addrs
+            .insert(MASTER_ID, "m:2".into());
         assert!(!r.lacks_a_master());
     }
 }

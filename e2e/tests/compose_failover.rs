@@ -346,7 +346,12 @@ const PROXY_RECOVERY_LIMIT: Duration = Duration::from_secs(12);
 async fn proxies_serving(acked: &[Arc<Mutex<BTreeMap<String, Instant>>>], since: Instant) {
     for (i, acked) in acked.iter().enumerate() {
         let first = wait_until(&format!("proxy-{i} acknowledging sends"), LONG, || async {
-            acked.lock().values().filter(|at| **at > since).min().copied()
+            acked
+                .lock()
+                .values()
+                .filter(|at| **at > since)
+                .min()
+                .copied()
         })
         .await;
         let after = first - since;

@@ -17,9 +17,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use rocketmq_common::protocol::{RemotingCommand, RequestCode};
-use rocketmq_common::remoting::{ClientConfig, RemotingClient};
-use rocketmq_testkit::{ServerProcess, binary, free_port, python_venv, wait_until};
+use rocketmq_testkit::python_venv;
+use rocketmq_testkit::standalone::Standalone;
 use serde_json::Value;
 
 /// The pinned client wheel.
@@ -44,96 +43,38 @@ fn driver_script() -> PathBuf {
 
 /// A name server and a broker as processes, with the client's scratch HOME.
 struct Cluster {
-    dir: tempfile::TempDir,
+    servers: Standalone,
     ns: String,
-    broker_addr: String,
-    conf: PathBuf,
-    _namesrv: ServerProcess,
-    broker: Option<ServerProcess>,
 }
 
 impl Cluster {
     async fn start(extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ns_port = free_port();
-        let broker_port = free_port();
-        let namesrv = ServerProcess::spawn(
-            &binary("rocketmq-namesrv", "mqnamesrv"),
-            &[
-                "--bindAddress",
-                "127.0.0.1",
-                "--listenPort",
-                &ns_port.to_string(),
-                "--metricsPort",
-                "0",
-                "--kvConfigPath",
-                dir.path().join("kv.json").to_str().unwrap(),
-            ],
-            Some(&dir.path().join("namesrv.log")),
-        );
-        let ns = format!("127.0.0.1:{ns_port}");
-        let conf = dir.path().join("broker.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "brokerName=broker-a\nbindAddress=127.0.0.1\nbrokerIP1=127.0.0.1\nlistenPort={broker_port}\n\
-                 namesrvAddr={ns}\nstorePathRootDir={}\nmappedFileSizeCommitLog=67108864\nmetricsPort=0\n\
-                 mappedFileSizeTimerLog=1048576\nflushConsumerOffsetInterval=500\n\
-                 messageDelayLevel=1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 2h\n\
-                 transactionCheckInterval=1000\ntransactionTimeOut=2000\n{extra}",
-                dir.path().join("store").display()
-            ),
-        )
-        .unwrap();
-        std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        let mut cluster = Self {
-            ns,
-            broker_addr: format!("127.0.0.1:{broker_port}"),
-            conf,
-            _namesrv: namesrv,
-            broker: None,
-            dir,
-        };
-        cluster.start_broker().await;
-        cluster
+        let servers = Standalone::start(&format!(
+            "mappedFileSizeCommitLog=67108864\nmappedFileSizeTimerLog=1048576\n\
+             flushConsumerOffsetInterval=500\n\
+             messageDelayLevel=1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 2h\n\
+             transactionCheckInterval=1000\ntransactionTimeOut=2000\n{extra}"
+        ))
+        .await;
+        std::fs::create_dir_all(servers.dir().join("home")).unwrap();
+        Self {
+            ns: servers.namesrv_addr().to_string(),
+            servers,
+        }
     }
 
     async fn start_broker(&mut self) {
-        self.broker = Some(ServerProcess::spawn(
-            &binary("rocketmq-broker", "mqbroker"),
-            &["-c", self.conf.to_str().unwrap()],
-            Some(&self.dir.path().join("broker.log")),
-        ));
-        let client = RemotingClient::new(ClientConfig::default());
-        let addr = self.broker_addr.clone();
-        wait_until("the broker to serve", Duration::from_secs(30), || {
-            let client = client.clone();
-            let addr = addr.clone();
-            async move {
-                let probe = RemotingCommand::bare_request(RequestCode::GET_ALL_TOPIC_CONFIG);
-                let ok = client
-                    .invoke_ok(&addr, probe, Duration::from_secs(1))
-                    .await
-                    .is_ok();
-                if !ok {
-                    client.close(&addr);
-                }
-                ok.then_some(())
-            }
-        })
-        .await;
+        self.servers.start_broker().await;
     }
 
     fn kill_broker(&mut self) {
-        if let Some(mut b) = self.broker.take() {
-            b.kill9();
-        }
+        self.servers.kill_broker();
     }
 
     /// Runs one driver scenario to completion and returns its JSON result.
     async fn run(&self, args: &[&str]) -> Value {
         let child = self.spawn(args);
-        let log = self.dir.path().join("broker.log");
+        let log = self.servers.broker_log();
         tokio::task::spawn_blocking(move || finish(child, &log))
             .await
             .unwrap()
@@ -145,7 +86,7 @@ impl Cluster {
             .arg(driver_script())
             .args(args)
             .args(["--namesrv", &self.ns])
-            .env("HOME", self.dir.path().join("home"))
+            .env("HOME", self.servers.dir().join("home"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -370,7 +311,7 @@ async fn cpp_orderly_push_consumers_keep_per_key_order() {
     };
     let one = c.spawn(&args("one"));
     let two = c.spawn(&args("two"));
-    let log = c.dir.path().join("broker.log");
+    let log = c.servers.broker_log();
     let log2 = log.clone();
     let one = tokio::task::spawn_blocking(move || finish(one, &log));
     let two = tokio::task::spawn_blocking(move || finish(two, &log2));
@@ -430,7 +371,7 @@ async fn cpp_broadcast_and_pull_consumers() {
             instance,
         ]
     };
-    let log = c.dir.path().join("broker.log");
+    let log = c.servers.broker_log();
     let (one, two) = (c.spawn(&args("one")), c.spawn(&args("two")));
     tokio::time::sleep(Duration::from_secs(4)).await;
     let r = c
@@ -727,7 +668,7 @@ async fn cpp_acknowledged_messages_survive_broker_sigkill_under_sync_flush() {
     c.kill_broker();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     c.start_broker().await;
-    let log = c.dir.path().join("broker.log");
+    let log = c.servers.broker_log();
     let produced = tokio::task::spawn_blocking(move || finish(producer, &log))
         .await
         .unwrap();

@@ -7,7 +7,11 @@
 //! `TBW102`; a push consumer group receives every message exactly once (by key) with its body
 //! and tag intact (including bodies large enough for the producer to compress); a group
 //! subscribed to one tag receives exactly that tag's messages; and the push consumer's
-//! offset commits are visible through our broker's `QUERY_CONSUMER_OFFSET`.
+//! offset commits are visible through our broker's `QUERY_CONSUMER_OFFSET`. Also: retries,
+//! the lite pull consumer, SQL92, transactions with check-back, timer messages, orderly
+//! consumers (two members, per-queue order), broadcasting consumers, delay levels, 4 MiB
+//! bodies, and every acknowledged message surviving a SIGKILL of a broker process under
+//! SYNC_FLUSH.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -954,4 +958,323 @@ async fn third_party_transactions_and_timer_messages() {
     producer.shutdown().await;
     rt.shutdown().await;
     cluster.shutdown().await;
+}
+
+/// (consumer instance, queue, key) in the order an orderly listener saw them.
+type OrderlySeen = Arc<Mutex<Vec<(String, i32, String)>>>;
+
+struct OrderlyRecorder {
+    instance: String,
+    seen: OrderlySeen,
+}
+
+impl rocketmq_client_rust::MessageListenerOrderly for OrderlyRecorder {
+    fn consume_message(
+        &self,
+        msgs: &[&MessageExt],
+        _context: &mut rocketmq_client_rust::ConsumeOrderlyContext,
+    ) -> rocketmq_client_rust::ClientResult<rocketmq_client_rust::ConsumeOrderlyStatus> {
+        let mut seen = self.seen.lock().unwrap();
+        for m in msgs {
+            let key = m
+                .message_inner()
+                .keys()
+                .and_then(|k| k.into_iter().next())
+                .unwrap_or_default();
+            seen.push((self.instance.clone(), m.queue_id(), key));
+        }
+        Ok(rocketmq_client_rust::ConsumeOrderlyStatus::Success)
+    }
+}
+
+/// The library's orderly push consumers (queue locks through LOCK_BATCH_MQ): two members
+/// of one group share four queues; each shard's messages, sent to one queue, are consumed
+/// in the order they were sent, by whichever member owns the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn third_party_orderly_consumers_keep_each_queue_in_order() {
+    let cluster = Cluster::start().await;
+    let ours = RemotingClient::new(ClientConfig::default());
+    let topic = "CompatOrderly";
+    create_topic(&ours, &cluster, topic).await;
+    let rt = TpRuntime::new("client");
+    let seen: OrderlySeen = Arc::default();
+    let mut consumers = Vec::new();
+    for instance in ["orderly-a", "orderly-b"] {
+        let mut consumer = DefaultMQPushConsumer::builder(rt.client.clone())
+            .client_config(tp_config(&cluster.ns, instance))
+            .consumer_group("CG_ORDERLY".to_string())
+            .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+            .build();
+        consumer
+            .subscribe(topic.to_string(), "*".to_string())
+            .await
+            .unwrap();
+        consumer.register_message_listener_orderly(OrderlyRecorder {
+            instance: instance.to_string(),
+            seen: seen.clone(),
+        });
+        consumer.start().await.unwrap();
+        consumers.push(consumer);
+    }
+    let mut producer = DefaultMQProducer::builder(rt.client.clone())
+        .client_config(tp_config(&cluster.ns, "compat-orderly-producer"))
+        .producer_group("PG_ORDERLY")
+        .build();
+    producer.start().await.unwrap();
+    const SHARDS: usize = 8;
+    const PER_SHARD: usize = 40;
+    for seq in 0..PER_SHARD {
+        for shard in 0..SHARDS {
+            let message = Message::builder()
+                .topic(topic)
+                .key(format!("s{shard}-{seq:03}"))
+                .body(body_of(seq))
+                .build()
+                .unwrap();
+            let queue = rocketmq_model::common::message::message_queue::MessageQueue::from_parts(
+                topic,
+                "broker-a",
+                (shard % 4) as i32,
+            );
+            let result = producer
+                .send_to_queue(message, queue)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(result.send_status, SendStatus::SendOk);
+        }
+    }
+    producer.shutdown().await;
+    let all = poll(
+        "every orderly message consumed",
+        Duration::from_secs(60),
+        || async {
+            let seen = seen.lock().unwrap().clone();
+            let keys: HashSet<&String> = seen.iter().map(|(_, _, k)| k).collect();
+            (keys.len() >= SHARDS * PER_SHARD).then_some(seen.clone())
+        },
+    )
+    .await;
+    for (instance, queue, key) in &all {
+        let shard: usize = key[1..key.find('-').unwrap()].parse().unwrap();
+        assert_eq!(
+            *queue,
+            (shard % 4) as i32,
+            "{instance} got {key} from queue {queue}"
+        );
+    }
+    // Per member and shard, sequence numbers only grow (a queue handed over after a
+    // rebalance resumes from the committed offset, which may repeat but never reorder).
+    for instance in ["orderly-a", "orderly-b"] {
+        for shard in 0..SHARDS {
+            let prefix = format!("s{shard}-");
+            let seqs: Vec<&str> = all
+                .iter()
+                .filter(|(i, _, k)| i == instance && k.starts_with(&prefix))
+                .map(|(_, _, k)| &k[prefix.len()..])
+                .collect();
+            assert!(
+                seqs.windows(2).all(|w| w[0] <= w[1]),
+                "{instance} consumed shard {shard} out of order: {seqs:?}"
+            );
+        }
+    }
+    let members: HashSet<&str> = all.iter().map(|(i, _, _)| i.as_str()).collect();
+    assert_eq!(members.len(), 2, "both members consumed: {members:?}");
+    for mut consumer in consumers {
+        consumer.shutdown().await;
+    }
+    rt.shutdown().await;
+    cluster.shutdown().await;
+}
+
+/// Broadcasting push consumers each receive every message; a delay-level message becomes
+/// visible no earlier than its level (level 2 = 5 s); 4 MiB incompressible bodies arrive
+/// intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn third_party_broadcast_delay_levels_and_4mib_bodies() {
+    let cluster = Cluster::start().await;
+    let ours = RemotingClient::new(ClientConfig::default());
+    let topic = "CompatBroadcast";
+    create_topic(&ours, &cluster, topic).await;
+    let rt = TpRuntime::new("client");
+    let mut receivers = Vec::new();
+    for instance in ["broadcast-a", "broadcast-b"] {
+        let received = Arc::new(Received::default());
+        let mut consumer = DefaultMQPushConsumer::builder(rt.client.clone())
+            .client_config(tp_config(&cluster.ns, instance))
+            .consumer_group("CG_BROADCAST".to_string())
+            .message_model(
+                rocketmq_protocol::protocol::heartbeat::message_model::MessageModel::Broadcasting,
+            )
+            .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+            .build();
+        consumer
+            .subscribe(topic.to_string(), "*".to_string())
+            .await
+            .unwrap();
+        consumer.register_message_listener_concurrently(Recorder(received.clone()));
+        consumer.start().await.unwrap();
+        receivers.push((consumer, received));
+    }
+    let mut producer = DefaultMQProducer::builder(rt.client.clone())
+        .client_config(tp_config(&cluster.ns, "compat-broadcast-producer"))
+        .producer_group("PG_BROADCAST")
+        // zlib makes random bytes slightly larger: compressed, a 4 MiB body would exceed
+        // the broker's maxMessageSize (4 MiB) and be refused, as Java's broker does.
+        .compress_msg_body_over_howmuch(8 << 20)
+        .build();
+    producer.start().await.unwrap();
+    // Incompressible 4 MiB: a linear congruential sequence of bytes.
+    let big: Vec<u8> = (0..4u64 << 20)
+        .scan(0x2545_f491_4f6c_dd1du64, |x, _| {
+            *x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            Some((*x >> 56) as u8)
+        })
+        .collect();
+    let mut expected = BTreeMap::new();
+    for i in 0..40 {
+        let (key, body, builder) = match i {
+            0 | 1 => (format!("big-{i}"), big.clone(), Message::builder()),
+            2 | 3 => (
+                format!("delayed-{i}"),
+                body_of(i),
+                Message::builder().delay_level(2),
+            ),
+            _ => (format!("plain-{i}"), body_of(i), Message::builder()),
+        };
+        let message = builder
+            .topic(topic)
+            .tags("TagB")
+            .key(key.clone())
+            .body(body.clone())
+            .build()
+            .unwrap();
+        let result = producer
+            .send(message)
+            .await
+            .unwrap_or_else(|e| panic!("send {key}: {e:?}"))
+            .unwrap();
+        assert_eq!(result.send_status, SendStatus::SendOk, "{key}");
+        expected.insert(
+            key,
+            Sent {
+                tag: "TagB".into(),
+                body,
+            },
+        );
+    }
+    producer.shutdown().await;
+    for (i, (_, received)) in receivers.iter().enumerate() {
+        assert_received(&format!("broadcast member {i}"), received, &expected).await;
+    }
+    // The delayed messages became visible in the topic at least 5 s after they were born.
+    for key in ["delayed-2", "delayed-3"] {
+        let request = RemotingCommand::request(
+            RequestCode::QUERY_MESSAGE,
+            &rocketmq_common::protocol::headers::broker::QueryMessageRequestHeader {
+                topic: topic.into(),
+                key: key.into(),
+                max_num: 32,
+                begin_timestamp: 0,
+                end_timestamp: i64::MAX,
+            },
+        );
+        let response = ours.invoke_ok(&cluster.addr, request, T).await.unwrap();
+        let copy = rocketmq_testkit::records(&response.body)
+            .into_iter()
+            .find(|m| m.topic == topic)
+            .expect("the delivered copy");
+        let waited = copy.store_timestamp - copy.born_timestamp;
+        assert!(waited >= 5000, "{key} visible after {waited} ms");
+    }
+    for (mut consumer, _) in receivers {
+        consumer.shutdown().await;
+    }
+    rt.shutdown().await;
+    cluster.shutdown().await;
+}
+
+/// The library's producer against a broker process under SYNC_FLUSH that is killed with
+/// SIGKILL mid-stream: after a restart on the same store, the library's push consumer
+/// receives every message whose send returned SEND_OK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn third_party_acknowledged_messages_survive_a_broker_sigkill() {
+    let mut servers =
+        rocketmq_testkit::standalone::Standalone::start("flushDiskType=SYNC_FLUSH\n").await;
+    let ns = servers.namesrv_addr().to_string();
+    let topic = "CompatCrash";
+    let ours = RemotingClient::new(ClientConfig::default());
+    let create = RemotingCommand::request(
+        RequestCode::UPDATE_AND_CREATE_TOPIC,
+        &CreateTopicRequestHeader {
+            topic: topic.into(),
+            default_topic: "TBW102".into(),
+            read_queue_nums: 4,
+            write_queue_nums: 4,
+            perm: 6,
+            topic_filter_type: "SINGLE_TAG".into(),
+            order: false,
+            ..Default::default()
+        },
+    );
+    ours.invoke_ok(servers.broker_addr(), create, T)
+        .await
+        .unwrap();
+    let rt = TpRuntime::new("client");
+    let mut producer = DefaultMQProducer::builder(rt.client.clone())
+        .client_config(tp_config(&ns, "compat-crash-producer"))
+        .producer_group("PG_CRASH")
+        .build();
+    producer.start().await.unwrap();
+    let mut acked = BTreeMap::new();
+    let mut failures = 0;
+    for i in 0..3000 {
+        if i == 400 {
+            servers.kill_broker();
+        }
+        let key = format!("crash-{i}");
+        let message = Message::builder()
+            .topic(topic)
+            .tags("TagC")
+            .key(key.clone())
+            .body(body_of(i))
+            .build()
+            .unwrap();
+        match producer.send_with_timeout(message, 1000).await {
+            Ok(Some(r)) if r.send_status == SendStatus::SendOk => {
+                acked.insert(
+                    key,
+                    Sent {
+                        tag: "TagC".into(),
+                        body: body_of(i),
+                    },
+                );
+            }
+            _ => {
+                failures += 1;
+                if failures >= 3 {
+                    break;
+                }
+            }
+        }
+    }
+    producer.shutdown().await;
+    assert!(acked.len() >= 400, "only {} acknowledged", acked.len());
+    assert!(failures > 0, "the kill went unnoticed");
+    servers.start_broker().await;
+    let (mut consumer, received) = push_consumer(
+        &rt,
+        &ns,
+        "CG_CRASH",
+        topic,
+        "*",
+        Some(ConsumeFromWhere::ConsumeFromFirstOffset),
+    )
+    .await;
+    assert_received("CG_CRASH", &received, &acked).await;
+    consumer.shutdown().await;
+    rt.shutdown().await;
 }

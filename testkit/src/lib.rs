@@ -5,13 +5,15 @@
 //!   and [`ServerProcess`] runs one, killed when dropped;
 //! - [`requests`] builds the Remoting requests tests send most, and [`records`] reads pull
 //!   bodies back;
-//! - [`cluster`] runs a controller-mode cluster of real processes.
+//! - [`cluster`] runs a controller-mode cluster of real processes, [`standalone`] a name
+//!   server and one broker.
 //!
 //! It depends only on the protocol crate, so the server crates can use it in their own tests.
 
 pub mod cluster;
 pub mod relay;
 pub mod requests;
+pub mod standalone;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -672,7 +672,11 @@ mod tests {
         assert!(found.contains(&"127.0.0.1:9878".to_string()), "{found:?}");
         assert!(found.contains(&"127.0.0.2:9878".to_string()), "{found:?}");
         assert!(found.iter().all(|a| a.ends_with(":9878")), "{found:?}");
-        assert!(resolve_all(&["no-such-host.invalid:1".into()]).await.is_empty());
+        assert!(
+            resolve_all(&["no-such-host.invalid:1".into()])
+                .await
+                .is_empty()
+        );
     }
 
     #[test]
