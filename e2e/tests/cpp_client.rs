@@ -10,6 +10,12 @@
 //! timer messages; transactions (commit, rollback, unknown answered by check-back); and a
 //! SIGKILL of the broker under SYNC_FLUSH while the producer runs, after which every
 //! acknowledged message is consumed.
+//!
+//! SQL92 filters are not among them: this client core subscribes with a tag expression
+//! only (`Subscribe(consumer, topic, expression)`; the library has no expression type), so
+//! SQL92 subscriptions are tested with the third-party Rust client
+//! (`third_party_sql92_subscription_receives_only_matching_messages`) and in the broker's
+//! own tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
