@@ -20,7 +20,8 @@ use rocketmq_common::protocol::headers::broker::{
 use rocketmq_common::protocol::{RemotingCommand, RequestCode, ResponseCode};
 use rocketmq_common::remoting::{ClientConfig, ClientRequestHandler, RemotingClient};
 use rocketmq_testkit::requests::{self, T, max_offset, now_millis, pull, send, send_with_flag};
-use rocketmq_testkit::{ServerProcess, binary, free_port, records, wait_until};
+use rocketmq_testkit::standalone::Standalone;
+use rocketmq_testkit::{free_port, records, wait_until};
 
 const COMMIT: i32 = 8;
 const ROLLBACK: i32 = 12;
@@ -511,38 +512,14 @@ async fn stored_in(
 /// at most twice), never early.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_and_timers_survive_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = dir.path().join("broker.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "brokerName=broker-a\nlistenPort={port}\nbrokerIP1=127.0.0.1\nbindAddress=127.0.0.1\n\
-             storePathRootDir={}\nmappedFileSizeCommitLog=4194304\nmetricsPort=0\n\
-             flushConsumerOffsetInterval=100\nmappedFileSizeTimerLog=65536\n\
-             transactionCheckInterval=300\ntransactionTimeOut=800\ntransactionCheckMax=5\n",
-            dir.path().join("store").display()
-        ),
+    let mut servers = Standalone::start(
+        "mappedFileSizeCommitLog=4194304\nflushConsumerOffsetInterval=100\n\
+         mappedFileSizeTimerLog=65536\ntransactionCheckInterval=300\n\
+         transactionTimeOut=800\ntransactionCheckMax=5\n",
     )
-    .unwrap();
-    let start = || {
-        ServerProcess::spawn(
-            &binary("rocketmq-broker", "mqbroker"),
-            &["-c", conf.to_str().unwrap()],
-            Some(&dir.path().join("broker.log")),
-        )
-    };
-    let addr = format!("127.0.0.1:{port}");
+    .await;
+    let addr = servers.broker_addr().to_string();
     let client = RemotingClient::new(ClientConfig::default());
-    let serving = || async {
-        wait_until("the broker serving", Duration::from_secs(30), || async {
-            let r = RemotingCommand::bare_request(RequestCode::GET_ALL_TOPIC_CONFIG);
-            client.invoke_ok(&addr, r, T).await.ok()
-        })
-        .await;
-    };
-    let mut broker = start();
-    serving().await;
     let (tx, timers) = ("TxCrash", "TimerCrash");
 
     for i in 0..10 {
@@ -573,10 +550,8 @@ async fn transactions_and_timers_survive_sigkill() {
     }
     requests::wait_for_max_offset(&client, &addr, tx, 1, 10).await;
     requests::wait_for_max_offset(&client, &addr, timers, 0, 10).await;
-    broker.kill9();
-
-    let _broker = start();
-    serving().await;
+    servers.kill_broker();
+    servers.start_broker().await;
     let checks = Arc::new(Checks::default());
     let producer = RemotingClient::with_handler(ClientConfig::default(), checks.clone());
     register_producer(&producer, &addr).await;

@@ -20,7 +20,8 @@ use rocketmq_common::protocol::headers::broker::{
 };
 use rocketmq_common::route::TopicConfig;
 use rocketmq_testkit::requests::now_millis;
-use rocketmq_testkit::{ServerProcess, free_port, wait_until};
+use rocketmq_testkit::standalone::Standalone;
+use rocketmq_testkit::{free_port, wait_until};
 
 const T: Duration = Duration::from_secs(5);
 const GROUP: &str = "PopGroup";
@@ -380,28 +381,13 @@ async fn long_polling_pops_and_notifications_wake_on_arrival() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_broker_loses_no_popped_message_that_was_not_acked() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = dir.path().join("broker.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "brokerName=broker-a\nlistenPort={port}\nbrokerIP1=127.0.0.1\nbindAddress=127.0.0.1\n\
-             storePathRootDir={}\nmappedFileSizeCommitLog=4194304\nmetricsPort=0\n\
-             flushDiskType=SYNC_FLUSH\nflushConsumerOffsetInterval=5000\n",
-            dir.path().join("store").display()
-        ),
+    let mut servers = Standalone::start(
+        "mappedFileSizeCommitLog=4194304\nflushDiskType=SYNC_FLUSH\n\
+         flushConsumerOffsetInterval=5000\n",
     )
-    .unwrap();
-    let bin = Path::new(env!("CARGO_BIN_EXE_mqbroker"));
-    let start = || ServerProcess::spawn(bin, &["-c", conf.to_str().unwrap()], None);
-    let addr = format!("127.0.0.1:{port}");
+    .await;
+    let addr = servers.broker_addr().to_string();
     let client = MqClient::for_brokers(T);
-    let mut broker = start();
-    client
-        .wait_until_serving(&addr, Duration::from_secs(30))
-        .await
-        .unwrap();
     let topic = "CrashPopTopic";
     setup(&client, &addr, topic, 4, 16).await;
     let keys: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
@@ -427,13 +413,9 @@ async fn sigkill_of_the_broker_loses_no_popped_message_that_was_not_acked() {
         client.ack_message(&addr, GROUP, m).await.unwrap();
         acked.insert(key(m));
     }
-    broker.kill9();
-    broker = start();
+    servers.kill_broker();
+    servers.start_broker().await;
     client.remoting().close(&addr);
-    client
-        .wait_until_serving(&addr, Duration::from_secs(30))
-        .await
-        .unwrap();
 
     // Every message not acked comes back (the acked ones may, too: at least once).
     let owed: Vec<&str> = keys
@@ -456,7 +438,6 @@ async fn sigkill_of_the_broker_loses_no_popped_message_that_was_not_acked() {
         missing.is_empty(),
         "un-acked messages lost by the crash: {missing:?}"
     );
-    broker.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

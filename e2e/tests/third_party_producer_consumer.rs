@@ -111,6 +111,11 @@ where
 /// Creates `topic` with 4 queues through our broker's UPDATE_AND_CREATE_TOPIC and waits until
 /// the name server serves its route.
 async fn create_topic(ours: &RemotingClient, cluster: &Cluster, topic: &str) {
+    create_topic_at(ours, &cluster.addr, &cluster.ns, topic).await;
+}
+
+/// [`create_topic`] on the broker at `addr`, waiting for the route at name server `ns`.
+async fn create_topic_at(ours: &RemotingClient, addr: &str, ns: &str, topic: &str) {
     let create = RemotingCommand::request(
         RequestCode::UPDATE_AND_CREATE_TOPIC,
         &CreateTopicRequestHeader {
@@ -124,7 +129,7 @@ async fn create_topic(ours: &RemotingClient, cluster: &Cluster, topic: &str) {
             ..Default::default()
         },
     );
-    ours.invoke_ok(&cluster.addr, create, T).await.unwrap();
+    ours.invoke_ok(addr, create, T).await.unwrap();
     poll("the route of the created topic", T, move || async move {
         let request = RemotingCommand::request(
             RequestCode::GET_ROUTEINFO_BY_TOPIC,
@@ -133,7 +138,7 @@ async fn create_topic(ours: &RemotingClient, cluster: &Cluster, topic: &str) {
                 accept_standard_json_only: None,
             },
         );
-        let response = ours.invoke(&cluster.ns, request, T).await.unwrap();
+        let response = ours.invoke(ns, request, T).await.unwrap();
         (response.code == 0).then_some(())
     })
     .await;
@@ -1207,22 +1212,7 @@ async fn third_party_acknowledged_messages_survive_a_broker_sigkill() {
     let ns = servers.namesrv_addr().to_string();
     let topic = "CompatCrash";
     let ours = RemotingClient::new(ClientConfig::default());
-    let create = RemotingCommand::request(
-        RequestCode::UPDATE_AND_CREATE_TOPIC,
-        &CreateTopicRequestHeader {
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: 4,
-            write_queue_nums: 4,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            order: false,
-            ..Default::default()
-        },
-    );
-    ours.invoke_ok(servers.broker_addr(), create, T)
-        .await
-        .unwrap();
+    create_topic_at(&ours, servers.broker_addr(), &ns, topic).await;
     let rt = TpRuntime::new("client");
     let mut producer = DefaultMQProducer::builder(rt.client.clone())
         .client_config(tp_config(&ns, "compat-crash-producer"))
