@@ -13,8 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use rocketmq_common::remoting::{
-    ClientConfig, ConnectionHandle, ConnectionListener, RemotingClient, RemotingMetrics,
-    RemotingServer, ServerConfig, ServerHandle,
+    ClientConfig, ConnectionHandle, ConnectionListener, InProcessEndpoint, RemotingClient,
+    RemotingMetrics, RemotingServer, ServerConfig, ServerHandle,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -237,6 +237,7 @@ impl ConnectionListener for ClientCleanup {
 pub struct BrokerServer {
     ctx: Arc<BrokerContext>,
     remoting: ServerHandle,
+    in_process: InProcessEndpoint,
     background: CancellationToken,
     metrics_addr: Option<SocketAddr>,
 }
@@ -374,10 +375,9 @@ impl BrokerServer {
             processor::dispatcher(ctx.clone()),
         )
         .with_connection_listener(Arc::new(ClientCleanup(clients)))
-        .with_metrics(remoting_metrics)
-        .start()
-        .await
-        .map_err(|source| StartError::Bind {
+        .with_metrics(remoting_metrics);
+        let in_process = remoting.in_process();
+        let remoting = remoting.start().await.map_err(|source| StartError::Bind {
             addr: listen_addr,
             source,
         })?;
@@ -434,6 +434,7 @@ impl BrokerServer {
         Ok(Self {
             ctx,
             remoting,
+            in_process,
             background,
             metrics_addr,
         })
@@ -442,6 +443,12 @@ impl BrokerServer {
     /// The address clients use.
     pub fn broker_addr(&self) -> SocketAddr {
         self.ctx.store_host
+    }
+
+    /// This broker's request handling for clients in the same process (a proxy in local
+    /// mode), reached as [`broker_addr`](Self::broker_addr) without a socket.
+    pub fn in_process(&self) -> &InProcessEndpoint {
+        &self.in_process
     }
 
     /// The bound metrics address, if enabled.

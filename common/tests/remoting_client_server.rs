@@ -521,3 +521,149 @@ async fn connections_past_the_limit_are_closed_at_once() {
         .await
         .unwrap();
 }
+
+/// Pushes a oneway command back to the requesting connection, as a broker's transaction
+/// check does.
+struct PushBack;
+
+const PUSH_BACK: i32 = 5;
+
+impl RequestProcessor for PushBack {
+    fn process(&self, ctx: &RequestContext, request: RemotingCommand) -> Reply {
+        let pushed = ctx
+            .connection
+            .send_oneway(RemotingCommand::bare_request(PUSH_BACK).with_body(request.body))
+            .is_ok();
+        Reply::Now(Ok(Some(
+            RemotingCommand::success().with_body(vec![u8::from(pushed)]),
+        )))
+    }
+}
+
+/// Records what a server sends the client on its own.
+struct Pushed(tokio::sync::mpsc::UnboundedSender<(String, RemotingCommand)>);
+
+impl rocketmq_common::remoting::ClientRequestHandler for Pushed {
+    fn handle(&self, addr: &str, request: RemotingCommand) -> Option<RemotingCommand> {
+        let _ = self.0.send((addr.to_string(), request));
+        None
+    }
+}
+
+#[tokio::test]
+async fn in_process_requests_are_served_like_socket_ones() {
+    let oneway_seen = Arc::new(AtomicUsize::new(0));
+    let mut dispatcher = Dispatcher::new();
+    dispatcher.register_all(
+        &[ECHO, SLOW, FAIL, COUNT_ONEWAY],
+        Arc::new(TestProcessor {
+            oneway_seen: oneway_seen.clone(),
+        }),
+    );
+    dispatcher.register(PUSH_BACK, Arc::new(PushBack));
+    let closed = Arc::new(CloseCounter::default());
+    // Never started: the in-process path needs no socket.
+    let server =
+        RemotingServer::new(loopback_config(), dispatcher).with_connection_listener(closed.clone());
+    let (pushed_tx, mut pushed) = tokio::sync::mpsc::unbounded_channel();
+    let client = RemotingClient::with_handler(ClientConfig::default(), Arc::new(Pushed(pushed_tx)));
+    let addr = "10.255.255.1:10911";
+    client.attach_in_process(addr, &server.in_process());
+    let t = Duration::from_secs(5);
+
+    // Concurrent requests, answered now and later, each get their own response.
+    let mut tasks = Vec::new();
+    for i in 0..100u32 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut request = if i % 3 == 0 {
+                slow((i % 7) as u64, b"")
+            } else {
+                RemotingCommand::bare_request(ECHO)
+            };
+            request.body = i.to_be_bytes().to_vec().into();
+            let response = client.invoke_ok(addr, request, t).await.unwrap();
+            assert!(response.is_response());
+            assert_eq!(response.body.as_ref(), i.to_be_bytes());
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    // Errors, unknown codes and timeouts as over a socket.
+    let err = client
+        .invoke_ok(addr, RemotingCommand::bare_request(FAIL), t)
+        .await
+        .unwrap_err();
+    assert_eq!(err.response_code(), Some(ResponseCode::SystemBusy.as_i32()));
+    let err = client
+        .invoke_ok(addr, RemotingCommand::bare_request(99), t)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.response_code(),
+        Some(ResponseCode::RequestCodeNotSupported.as_i32())
+    );
+    let err = client
+        .invoke(addr, slow(500, b"late"), Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RemotingError::Timeout { .. }), "{err}");
+
+    // Oneway requests are processed; nobody waits for them.
+    for _ in 0..3 {
+        client
+            .invoke_oneway(addr, RemotingCommand::bare_request(COUNT_ONEWAY), t)
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + t;
+    while oneway_seen.load(Ordering::SeqCst) < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "oneways not processed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // What the server sends on its own reaches the client's handler, named by the address.
+    let response = client
+        .invoke_ok(
+            addr,
+            RemotingCommand::bare_request(PUSH_BACK).with_body(&b"check"[..]),
+            t,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.body.as_ref(), [1]);
+    let (from, command) = tokio::time::timeout(t, pushed.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(from, addr);
+    assert!(command.is_oneway());
+    assert_eq!(command.body.as_ref(), b"check");
+
+    // Other addresses still go over sockets.
+    let err = client
+        .invoke(
+            "127.0.0.1:1",
+            RemotingCommand::bare_request(ECHO),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RemotingError::Connect { .. } | RemotingError::ConnectTimeout { .. }
+        ),
+        "{err}"
+    );
+
+    // Dropping the client closes its connection, as a socket's close would.
+    assert_eq!(closed.0.load(Ordering::SeqCst), 0);
+    drop(client);
+    assert_eq!(closed.0.load(Ordering::SeqCst), 1);
+}

@@ -63,14 +63,13 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let proxy = match ProxyServer::start(ProxyConfig {
+        let config = ProxyConfig {
             namesrv_addrs: vec![local.namesrv.local_addr().to_string()],
             listen_addr: ([127, 0, 0, 1], args.grpc_port).into(),
             metrics_port: args.proxy_metrics_port,
             ..ProxyConfig::default()
-        })
-        .await
-        {
+        };
+        let proxy = match ProxyServer::start_beside(config, &local.broker).await {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("rocketmq-local: proxy: {e}");

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use rocketmq_client::MqClient;
 use rocketmq_common::protocol::{RemotingCommand, RequestCode};
-use rocketmq_common::remoting::{ClientConfig, ClientRequestHandler, RemotingClient};
+use rocketmq_common::remoting::{
+    ClientConfig, ClientRequestHandler, InProcessEndpoint, RemotingClient,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -142,6 +144,24 @@ fn endpoints(host: &str, port: u16) -> pb::Endpoints {
 impl ProxyServer {
     /// Binds and starts serving.
     pub async fn start(config: ProxyConfig) -> Result<Self, StartError> {
+        Self::start_with(config, None).await
+    }
+
+    /// Like [`start`](Self::start), for local mode: requests to `broker`, in this process,
+    /// go straight to its request handling instead of through a socket (other brokers of
+    /// the cluster, if any, are reached over Remoting as usual).
+    pub async fn start_beside(
+        config: ProxyConfig,
+        broker: &rocketmq_broker::BrokerServer,
+    ) -> Result<Self, StartError> {
+        let addr = broker.broker_addr().to_string();
+        Self::start_with(config, Some((addr, broker.in_process()))).await
+    }
+
+    async fn start_with(
+        config: ProxyConfig,
+        in_process: Option<(String, &InProcessEndpoint)>,
+    ) -> Result<Self, StartError> {
         if config.namesrv_addrs.is_empty() {
             return Err(StartError::Config(
                 "no name server address: set namesrvAddr (-n host:port)".into(),
@@ -172,6 +192,9 @@ impl ProxyServer {
             },
             Arc::new(TransactionChecks(checks_tx)),
         );
+        if let Some((addr, endpoint)) = in_process {
+            remoting.attach_in_process(&addr, endpoint);
+        }
         let client = MqClient::with_remoting(
             remoting,
             config.namesrv_addrs.clone(),

@@ -79,14 +79,24 @@ impl Cluster {
             .unwrap();
     }
 
-    async fn proxy(&self) -> ProxyServer {
-        ProxyServer::start(ProxyConfig {
+    fn proxy_config(&self) -> ProxyConfig {
+        ProxyConfig {
             namesrv_addrs: vec![self.local.namesrv.local_addr().to_string()],
             listen_addr: ([127, 0, 0, 1], 0).into(),
             ..ProxyConfig::default()
-        })
-        .await
-        .unwrap()
+        }
+    }
+
+    /// A proxy in local mode: it reaches the broker in this process without a socket.
+    async fn proxy(&self) -> ProxyServer {
+        ProxyServer::start_beside(self.proxy_config(), &self.local.broker)
+            .await
+            .unwrap()
+    }
+
+    /// A proxy in cluster mode: it reaches the broker over Remoting.
+    async fn proxy_over_remoting(&self) -> ProxyServer {
+        ProxyServer::start(self.proxy_config()).await.unwrap()
     }
 }
 
@@ -605,8 +615,9 @@ async fn fifo_delay_two_proxies_and_a_proxy_restart_mid_receive() {
     let c = cluster().await;
     c.topic("OrderTopic", 4).await;
     c.group(16).await;
+    // One proxy in local mode, one in cluster mode: they serve the same broker alike.
     let proxy_a = c.proxy().await;
-    let proxy_b = c.proxy().await;
+    let proxy_b = c.proxy_over_remoting().await;
     let mut a = Client::connect(&proxy_a, "client-a").await;
     let mut b = Client::connect(&proxy_b, "client-b").await;
 
@@ -699,7 +710,7 @@ async fn fifo_delay_two_proxies_and_a_proxy_restart_mid_receive() {
     assert_eq!(s.code, Code::Ok as i32);
     assert_eq!(m.iter().map(key).collect::<Vec<_>>(), ["during-restart"]);
     assert!(started.elapsed() < Duration::from_secs(15));
-    let proxy_c = c.proxy().await;
+    let proxy_c = c.proxy_over_remoting().await;
     let mut c2 = Client::connect(&proxy_c, "client-c").await;
     assert_eq!(code(&c2.route("OrderTopic").await.status), Code::Ok as i32);
     assert_eq!(

@@ -5,6 +5,7 @@
 //! replaced on the next request; nothing here panics on bad input from the peer.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +18,8 @@ use tracing::{debug, warn};
 
 use crate::protocol::codec::{DEFAULT_MAX_FRAME_SIZE, RemotingCodec};
 use crate::protocol::{RemotingCommand, ResponseCode, SerializeType};
+
+use super::server::{InProcessConnection, InProcessEndpoint};
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -135,6 +138,20 @@ struct Inner {
     config: ClientConfig,
     slots: Mutex<HashMap<String, ConnectionSlot>>,
     handler: Option<Arc<dyn ClientRequestHandler>>,
+    /// Servers of this process, reached without a socket (see [`RemotingClient::attach_in_process`]).
+    in_process: Mutex<HashMap<String, Arc<InProcessLink>>>,
+}
+
+/// An in-process connection and the task passing the server's own commands to the handler.
+struct InProcessLink {
+    connection: InProcessConnection,
+    forwarder: tokio::task::AbortHandle,
+}
+
+impl Drop for InProcessLink {
+    fn drop(&mut self) {
+        self.forwarder.abort();
+    }
 }
 
 impl RemotingClient {
@@ -154,6 +171,59 @@ impl RemotingClient {
                 config,
                 slots: Mutex::new(HashMap::new()),
                 handler,
+                in_process: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Reaches the server announced as `addr` through `endpoint`, in this process, from now
+    /// on: what a proxy in local mode does with the broker beside it. Requests skip the
+    /// encoding and the socket; the server handles them as it handles a connection's, and
+    /// its own commands (transaction checks) reach this client's handler. Must be called
+    /// inside a Tokio runtime.
+    pub fn attach_in_process(&self, addr: &str, endpoint: &InProcessEndpoint) {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (connection, mut commands) =
+            endpoint.connect(peer, self.inner.config.write_queue_capacity);
+        let handler = self.inner.handler.clone();
+        let server = addr.to_string();
+        let forwarder = tokio::spawn(async move {
+            while let Some(command) = commands.recv().await {
+                // The server ignores answers to its requests (it sends only oneway ones).
+                if let Some(h) = &handler {
+                    let _ = h.handle(&server, command);
+                }
+            }
+        });
+        let link = Arc::new(InProcessLink {
+            connection,
+            forwarder: forwarder.abort_handle(),
+        });
+        lock(&self.inner.in_process).insert(addr.to_string(), link);
+    }
+
+    fn in_process_link(&self, addr: &str) -> Option<Arc<InProcessLink>> {
+        let links = lock(&self.inner.in_process);
+        if links.is_empty() {
+            return None;
+        }
+        links.get(addr).cloned()
+    }
+
+    async fn invoke_in_process(
+        link: &InProcessLink,
+        addr: &str,
+        mut request: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, RemotingError> {
+        request.opaque = NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed);
+        request.flag &= !(crate::protocol::FLAG_RESPONSE | crate::protocol::FLAG_ONEWAY);
+        match tokio::time::timeout(timeout, link.connection.call(request)).await {
+            Ok(Some(response)) => Ok(response),
+            // A request the server leaves unanswered would time out on a socket, too.
+            Ok(None) | Err(_) => Err(RemotingError::Timeout {
+                addr: addr.to_string(),
+                timeout,
             }),
         }
     }
@@ -165,6 +235,9 @@ impl RemotingClient {
         mut request: RemotingCommand,
         timeout: Duration,
     ) -> Result<RemotingCommand, RemotingError> {
+        if let Some(link) = self.in_process_link(addr) {
+            return Self::invoke_in_process(&link, addr, request, timeout).await;
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         let conn = tokio::time::timeout_at(deadline, self.connection(addr))
             .await
@@ -237,6 +310,13 @@ impl RemotingClient {
         mut request: RemotingCommand,
         timeout: Duration,
     ) -> Result<(), RemotingError> {
+        if let Some(link) = self.in_process_link(addr) {
+            request.opaque = NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed);
+            let request = request.into_oneway();
+            // Oneway: nobody waits for the processor, as nobody would on a socket.
+            tokio::spawn(async move { link.connection.call(request).await });
+            return Ok(());
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         let conn = tokio::time::timeout_at(deadline, self.connection(addr))
             .await

@@ -12,6 +12,7 @@ pub mod server;
 pub use client::{ClientConfig, ClientRequestHandler, RemotingClient, RemotingError};
 pub use metrics::RemotingMetrics;
 pub use server::{
-    ConnectionHandle, ConnectionListener, Dispatcher, ProcessError, ProcessResult, RemotingServer,
-    Reply, RequestContext, RequestProcessor, ServerConfig, ServerHandle,
+    ConnectionHandle, ConnectionListener, Dispatcher, InProcessConnection, InProcessEndpoint,
+    ProcessError, ProcessResult, RemotingServer, Reply, RequestContext, RequestProcessor,
+    ServerConfig, ServerHandle,
 };

@@ -224,6 +224,22 @@ impl Dispatcher {
         self.table.get(&code)
     }
 
+    /// Hands `request` to its code's processor; a code nobody handles gets
+    /// `REQUEST_CODE_NOT_SUPPORTED`.
+    pub fn dispatch(&self, ctx: &RequestContext, request: RemotingCommand) -> Reply {
+        let code = request.code;
+        match self.get(code) {
+            Some(processor) => processor.process(ctx, request),
+            None => {
+                debug!(code, "request code not supported");
+                Reply::Now(Err(ProcessError::new(
+                    ResponseCode::RequestCodeNotSupported,
+                    format!(" request type {code} not supported"),
+                )))
+            }
+        }
+    }
+
     /// Registered codes, sorted (for docs and tests).
     pub fn codes(&self) -> Vec<i32> {
         let mut codes: Vec<i32> = self.table.keys().copied().collect();
@@ -293,6 +309,18 @@ impl RemotingServer {
     pub fn with_metrics(mut self, metrics: RemotingMetrics) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// This server's dispatch without a socket, for clients in the same process (a proxy in
+    /// local mode reaching the broker beside it). Requests on it are handled exactly as
+    /// those of a socket connection, minus the encoding and the two trips through the
+    /// kernel.
+    pub fn in_process(&self) -> InProcessEndpoint {
+        InProcessEndpoint {
+            dispatcher: self.dispatcher.clone(),
+            listener: self.listener.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 
     /// Binds and starts serving in the background.
@@ -435,16 +463,7 @@ impl RemotingServer {
                 let code = frame.code;
                 let opaque = frame.opaque;
                 let oneway = frame.is_oneway();
-                let reply = match self.dispatcher.get(code) {
-                    Some(processor) => processor.process(&ctx, frame),
-                    None => {
-                        debug!(code, "request code not supported");
-                        Reply::Now(Err(ProcessError::new(
-                            ResponseCode::RequestCodeNotSupported,
-                            format!(" request type {code} not supported"),
-                        )))
-                    }
-                };
+                let reply = self.dispatcher.dispatch(&ctx, frame);
                 match reply {
                     Reply::Now(result) => {
                         let response = finish(&self.metrics, &ctx, code, opaque, oneway, result);
@@ -565,6 +584,88 @@ impl Drop for CloseGuard {
         self.open_connections.fetch_sub(1, Ordering::AcqRel);
         self.metrics.connections_open.dec();
         if let Some(listener) = &self.listener {
+            listener.on_close(&self.connection);
+        }
+    }
+}
+
+/// A server's dispatch for clients in the same process; see [`RemotingServer::in_process`].
+#[derive(Clone)]
+pub struct InProcessEndpoint {
+    dispatcher: Arc<Dispatcher>,
+    listener: Option<Arc<dyn ConnectionListener>>,
+    metrics: RemotingMetrics,
+}
+
+impl std::fmt::Debug for InProcessEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessEndpoint")
+            .field("codes", &self.dispatcher.table.len())
+            .finish()
+    }
+}
+
+impl InProcessEndpoint {
+    /// Opens a connection from `peer`. Commands the server sends its peer on its own
+    /// (e.g. CHECK_TRANSACTION_STATE) arrive on the returned receiver; up to `capacity`
+    /// wait there before the server's sends fail, as with a full socket queue.
+    pub fn connect(
+        &self,
+        peer: SocketAddr,
+        capacity: usize,
+    ) -> (InProcessConnection, mpsc::Receiver<RemotingCommand>) {
+        let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(capacity);
+        self.metrics.connections_total.inc();
+        self.metrics.connections_open.inc();
+        let connection = InProcessConnection {
+            endpoint: self.clone(),
+            connection: ConnectionHandle { id, peer, tx },
+        };
+        (connection, rx)
+    }
+}
+
+/// One in-process connection; closing it (dropping it) tells the server's connection
+/// listener, as a socket's close would.
+pub struct InProcessConnection {
+    endpoint: InProcessEndpoint,
+    connection: ConnectionHandle,
+}
+
+impl InProcessConnection {
+    /// Handles `request` as the server handles a frame: its response (opaque and flag set),
+    /// or `None` for a oneway request or a processor that answers nothing. A processor
+    /// that answers later runs on its own task, so dropping this future (a caller's
+    /// timeout) leaves the request to finish as it would for a vanished socket peer.
+    pub async fn call(&self, request: RemotingCommand) -> Option<RemotingCommand> {
+        let ctx = RequestContext {
+            connection: self.connection.clone(),
+            received_at: Instant::now(),
+        };
+        let (code, opaque, oneway) = (request.code, request.opaque, request.is_oneway());
+        let result = match self.endpoint.dispatcher.dispatch(&ctx, request) {
+            Reply::Now(result) => result,
+            Reply::Later(future) => tokio::spawn(future).await.unwrap_or_else(|e| {
+                Err(ProcessError::new(
+                    ResponseCode::SystemError,
+                    format!("request task failed: {e}"),
+                ))
+            }),
+        };
+        finish(&self.endpoint.metrics, &ctx, code, opaque, oneway, result)
+    }
+
+    /// The server-side handle of this connection.
+    pub fn handle(&self) -> &ConnectionHandle {
+        &self.connection
+    }
+}
+
+impl Drop for InProcessConnection {
+    fn drop(&mut self) {
+        self.endpoint.metrics.connections_open.dec();
+        if let Some(listener) = &self.endpoint.listener {
             listener.on_close(&self.connection);
         }
     }

@@ -101,7 +101,11 @@ fn main() -> ExitCode {
         } else {
             None
         };
-        let proxy = match ProxyServer::start(config).await {
+        let started = match &local {
+            Some(l) => ProxyServer::start_beside(config, &l.broker).await,
+            None => ProxyServer::start(config).await,
+        };
+        let proxy = match started {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("mqproxy: {e}");

@@ -18,11 +18,12 @@ use tonic::transport::Channel;
 use crate::local::{
     T, child_stderr, create_topic, free_port, sibling, start_local, wait_until_serving,
 };
-use crate::produce::{Figures, drive};
+use crate::produce::{Figures, drive_multiplexed};
 
 /// Settings of a proxy run.
 pub struct ProxyArgs {
     pub connections: usize,
+    pub in_flight: usize,
     pub size: usize,
     pub duration: Duration,
 }
@@ -90,53 +91,63 @@ async fn connect(addr: &str) -> MessagingServiceClient<Channel> {
     }
 }
 
-/// gRPC producers: one channel each, one SendMessage of one message in flight.
-async fn drive_grpc(addr: &str, connections: usize, size: usize, duration: Duration) -> Figures {
+/// gRPC producers: `connections` channels, each shared by `in_flight` producers with one
+/// SendMessage of one message in flight (HTTP/2 streams of one connection).
+async fn drive_grpc(
+    addr: &str,
+    connections: usize,
+    in_flight: usize,
+    size: usize,
+    duration: Duration,
+) -> Figures {
     let sent = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let stop_at = start + duration;
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let mut client = connect(addr).await;
-        let (sent, errors) = (sent.clone(), errors.clone());
-        let body = vec![b'x'; size];
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Latencies::default();
-            let mut n = 0u64;
-            while Instant::now() < stop_at {
-                let message = pb::Message {
-                    topic: Some(resource(TOPIC)),
-                    user_properties: Default::default(),
-                    system_properties: Some(pb::SystemProperties {
-                        message_id: format!("BENCH{c:04}{n:012}"),
-                        message_type: pb::MessageType::Normal as i32,
-                        ..Default::default()
-                    }),
-                    body: body.clone(),
-                };
-                n += 1;
-                let t = Instant::now();
-                let r = client
-                    .send_message(request(
-                        pb::SendMessageRequest {
-                            messages: vec![message],
-                        },
-                        "bench",
-                    ))
-                    .await;
-                match r {
-                    Ok(r) if r.get_ref().status.as_ref().is_some_and(|s| s.code == OK) => {
-                        latencies.record(t.elapsed());
-                        sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
+        let channel = connect(addr).await;
+        for p in 0..in_flight.max(1) {
+            let mut client = channel.clone();
+            let (sent, errors) = (sent.clone(), errors.clone());
+            let body = vec![b'x'; size];
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Latencies::default();
+                let mut n = 0u64;
+                while Instant::now() < stop_at {
+                    let message = pb::Message {
+                        topic: Some(resource(TOPIC)),
+                        user_properties: Default::default(),
+                        system_properties: Some(pb::SystemProperties {
+                            message_id: format!("BENCH{c:04}{p:04}{n:012}"),
+                            message_type: pb::MessageType::Normal as i32,
+                            ..Default::default()
+                        }),
+                        body: body.clone(),
+                    };
+                    n += 1;
+                    let t = Instant::now();
+                    let r = client
+                        .send_message(request(
+                            pb::SendMessageRequest {
+                                messages: vec![message],
+                            },
+                            "bench",
+                        ))
+                        .await;
+                    match r {
+                        Ok(r) if r.get_ref().status.as_ref().is_some_and(|s| s.code == OK) => {
+                            latencies.record(t.elapsed());
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
-            }
-            latencies
-        }));
+                latencies
+            }));
+        }
     }
     let mut latencies = Latencies::default();
     for t in tasks {
@@ -337,8 +348,8 @@ fn row(name: &str, f: &mut Figures, cpu: (f64, f64), baseline: Option<f64>) {
 /// Runs cluster mode, then local mode, and prints the figures.
 pub async fn run(a: ProxyArgs) {
     println!(
-        "mqbench proxy: {} connections, {} B messages, {:?} per producer mode",
-        a.connections, a.size, a.duration
+        "mqbench proxy: {} connections x {} in flight, {} B messages, {:?} per producer mode",
+        a.connections, a.in_flight, a.size, a.duration
     );
     let admin = MqClient::for_brokers(T);
 
@@ -361,11 +372,20 @@ pub async fn run(a: ProxyArgs) {
         println!(" cluster mode (mqnamesrv + mqbroker + mqproxy processes):");
         let servers = [local.broker_pid, proxy.0.id()];
         let cpu = Cpu::start(&servers);
-        let mut direct = drive(&local.broker, TOPIC, a.connections, a.size, 1, a.duration).await;
+        let mut direct = drive_multiplexed(
+            &local.broker,
+            TOPIC,
+            a.connections,
+            a.in_flight,
+            a.size,
+            1,
+            a.duration,
+        )
+        .await;
         let used = cpu.per_message(direct.sent);
         row("produce, Remoting to the broker", &mut direct, used, None);
         let cpu = Cpu::start(&servers);
-        let mut grpc = drive_grpc(&addr, a.connections, a.size, a.duration).await;
+        let mut grpc = drive_grpc(&addr, a.connections, a.in_flight, a.size, a.duration).await;
         let used = cpu.per_message(grpc.sent);
         let base = Some(direct.rate());
         row("produce, gRPC through the proxy", &mut grpc, used, base);
@@ -407,11 +427,20 @@ pub async fn run(a: ProxyArgs) {
         println!(" local mode (one mqproxy --mode local process):");
         let servers = [proxy.0.id()];
         let cpu = Cpu::start(&servers);
-        let mut direct = drive(&broker, TOPIC, a.connections, a.size, 1, a.duration).await;
+        let mut direct = drive_multiplexed(
+            &broker,
+            TOPIC,
+            a.connections,
+            a.in_flight,
+            a.size,
+            1,
+            a.duration,
+        )
+        .await;
         let used = cpu.per_message(direct.sent);
         row("produce, Remoting to the broker", &mut direct, used, None);
         let cpu = Cpu::start(&servers);
-        let mut grpc = drive_grpc(&addr, a.connections, a.size, a.duration).await;
+        let mut grpc = drive_grpc(&addr, a.connections, a.in_flight, a.size, a.duration).await;
         let used = cpu.per_message(grpc.sent);
         let base = Some(direct.rate());
         row("produce, gRPC through the proxy", &mut grpc, used, base);

@@ -161,6 +161,20 @@ pub async fn drive(
     batch: usize,
     duration: Duration,
 ) -> Figures {
+    drive_multiplexed(broker, topic, connections, 1, size, batch, duration).await
+}
+
+/// Like [`drive`], with `in_flight` producers sharing each connection, as the threads of
+/// an application share its one client instance.
+pub async fn drive_multiplexed(
+    broker: &str,
+    topic: &str,
+    connections: usize,
+    in_flight: usize,
+    size: usize,
+    batch: usize,
+    duration: Duration,
+) -> Figures {
     let payload = vec![b'x'; size];
     let sent = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -168,22 +182,24 @@ pub async fn drive(
     let stop_at = start + duration;
     let mut producers = Vec::new();
     for _ in 0..connections {
-        let (broker, topic, payload) = (broker.to_string(), topic.to_string(), payload.clone());
-        let (sent, errors) = (sent.clone(), errors.clone());
-        producers.push(tokio::spawn(async move {
-            let client = MqClient::for_brokers(T);
-            let mut latencies = Latencies::default();
-            while Instant::now() < stop_at {
-                let t = Instant::now();
-                if send_stamped(&client, &broker, &topic, &payload, batch).await {
-                    latencies.record(t.elapsed());
-                    sent.fetch_add(batch.max(1) as u64, Ordering::Relaxed);
-                } else {
-                    errors.fetch_add(1, Ordering::Relaxed);
+        let client = MqClient::for_brokers(T);
+        for _ in 0..in_flight.max(1) {
+            let (broker, topic, payload) = (broker.to_string(), topic.to_string(), payload.clone());
+            let (sent, errors, client) = (sent.clone(), errors.clone(), client.clone());
+            producers.push(tokio::spawn(async move {
+                let mut latencies = Latencies::default();
+                while Instant::now() < stop_at {
+                    let t = Instant::now();
+                    if send_stamped(&client, &broker, &topic, &payload, batch).await {
+                        latencies.record(t.elapsed());
+                        sent.fetch_add(batch.max(1) as u64, Ordering::Relaxed);
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-            }
-            latencies
-        }));
+                latencies
+            }));
+        }
     }
     let mut latencies = Latencies::default();
     for p in producers {

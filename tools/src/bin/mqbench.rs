@@ -130,6 +130,9 @@ enum Bench {
         /// Concurrent connections (producers and gRPC consumers).
         #[arg(short = 'c', long, default_value_t = 16)]
         connections: usize,
+        /// Producers sharing each connection, one request in flight each.
+        #[arg(short = 'i', long = "in-flight", default_value_t = 1)]
+        in_flight: usize,
         /// Message body size in bytes.
         #[arg(short = 's', long, default_value_t = 1024)]
         size: usize,
@@ -219,10 +222,12 @@ fn main() {
         })),
         Bench::Proxy {
             connections,
+            in_flight,
             size,
             duration,
         } => runtime.block_on(grpc::run(grpc::ProxyArgs {
             connections,
+            in_flight,
             size,
             duration: Duration::from_secs(duration),
         })),
