@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rocketmq_common::pop::{
-    BatchAckMessageRequestBody, ExtraInfo, POP_CK, TopicFlag, order_count_key, parse_offset_info,
+    BatchAck, BatchAckMessageRequestBody, ExtraInfo, MAX_BATCH_ACK_SPAN, POP_CK, TopicFlag,
+    order_count_key, parse_offset_info,
 };
 use rocketmq_common::protocol::headers::broker::{
     AckMessageRequestHeader, ChangeInvisibleTimeRequestHeader, ChangeInvisibleTimeResponseHeader,
@@ -120,6 +121,91 @@ pub fn attach_receipts(
             })
         })
         .collect()
+}
+
+/// Acks of popped messages, grouped the way BATCH_ACK_MESSAGE carries them.
+#[derive(Debug, Default)]
+pub struct AckPlan {
+    /// One body per broker name, with the indexes (into the receipts given) it acks.
+    pub batches: Vec<(BatchAckMessageRequestBody, Vec<usize>)>,
+    /// Receipts too far from their checkpoint's start for a batch's bit set: ack each one.
+    pub singles: Vec<usize>,
+    /// Receipts whose offsets do not belong together (a forged or corrupt receipt).
+    pub invalid: Vec<usize>,
+}
+
+/// Groups the receipts of messages popped by `group` from `topic` into BATCH_ACK_MESSAGE
+/// bodies: one ack group per checkpoint (flag, queue, start offset, pop time, revive
+/// queue), one body per broker.
+pub fn plan_batch_acks<'a>(
+    group: &str,
+    topic: &str,
+    receipts: impl IntoIterator<Item = (usize, &'a ExtraInfo)>,
+) -> AckPlan {
+    type Key = (String, i32, i64, i64, i32);
+    type Groups = HashMap<Key, (BatchAck, Vec<i64>, Vec<usize>)>;
+    let mut plan = AckPlan::default();
+    let mut by_broker: HashMap<&str, Groups> = HashMap::new();
+    for (i, receipt) in receipts {
+        // A message lies at or after its checkpoint's start; one far after it (a filter
+        // skipped many) is acked on its own rather than in a huge bit set.
+        let span = receipt.queue_offset - receipt.ck_queue_offset;
+        if span < 0 {
+            plan.invalid.push(i);
+            continue;
+        }
+        if span >= MAX_BATCH_ACK_SPAN as i64 {
+            plan.singles.push(i);
+            continue;
+        }
+        let key = (
+            receipt.topic_flag.as_str().to_string(),
+            receipt.queue_id,
+            receipt.ck_queue_offset,
+            receipt.pop_time,
+            receipt.revive_qid,
+        );
+        let slot = by_broker
+            .entry(receipt.broker_name.as_str())
+            .or_default()
+            .entry(key)
+            .or_insert_with(|| {
+                (
+                    BatchAck {
+                        consumer_group: group.to_string(),
+                        topic: topic.to_string(),
+                        retry: receipt.topic_flag.as_str().to_string(),
+                        start_offset: receipt.ck_queue_offset,
+                        queue_id: receipt.queue_id,
+                        revive_queue_id: receipt.revive_qid,
+                        pop_time: receipt.pop_time,
+                        invisible_time: receipt.invisible_time,
+                        bit_set: String::new(),
+                    },
+                    Vec::new(),
+                    Vec::new(),
+                )
+            });
+        slot.1.push(receipt.queue_offset);
+        slot.2.push(i);
+    }
+    for (broker_name, groups) in by_broker {
+        let mut indexes = Vec::new();
+        let acks = groups
+            .into_values()
+            .map(|(mut ack, offsets, idx)| {
+                ack.bit_set = BatchAck::encode_bits(ack.start_offset, &offsets);
+                indexes.extend(idx);
+                ack
+            })
+            .collect();
+        let body = BatchAckMessageRequestBody {
+            broker_name: broker_name.to_string(),
+            acks,
+        };
+        plan.batches.push((body, indexes));
+    }
+    plan
 }
 
 impl MqClient {
@@ -349,5 +435,57 @@ mod tests {
         let popped = attach_receipts(&header, "b", vec![message("T", 0, 3)]).unwrap();
         assert_eq!(popped[0].reconsume_times, 2);
         assert!(popped[0].receipt.is_order());
+    }
+
+    fn receipt(broker: &str, queue_id: i32, ck: i64, offset: i64) -> ExtraInfo {
+        ExtraInfo {
+            ck_queue_offset: ck,
+            pop_time: 1_000,
+            invisible_time: 60_000,
+            revive_qid: 0,
+            topic_flag: TopicFlag::Normal,
+            broker_name: broker.into(),
+            queue_id,
+            queue_offset: offset,
+            commit_log_offset: None,
+        }
+    }
+
+    #[test]
+    fn batch_acks_group_by_checkpoint_and_broker() {
+        let receipts = [
+            receipt("a", 0, 10, 10),
+            receipt("a", 0, 10, 12),
+            receipt("a", 1, 5, 5),
+            receipt("b", 0, 0, 3),
+            receipt("a", 0, 10, 10 + MAX_BATCH_ACK_SPAN as i64),
+            receipt("a", 0, 10, 9),
+        ];
+        let plan = plan_batch_acks("G", "T", receipts.iter().enumerate());
+        assert_eq!(
+            plan.singles,
+            [4],
+            "too far from its checkpoint for a bit set"
+        );
+        assert_eq!(plan.invalid, [5], "before its checkpoint's start");
+        let mut batches = plan.batches;
+        batches.sort_by(|x, y| x.0.broker_name.cmp(&y.0.broker_name));
+        assert_eq!(batches.len(), 2);
+        let (a, a_indexes) = &batches[0];
+        assert_eq!(a.broker_name, "a");
+        let mut a_indexes = a_indexes.clone();
+        a_indexes.sort();
+        assert_eq!(a_indexes, [0, 1, 2]);
+        let mut acks = a.acks.clone();
+        acks.sort_by_key(|k| k.queue_id);
+        assert_eq!(acks.len(), 2, "one ack group per checkpoint");
+        assert_eq!(
+            (acks[0].start_offset, acks[0].consumer_group.as_str()),
+            (10, "G")
+        );
+        assert_eq!(acks[0].bit_set, BatchAck::encode_bits(10, &[10, 12]));
+        assert_eq!(acks[1].bit_set, BatchAck::encode_bits(5, &[5]));
+        assert_eq!(batches[1].0.broker_name, "b");
+        assert_eq!(batches[1].1, [3]);
     }
 }

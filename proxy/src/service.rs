@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use futures_util::{Stream, StreamExt};
 use parking_lot::Mutex;
 use rocketmq_client::error::ClientError;
+use rocketmq_client::pop::plan_batch_acks;
 use rocketmq_client::route::Route;
 use rocketmq_client::{MqClient, RouteCache, StoredMessage};
 use rocketmq_common::body::{HeartbeatData, ProducerData};
-use rocketmq_common::pop::{BatchAck, BatchAckMessageRequestBody, ExtraInfo, MAX_POP_MESSAGES};
+use rocketmq_common::pop::{ExtraInfo, MAX_POP_MESSAGES};
 use rocketmq_common::protocol::ResponseCode;
 use rocketmq_common::protocol::headers::broker::{
     CheckTransactionStateRequestHeader, ConsumerSendMsgBackRequestHeader,
@@ -1327,82 +1328,29 @@ impl Messaging {
         entries: &[pb::AckMessageEntry],
     ) -> Vec<pb::Status> {
         let mut statuses = vec![ok(); entries.len()];
-        // Checkpoint (flag, queue, start offset, pop time, revive queue) → the ack group, its
-        // offsets and the entries it answers; one such map per broker.
-        type Key = (String, i32, i64, i64, i32);
-        type Groups = HashMap<Key, (BatchAck, Vec<i64>, Vec<usize>)>;
-        let mut by_broker: HashMap<String, Groups> = HashMap::new();
+        let mut receipts = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
-            let receipt = match Self::parse_handle(&e.receipt_handle) {
-                Ok(r) => r,
-                Err(s) => {
-                    statuses[i] = s;
-                    continue;
-                }
-            };
-            // A message lies at or after its checkpoint's start; one far after it (a filter
-            // skipped many) is acked on its own rather than in a huge bit set.
-            let span = receipt.queue_offset - receipt.ck_queue_offset;
-            if span < 0 {
-                statuses[i] = status(
-                    Code::InvalidReceiptHandle,
-                    "receipt handle offsets do not belong together",
-                );
-                continue;
+            match Self::parse_handle(&e.receipt_handle) {
+                Ok(r) => receipts.push((i, r)),
+                Err(s) => statuses[i] = s,
             }
-            if span >= rocketmq_common::pop::MAX_BATCH_ACK_SPAN as i64 {
-                statuses[i] = self.ack_one(route, group, topic, &e.receipt_handle).await;
-                continue;
-            }
-            let key = (
-                receipt.topic_flag.as_str().to_string(),
-                receipt.queue_id,
-                receipt.ck_queue_offset,
-                receipt.pop_time,
-                receipt.revive_qid,
-            );
-            let slot = by_broker
-                .entry(receipt.broker_name.clone())
-                .or_default()
-                .entry(key)
-                .or_insert_with(|| {
-                    (
-                        BatchAck {
-                            consumer_group: group.to_string(),
-                            topic: topic.to_string(),
-                            retry: receipt.topic_flag.as_str().to_string(),
-                            start_offset: receipt.ck_queue_offset,
-                            queue_id: receipt.queue_id,
-                            revive_queue_id: receipt.revive_qid,
-                            pop_time: receipt.pop_time,
-                            invisible_time: receipt.invisible_time,
-                            bit_set: String::new(),
-                        },
-                        Vec::new(),
-                        Vec::new(),
-                    )
-                });
-            slot.1.push(receipt.queue_offset);
-            slot.2.push(i);
         }
-        for (broker_name, groups) in by_broker {
-            let mut indexes = Vec::new();
-            let acks = groups
-                .into_values()
-                .map(|(mut ack, offsets, idx)| {
-                    ack.bit_set = BatchAck::encode_bits(ack.start_offset, &offsets);
-                    indexes.extend(idx);
-                    ack
-                })
-                .collect();
-            let result = match ProxyCore::master_of(route, &broker_name) {
+        let plan = plan_batch_acks(group, topic, receipts.iter().map(|(i, r)| (*i, r)));
+        for i in plan.invalid {
+            statuses[i] = status(
+                Code::InvalidReceiptHandle,
+                "receipt handle offsets do not belong together",
+            );
+        }
+        for i in plan.singles {
+            statuses[i] = self
+                .ack_one(route, group, topic, &entries[i].receipt_handle)
+                .await;
+        }
+        for (body, indexes) in plan.batches {
+            let result = match ProxyCore::master_of(route, &body.broker_name) {
                 Err(s) => s,
-                Ok(addr) => match self
-                    .core
-                    .client()
-                    .batch_ack(&addr, &BatchAckMessageRequestBody { broker_name, acks })
-                    .await
-                {
+                Ok(addr) => match self.core.client().batch_ack(&addr, &body).await {
                     Ok(()) => ok(),
                     Err(e) => client_error_status(&e),
                 },

@@ -2,7 +2,8 @@
 //! the broker over Remoting and through `mqproxy` over gRPC (`SendMessage`), in cluster mode
 //! (proxy process in front of name server and broker processes) and in local mode (one
 //! `mqproxy --mode local` process), same run, same message size; then consumers drain what
-//! was sent, over Remoting pulls and over gRPC `ReceiveMessage` + `AckMessage`.
+//! was sent, over Remoting pulls, over Remoting POP + batch ack (the work a gRPC receive
+//! asks of the broker) and over gRPC `ReceiveMessage` + `AckMessage`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use rocketmq_client::MqClient;
 use rocketmq_client::api::PullQueue;
+use rocketmq_client::pop::plan_batch_acks;
+use rocketmq_common::protocol::headers::broker::PopMessageRequestHeader;
 use rocketmq_proto::pb::{self, messaging_service_client::MessagingServiceClient};
 use rocketmq_tools::{Latencies, cpu_time};
 use tonic::transport::Channel;
@@ -30,6 +33,12 @@ pub struct ProxyArgs {
 
 const TOPIC: &str = "ProxyBench";
 const QUEUES: i32 = 8;
+/// The gRPC consumers' group; the Remoting POP consumers use their own so both drain
+/// everything.
+const GRPC_GROUP: &str = "ProxyBenchGroup";
+const POP_GROUP: &str = "ProxyBenchPop";
+/// The broker's name (`brokerName` default) that POP receipts carry.
+const BROKER_NAME: &str = "broker-a";
 const OK: i32 = pb::Code::Ok as i32;
 
 struct Proxy(Child);
@@ -172,7 +181,7 @@ async fn drain_grpc(addr: &str, connections: usize, total: u64) -> Figures {
         let (got, errors) = (got.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Latencies::default();
-            let group = resource("ProxyBenchGroup");
+            let group = resource(GRPC_GROUP);
             while got.load(Ordering::Relaxed) < total {
                 let t = Instant::now();
                 let receive = pb::ReceiveMessageRequest {
@@ -247,6 +256,75 @@ fn pb_duration(secs: i64) -> rocketmq_proto::prost_types::Duration {
         seconds: secs,
         nanos: 0,
     }
+}
+
+/// Consumers draining `total` messages straight from the broker with POP, the work a gRPC
+/// receive asks of it: POP_MESSAGE of 32, then one BATCH_ACK_MESSAGE for the batch.
+async fn drain_pop_remoting(broker: &str, connections: usize, total: u64) -> Figures {
+    let got = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (broker, got, errors) = (broker.to_string(), got.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = MqClient::for_brokers(T);
+            let mut latencies = Latencies::default();
+            while got.load(Ordering::Relaxed) < total {
+                let t = Instant::now();
+                let header = PopMessageRequestHeader {
+                    consumer_group: POP_GROUP.into(),
+                    topic: TOPIC.into(),
+                    queue_id: -1,
+                    max_msg_nums: 32,
+                    invisible_time: 60_000,
+                    poll_time: 1_000,
+                    born_time: now_ms(),
+                    init_mode: 0,
+                    exp_type: Some("TAG".into()),
+                    exp: Some("*".into()),
+                    order: Some(false),
+                    attempt_id: None,
+                };
+                let Ok(popped) = client.pop_message(&broker, BROKER_NAME, &header).await else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                if popped.messages.is_empty() {
+                    continue;
+                }
+                let receipts = popped.messages.iter().map(|m| &m.receipt).enumerate();
+                let plan = plan_batch_acks(POP_GROUP, TOPIC, receipts);
+                let mut acked = plan.singles.is_empty() && plan.invalid.is_empty();
+                for (body, _) in &plan.batches {
+                    acked &= client.batch_ack(&broker, body).await.is_ok();
+                }
+                if acked {
+                    latencies.record(t.elapsed());
+                    got.fetch_add(popped.messages.len() as u64, Ordering::Relaxed);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Latencies::default();
+    for t in tasks {
+        latencies.merge(t.await.expect("pop task"));
+    }
+    Figures {
+        sent: got.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Consumers draining `total` messages straight from the broker: Remoting pulls of 32,
@@ -395,9 +473,18 @@ pub async fn run(a: ProxyArgs) {
         let used = cpu.per_message(pulled.sent);
         row("consume, Remoting pulls of 32", &mut pulled, used, None);
         let cpu = Cpu::start(&servers);
+        let mut popped = drain_pop_remoting(&local.broker, a.connections, total).await;
+        let used = cpu.per_message(popped.sent);
+        row(
+            "consume, Remoting POP 32 + batch ack",
+            &mut popped,
+            used,
+            None,
+        );
+        let cpu = Cpu::start(&servers);
         let mut received = drain_grpc(&addr, a.connections, total).await;
         let used = cpu.per_message(received.sent);
-        let base = Some(pulled.rate());
+        let base = Some(popped.rate());
         row("consume, gRPC receive 32 + ack", &mut received, used, base);
     }
 
