@@ -379,48 +379,72 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// CPU time of the server processes and of this one (the clients) over a phase.
+/// CPU time of each server process and of this one (the clients) over a phase.
 struct Cpu {
     servers: Vec<u32>,
-    before: (Duration, Duration),
+    before: (Vec<Duration>, Duration),
+}
+
+/// CPU µs per message of a phase: each server process (in the order given), the clients.
+struct Used {
+    servers: Vec<f64>,
+    client: f64,
 }
 
 impl Cpu {
     fn start(servers: &[u32]) -> Self {
         let mut c = Self {
             servers: servers.to_vec(),
-            before: (Duration::ZERO, Duration::ZERO),
+            before: (Vec::new(), Duration::ZERO),
         };
         c.before = c.now();
         c
     }
 
-    fn now(&self) -> (Duration, Duration) {
+    fn now(&self) -> (Vec<Duration>, Duration) {
         (
-            self.servers.iter().filter_map(|p| cpu_time(*p)).sum(),
+            self.servers
+                .iter()
+                .map(|p| cpu_time(*p).unwrap_or_default())
+                .collect(),
             cpu_time(std::process::id()).unwrap_or_default(),
         )
     }
 
-    /// (server, client) CPU µs per message of the phase.
-    fn per_message(&self, messages: u64) -> (f64, f64) {
-        let (s, c) = self.now();
+    fn per_message(&self, messages: u64) -> Used {
+        let (servers, client) = self.now();
         let per = |d: Duration| d.as_secs_f64() * 1e6 / messages.max(1) as f64;
-        (per(s - self.before.0), per(c - self.before.1))
+        Used {
+            servers: servers
+                .iter()
+                .zip(&self.before.0)
+                .map(|(now, before)| per(now.saturating_sub(*before)))
+                .collect(),
+            client: per(client.saturating_sub(self.before.1)),
+        }
     }
 }
 
-fn row(name: &str, f: &mut Figures, cpu: (f64, f64), baseline: Option<f64>) {
-    let ratio = baseline.map_or(String::new(), |b| format!("  {:.2}× direct", f.rate() / b));
+/// A row of figures; `baseline` is the rate it is compared with and that rate's name.
+fn row(name: &str, f: &mut Figures, used: &Used, baseline: Option<(f64, &str)>) {
+    let ratio = baseline.map_or(String::new(), |(rate, of)| {
+        format!("  {:.2}× {of}", f.rate() / rate)
+    });
+    let servers: f64 = used.servers.iter().sum();
     println!(
-        "  {name:<34} {:>9.0} msgs/s  p50 {:>7.3} ms  p99 {:>7.3} ms  CPU/msg servers {:>5.1} µs, client {:>5.1} µs  {} errors{ratio}",
+        "  {name:<36} {:>7.0} msgs/s  p50 {:>6.3} ms  p99 {:>6.3} ms  CPU/msg servers {:>5.1} µs, client {:>5.1} µs  {} errors{ratio}",
         f.rate(),
         ms(f.latencies.quantile(0.5)),
         ms(f.latencies.quantile(0.99)),
-        cpu.0,
-        cpu.1,
+        servers,
+        used.client,
         f.errors
     );
+}
+
+/// The broker's share of a cluster-mode phase and the proxy's (servers are broker, proxy).
+fn split(used: &Used) -> (f64, f64) {
+    (used.servers[0], used.servers[1])
 }
 
 /// Runs cluster mode, then local mode, and prints the figures.
@@ -460,32 +484,56 @@ pub async fn run(a: ProxyArgs) {
             a.duration,
         )
         .await;
-        let used = cpu.per_message(direct.sent);
-        row("produce, Remoting to the broker", &mut direct, used, None);
+        let direct_used = cpu.per_message(direct.sent);
+        row(
+            "produce, Remoting to the broker",
+            &mut direct,
+            &direct_used,
+            None,
+        );
         let cpu = Cpu::start(&servers);
         let mut grpc = drive_grpc(&addr, a.connections, a.in_flight, a.size, a.duration).await;
-        let used = cpu.per_message(grpc.sent);
-        let base = Some(direct.rate());
-        row("produce, gRPC through the proxy", &mut grpc, used, base);
+        let grpc_used = cpu.per_message(grpc.sent);
+        let base = Some((direct.rate(), "direct"));
+        row(
+            "produce, gRPC through the proxy",
+            &mut grpc,
+            &grpc_used,
+            base,
+        );
         let total = direct.sent.min(grpc.sent);
         let cpu = Cpu::start(&servers);
         let mut pulled = drain_remoting(&local.broker, total).await;
         let used = cpu.per_message(pulled.sent);
-        row("consume, Remoting pulls of 32", &mut pulled, used, None);
+        row("consume, Remoting pulls of 32", &mut pulled, &used, None);
         let cpu = Cpu::start(&servers);
         let mut popped = drain_pop_remoting(&local.broker, a.connections, total).await;
-        let used = cpu.per_message(popped.sent);
-        row(
-            "consume, Remoting POP 32 + batch ack",
-            &mut popped,
-            used,
-            None,
-        );
+        let popped_used = cpu.per_message(popped.sent);
+        let name = "consume, Remoting POP 32 + batch ack";
+        row(name, &mut popped, &popped_used, None);
         let cpu = Cpu::start(&servers);
         let mut received = drain_grpc(&addr, a.connections, total).await;
-        let used = cpu.per_message(received.sent);
-        let base = Some(popped.rate());
-        row("consume, gRPC receive 32 + ack", &mut received, used, base);
+        let received_used = cpu.per_message(received.sent);
+        let base = Some((popped.rate(), "POP"));
+        row(
+            "consume, gRPC receive 32 + ack",
+            &mut received,
+            &received_used,
+            base,
+        );
+        // With proxies on CPUs of their own (their Deployment scales out), the broker is the
+        // bound: what each message costs it directly and through a proxy.
+        println!("  CPU per message of each process (cluster mode), broker-bound ceiling:");
+        for (phase, direct, proxied) in [
+            ("produce", &direct_used, &grpc_used),
+            ("consume", &popped_used, &received_used),
+        ] {
+            let ((d, _), (b, p)) = (split(direct), split(proxied));
+            println!(
+                "    {phase}: broker {d:>5.1} µs direct, {b:>5.1} µs + proxy {p:>5.1} µs through gRPC; broker-bound {:.2}× direct",
+                d / b
+            );
+        }
     }
 
     // Local mode: one mqproxy process with the name server and broker inside.
@@ -525,12 +573,12 @@ pub async fn run(a: ProxyArgs) {
         )
         .await;
         let used = cpu.per_message(direct.sent);
-        row("produce, Remoting to the broker", &mut direct, used, None);
+        row("produce, Remoting to the broker", &mut direct, &used, None);
         let cpu = Cpu::start(&servers);
         let mut grpc = drive_grpc(&addr, a.connections, a.in_flight, a.size, a.duration).await;
         let used = cpu.per_message(grpc.sent);
-        let base = Some(direct.rate());
-        row("produce, gRPC through the proxy", &mut grpc, used, base);
+        let base = Some((direct.rate(), "direct"));
+        row("produce, gRPC through the proxy", &mut grpc, &used, base);
         drop(proxy);
         let _ = std::fs::remove_dir_all(&dir);
     }
