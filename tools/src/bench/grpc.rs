@@ -158,16 +158,7 @@ async fn drive_grpc(
             }));
         }
     }
-    let mut latencies = Latencies::default();
-    for t in tasks {
-        latencies.merge(t.await.expect("producer task"));
-    }
-    Figures {
-        sent: sent.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-        elapsed: start.elapsed(),
-        latencies,
-    }
+    Figures::gather(tasks, &sent, &errors, start).await
 }
 
 /// Consumers draining `total` messages over gRPC: receive 32, ack them, repeat.
@@ -239,16 +230,7 @@ async fn drain_grpc(addr: &str, connections: usize, total: u64) -> Figures {
             latencies
         }));
     }
-    let mut latencies = Latencies::default();
-    for t in tasks {
-        latencies.merge(t.await.expect("consumer task"));
-    }
-    Figures {
-        sent: got.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-        elapsed: start.elapsed(),
-        latencies,
-    }
+    Figures::gather(tasks, &got, &errors, start).await
 }
 
 fn pb_duration(secs: i64) -> rocketmq_proto::prost_types::Duration {
@@ -309,16 +291,7 @@ async fn drain_pop_remoting(broker: &str, connections: usize, total: u64) -> Fig
             latencies
         }));
     }
-    let mut latencies = Latencies::default();
-    for t in tasks {
-        latencies.merge(t.await.expect("pop task"));
-    }
-    Figures {
-        sent: got.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-        elapsed: start.elapsed(),
-        latencies,
-    }
+    Figures::gather(tasks, &got, &errors, start).await
 }
 
 fn now_ms() -> i64 {
@@ -363,16 +336,7 @@ async fn drain_remoting(broker: &str, total: u64) -> Figures {
             latencies
         }));
     }
-    let mut latencies = Latencies::default();
-    for t in tasks {
-        latencies.merge(t.await.expect("pull task"));
-    }
-    Figures {
-        sent: got.load(Ordering::Relaxed),
-        errors: 0,
-        elapsed: start.elapsed(),
-        latencies,
-    }
+    Figures::gather(tasks, &got, &AtomicU64::new(0), start).await
 }
 
 fn ms(d: Duration) -> f64 {

@@ -145,6 +145,26 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// Waits for the `tasks` of a run that began at `start` and sums their latencies with
+    /// the run's counts of messages `done` and requests that failed.
+    pub async fn gather(
+        tasks: Vec<tokio::task::JoinHandle<Latencies>>,
+        done: &AtomicU64,
+        errors: &AtomicU64,
+        start: Instant,
+    ) -> Self {
+        let mut latencies = Latencies::default();
+        for t in tasks {
+            latencies.merge(t.await.expect("benchmark task"));
+        }
+        Figures {
+            sent: done.load(Ordering::Relaxed),
+            errors: errors.load(Ordering::Relaxed),
+            elapsed: start.elapsed(),
+            latencies,
+        }
+    }
+
     /// Messages per second.
     pub fn rate(&self) -> f64 {
         self.sent as f64 / self.elapsed.as_secs_f64()
@@ -201,16 +221,7 @@ pub async fn drive_multiplexed(
             }));
         }
     }
-    let mut latencies = Latencies::default();
-    for p in producers {
-        latencies.merge(p.await.expect("producer task"));
-    }
-    Figures {
-        sent: sent.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-        elapsed: start.elapsed(),
-        latencies,
-    }
+    Figures::gather(producers, &sent, &errors, start).await
 }
 
 /// Runs the benchmark and prints its figures.
