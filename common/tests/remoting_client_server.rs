@@ -530,13 +530,16 @@ const PUSH_BACK: i32 = 5;
 
 impl RequestProcessor for PushBack {
     fn process(&self, ctx: &RequestContext, request: RemotingCommand) -> Reply {
+        if request.body.is_empty() {
+            panic!("a processor bug");
+        }
         let pushed = ctx
             .connection
             .send_oneway(RemotingCommand::bare_request(PUSH_BACK).with_body(request.body))
             .is_ok();
-        Reply::Now(Ok(Some(
-            RemotingCommand::success().with_body(vec![u8::from(pushed)]),
-        )))
+        // Answers whether the push was queued and whom the server saw.
+        let answer = format!("{pushed} {}", ctx.connection.peer());
+        Reply::Now(Ok(Some(RemotingCommand::success().with_body(answer))))
     }
 }
 
@@ -562,13 +565,16 @@ async fn in_process_requests_are_served_like_socket_ones() {
     );
     dispatcher.register(PUSH_BACK, Arc::new(PushBack));
     let closed = Arc::new(CloseCounter::default());
-    // Never started: the in-process path needs no socket.
     let server =
         RemotingServer::new(loopback_config(), dispatcher).with_connection_listener(closed.clone());
+    let endpoint = server.in_process();
+    let handle = server.start().await.unwrap();
     let (pushed_tx, mut pushed) = tokio::sync::mpsc::unbounded_channel();
     let client = RemotingClient::with_handler(ClientConfig::default(), Arc::new(Pushed(pushed_tx)));
+    // Not the server's socket address: requests to it can only go in process.
     let addr = "10.255.255.1:10911";
-    client.attach_in_process(addr, &server.in_process());
+    let peer: SocketAddr = "127.0.0.1:8081".parse().unwrap();
+    client.attach_in_process(addr, &endpoint, peer);
     let t = Duration::from_secs(5);
 
     // Concurrent requests, answered now and later, each get their own response.
@@ -636,7 +642,7 @@ async fn in_process_requests_are_served_like_socket_ones() {
         )
         .await
         .unwrap();
-    assert_eq!(response.body.as_ref(), [1]);
+    assert_eq!(response.body.as_ref(), b"true 127.0.0.1:8081");
     let (from, command) = tokio::time::timeout(t, pushed.recv())
         .await
         .unwrap()
@@ -662,8 +668,45 @@ async fn in_process_requests_are_served_like_socket_ones() {
         "{err}"
     );
 
-    // Dropping the client closes its connection, as a socket's close would.
+    // A panicking processor fails its request only.
+    let err = client
+        .invoke_ok(addr, RemotingCommand::bare_request(PUSH_BACK), t)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.response_code(),
+        Some(ResponseCode::SystemError.as_i32())
+    );
+    client
+        .invoke_ok(addr, RemotingCommand::bare_request(ECHO), t)
+        .await
+        .unwrap();
+
+    // Detaching, like dropping the client, closes the connection as a socket's close would.
     assert_eq!(closed.0.load(Ordering::SeqCst), 0);
-    drop(client);
+    let other = RemotingClient::new(ClientConfig::default());
+    other.attach_in_process(addr, &endpoint, peer);
+    other.detach_in_process(addr);
     assert_eq!(closed.0.load(Ordering::SeqCst), 1);
+
+    // A slow request in flight when the server shuts down is waited for; afterwards calls
+    // fail as on a closed socket.
+    let slow_call = {
+        let client = client.clone();
+        tokio::spawn(async move { client.invoke_ok(addr, slow(300, b"last"), t).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    handle.shutdown();
+    handle.wait().await;
+    assert_eq!(slow_call.await.unwrap().unwrap().body.as_ref(), b"last");
+    let err = client
+        .invoke(addr, RemotingCommand::bare_request(ECHO), t)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RemotingError::ConnectionClosed { .. }),
+        "{err}"
+    );
+    drop(client);
+    assert_eq!(closed.0.load(Ordering::SeqCst), 2);
 }

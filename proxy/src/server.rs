@@ -112,6 +112,10 @@ pub struct ProxyServer {
     metrics_addr: Option<SocketAddr>,
     stop: CancellationToken,
     serving: tokio::task::JoinHandle<()>,
+    /// The proxy's Remoting client, for releasing its in-process link at shutdown.
+    links: RemotingClient,
+    /// The broker reached in process (local mode).
+    in_process_addr: Option<String>,
 }
 
 /// Passes brokers' CHECK_TRANSACTION_STATE requests (oneway) to the proxy's task.
@@ -192,9 +196,12 @@ impl ProxyServer {
             },
             Arc::new(TransactionChecks(checks_tx)),
         );
-        if let Some((addr, endpoint)) = in_process {
-            remoting.attach_in_process(&addr, endpoint);
-        }
+        // The broker sees the proxy at its gRPC address (the born host of what it sends).
+        let in_process_addr = in_process.map(|(broker, endpoint)| {
+            remoting.attach_in_process(&broker, endpoint, addr);
+            broker
+        });
+        let links = remoting.clone();
         let client = MqClient::with_remoting(
             remoting,
             config.namesrv_addrs.clone(),
@@ -213,8 +220,18 @@ impl ProxyServer {
         tokio::spawn(core.clone().run_producer_heartbeats(stop.clone()));
         {
             let core = core.clone();
+            let stop = stop.clone();
+            // Ends with the proxy: it holds the core, whose client holds this channel's
+            // sender, so waiting for the channel to close would never end.
             tokio::spawn(async move {
-                while let Some((broker, request)) = checks.recv().await {
+                loop {
+                    let (broker, request) = tokio::select! {
+                        _ = stop.cancelled() => break,
+                        next = checks.recv() => match next {
+                            Some(check) => check,
+                            None => break,
+                        },
+                    };
                     core.on_transaction_check(broker, request).await;
                 }
             });
@@ -251,6 +268,8 @@ impl ProxyServer {
             metrics_addr,
             stop,
             serving,
+            links,
+            in_process_addr,
         })
     }
 
@@ -278,6 +297,10 @@ impl ProxyServer {
                 "requests still in flight after {SHUTDOWN_GRACE:?}; closing their connections"
             );
             self.serving.abort();
+        }
+        // Releases the broker beside a local-mode proxy: it sees the connection close.
+        if let Some(broker) = &self.in_process_addr {
+            self.links.detach_in_process(broker);
         }
     }
 }

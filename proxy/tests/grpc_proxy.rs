@@ -722,3 +722,31 @@ async fn fifo_delay_two_proxies_and_a_proxy_restart_mid_receive() {
     proxy_c.shutdown().await;
     c.local.shutdown().await;
 }
+
+/// A local-mode proxy holds its broker through the in-process link; once the proxy is shut
+/// down the broker must be fully released, or a broker reopened on the same store in this
+/// process (a restart in local mode) would find it still locked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_mode_proxy_releases_its_broker_at_shutdown() {
+    let c = cluster().await;
+    c.topic("ReleaseTopic", 1).await;
+    let proxy = c.proxy().await;
+    let mut client = Client::connect(&proxy, "release").await;
+    let sent = client.send(vec![message("ReleaseTopic", "k")]).await;
+    assert_eq!(code(&sent.status), Code::Ok as i32);
+    proxy.shutdown().await;
+    let Cluster { _dir, local, .. } = c;
+    local.shutdown().await;
+
+    let reopened = LocalCluster::start(&LocalOptions {
+        dir: _dir.path().to_path_buf(),
+        namesrv_port: free_port(),
+        broker_port: free_port(),
+        namesrv_metrics_port: 0,
+        broker_metrics_port: 0,
+        broker_config_file: None,
+    })
+    .await
+    .expect("the store is free again once proxy and broker are shut down");
+    reopened.shutdown().await;
+}

@@ -181,8 +181,8 @@ impl RemotingClient {
     /// encoding and the socket; the server handles them as it handles a connection's, and
     /// its own commands (transaction checks) reach this client's handler. Must be called
     /// inside a Tokio runtime.
-    pub fn attach_in_process(&self, addr: &str, endpoint: &InProcessEndpoint) {
-        let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+    /// `peer` is the address the server sees this client at (a message's born host).
+    pub fn attach_in_process(&self, addr: &str, endpoint: &InProcessEndpoint, peer: SocketAddr) {
         let (connection, mut commands) =
             endpoint.connect(peer, self.inner.config.write_queue_capacity);
         let handler = self.inner.handler.clone();
@@ -202,6 +202,12 @@ impl RemotingClient {
         lock(&self.inner.in_process).insert(addr.to_string(), link);
     }
 
+    /// Stops reaching `addr` in process (a later request dials it); the server sees the
+    /// connection close once requests still running on it end.
+    pub fn detach_in_process(&self, addr: &str) {
+        lock(&self.inner.in_process).remove(addr);
+    }
+
     fn in_process_link(&self, addr: &str) -> Option<Arc<InProcessLink>> {
         let links = lock(&self.inner.in_process);
         if links.is_empty() {
@@ -219,9 +225,12 @@ impl RemotingClient {
         request.opaque = NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed);
         request.flag &= !(crate::protocol::FLAG_RESPONSE | crate::protocol::FLAG_ONEWAY);
         match tokio::time::timeout(timeout, link.connection.call(request)).await {
-            Ok(Some(response)) => Ok(response),
+            Ok(Ok(Some(response))) => Ok(response),
+            Ok(Err(_)) => Err(RemotingError::ConnectionClosed {
+                addr: addr.to_string(),
+            }),
             // A request the server leaves unanswered would time out on a socket, too.
-            Ok(None) | Err(_) => Err(RemotingError::Timeout {
+            Ok(Ok(None)) | Err(_) => Err(RemotingError::Timeout {
                 addr: addr.to_string(),
                 timeout,
             }),
@@ -313,6 +322,11 @@ impl RemotingClient {
         if let Some(link) = self.in_process_link(addr) {
             request.opaque = NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed);
             let request = request.into_oneway();
+            if link.connection.is_shut_down() {
+                return Err(RemotingError::ConnectionClosed {
+                    addr: addr.to_string(),
+                });
+            }
             // Oneway: nobody waits for the processor, as nobody would on a socket.
             tokio::spawn(async move { link.connection.call(request).await });
             return Ok(());

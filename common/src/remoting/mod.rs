@@ -14,5 +14,5 @@ pub use metrics::RemotingMetrics;
 pub use server::{
     ConnectionHandle, ConnectionListener, Dispatcher, InProcessConnection, InProcessEndpoint,
     ProcessError, ProcessResult, RemotingServer, Reply, RequestContext, RequestProcessor,
-    ServerConfig, ServerHandle,
+    ServerConfig, ServerHandle, ServerShutDown,
 };

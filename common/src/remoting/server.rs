@@ -256,6 +256,9 @@ pub struct RemotingServer {
     metrics: RemotingMetrics,
     frame_budget: Arc<FrameBudget>,
     open_connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// Made before `start` so in-process connections share the server's shutdown.
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
 }
 
 /// Controls a running server.
@@ -296,6 +299,8 @@ impl RemotingServer {
             listener: None,
             metrics: RemotingMetrics::default(),
             open_connections: Arc::default(),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
         }
     }
 
@@ -320,6 +325,10 @@ impl RemotingServer {
             dispatcher: self.dispatcher.clone(),
             listener: self.listener.clone(),
             metrics: self.metrics.clone(),
+            shutdown: self.shutdown.clone(),
+            tracker: self.tracker.clone(),
+            max_in_flight: self.config.max_in_flight_per_connection,
+            shutdown_grace: self.config.shutdown_grace,
         }
     }
 
@@ -327,8 +336,8 @@ impl RemotingServer {
     pub async fn start(self) -> std::io::Result<ServerHandle> {
         let listener = TcpListener::bind(self.config.listen_addr).await?;
         let local_addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
+        let shutdown = self.shutdown.clone();
+        let tracker = self.tracker.clone();
         let handle = ServerHandle {
             local_addr,
             shutdown: shutdown.clone(),
@@ -595,7 +604,16 @@ pub struct InProcessEndpoint {
     dispatcher: Arc<Dispatcher>,
     listener: Option<Arc<dyn ConnectionListener>>,
     metrics: RemotingMetrics,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    max_in_flight: usize,
+    shutdown_grace: Duration,
 }
+
+/// The server behind an in-process connection has shut down (a socket would be closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server has shut down")]
+pub struct ServerShutDown;
 
 impl std::fmt::Debug for InProcessEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -621,6 +639,7 @@ impl InProcessEndpoint {
         let connection = InProcessConnection {
             endpoint: self.clone(),
             connection: ConnectionHandle { id, peer, tx },
+            in_flight: Arc::new(Semaphore::new(self.max_in_flight)),
         };
         (connection, rx)
     }
@@ -631,29 +650,87 @@ impl InProcessEndpoint {
 pub struct InProcessConnection {
     endpoint: InProcessEndpoint,
     connection: ConnectionHandle,
+    /// Bounds the asynchronous requests in flight, as on a socket connection.
+    in_flight: Arc<Semaphore>,
 }
 
 impl InProcessConnection {
     /// Handles `request` as the server handles a frame: its response (opaque and flag set),
     /// or `None` for a oneway request or a processor that answers nothing. A processor
-    /// that answers later runs on its own task, so dropping this future (a caller's
-    /// timeout) leaves the request to finish as it would for a vanished socket peer.
-    pub async fn call(&self, request: RemotingCommand) -> Option<RemotingCommand> {
+    /// that answers later runs on its own task, tracked by the server's shutdown like a
+    /// socket connection's, so dropping this future (a caller's timeout) leaves the request
+    /// to finish as it would for a vanished socket peer. Once the server shuts down, calls
+    /// fail as a closed socket would.
+    pub async fn call(
+        &self,
+        request: RemotingCommand,
+    ) -> Result<Option<RemotingCommand>, ServerShutDown> {
+        let endpoint = &self.endpoint;
+        if endpoint.shutdown.is_cancelled() {
+            return Err(ServerShutDown);
+        }
         let ctx = RequestContext {
             connection: self.connection.clone(),
             received_at: Instant::now(),
         };
         let (code, opaque, oneway) = (request.code, request.opaque, request.is_oneway());
-        let result = match self.endpoint.dispatcher.dispatch(&ctx, request) {
+        // A panicking processor fails this request, not the caller's task (on a socket it
+        // would close only that connection).
+        let dispatched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            endpoint.dispatcher.dispatch(&ctx, request)
+        }));
+        let reply = dispatched.unwrap_or_else(|_| {
+            warn!(code, "request processor panicked");
+            Reply::Now(Err(ProcessError::new(
+                ResponseCode::SystemError,
+                "request processor panicked",
+            )))
+        });
+        let result = match reply {
             Reply::Now(result) => result,
-            Reply::Later(future) => tokio::spawn(future).await.unwrap_or_else(|e| {
-                Err(ProcessError::new(
-                    ResponseCode::SystemError,
-                    format!("request task failed: {e}"),
-                ))
-            }),
+            Reply::Later(future) => {
+                let permit = self
+                    .in_flight
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| ServerShutDown)?;
+                let shutdown = endpoint.shutdown.clone();
+                let grace = endpoint.shutdown_grace;
+                let task = endpoint.tracker.spawn(async move {
+                    let _permit = permit;
+                    tokio::select! {
+                        result = future => result,
+                        _ = async {
+                            shutdown.cancelled().await;
+                            tokio::time::sleep(grace).await;
+                        } => Err(ProcessError::new(
+                            ResponseCode::SystemError,
+                            "the server shut down before answering",
+                        )),
+                    }
+                });
+                task.await.unwrap_or_else(|e| {
+                    Err(ProcessError::new(
+                        ResponseCode::SystemError,
+                        format!("request task failed: {e}"),
+                    ))
+                })
+            }
         };
-        finish(&self.endpoint.metrics, &ctx, code, opaque, oneway, result)
+        Ok(finish(
+            &endpoint.metrics,
+            &ctx,
+            code,
+            opaque,
+            oneway,
+            result,
+        ))
+    }
+
+    /// Whether the server behind this connection has shut down.
+    pub fn is_shut_down(&self) -> bool {
+        self.endpoint.shutdown.is_cancelled()
     }
 
     /// The server-side handle of this connection.
