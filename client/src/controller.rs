@@ -18,6 +18,9 @@ use crate::error::{ClientError, check_success};
 
 /// How many times a request follows a leader change before giving up.
 const MAX_REDIRECTS: usize = 3;
+/// How long a request waits for a controller leader to be elected (several election
+/// timeouts of the defaults).
+const LEADERLESS_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Talks to whichever controller leads.
 pub struct ControllerClient {
@@ -106,6 +109,9 @@ impl ControllerClient {
     /// CONTROLLER_NOT_LEADER answers to the new leader.
     pub async fn invoke(&self, request: RemotingCommand) -> Result<RemotingCommand, RemotingError> {
         let mut attempt = 0;
+        // Without a leader (an election under way), keep asking for a few election rounds
+        // rather than a fixed number of tries: on a loaded host one round can take longer.
+        let patience = tokio::time::Instant::now() + self.timeout.max(LEADERLESS_PATIENCE);
         loop {
             let leader = self.leader().await?;
             let result = self
@@ -121,14 +127,19 @@ impl ControllerClient {
                 Ok(_) => return result,
                 Err(_) => None,
             };
-            attempt += 1;
+            let leaderless = named.is_none();
             *self.leader.write().expect("lock") = named;
-            if attempt > MAX_REDIRECTS {
-                return result;
-            }
-            if self.leader.read().expect("lock").is_none() {
+            if leaderless {
+                if tokio::time::Instant::now() >= patience {
+                    return result;
+                }
                 // No leader named: give an election a moment before asking around again.
                 tokio::time::sleep(Duration::from_millis(200)).await;
+            } else {
+                attempt += 1;
+                if attempt > MAX_REDIRECTS {
+                    return result;
+                }
             }
         }
     }
